@@ -1,0 +1,18 @@
+"""Every asset derived from `siro/recordings`, for `Definitions`."""
+
+from __future__ import annotations
+
+from .crm import recording_crm, recording_crm_links
+from .extractions import recording_entity_extractions
+from .stats import recording_daily_stats
+from .summaries import recording_summaries
+
+derived_assets = [
+    recording_crm_links,
+    recording_crm,
+    recording_summaries,
+    recording_entity_extractions,
+    recording_daily_stats,
+]
+
+__all__ = ["derived_assets"]

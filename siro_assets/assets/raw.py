@@ -1,0 +1,141 @@
+"""`siro/recordings`: every Siro recording, once, in the UTC day of its createdAt."""
+
+
+import asyncio
+import time
+from datetime import date
+
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    asset,
+)
+
+from ..ingest import stage_days
+from ..jobs import RECORDINGS_KEY
+from ..partitions import dates_in_range, daily_partitions, partition_key
+from ..resources import WAREHOUSE_POOL, SiroApiResource, WarehouseResource
+from ..siro.timestamps import format_ts
+from ..warehouse.schema import RECORDINGS_COLUMNS, SCHEMA
+from ..warehouse.staging import RecordingsStage, swap_partitions
+
+_PREVIEW_SQL = f"""
+SELECT id, strftime(created_at, '%Y-%m-%d %H:%M:%S.%g') AS created_at, title, deleted,
+       crm IS NOT NULL AS linked, len(summary) AS summary_sections,
+       len(entity_extractions) AS extractions
+FROM {SCHEMA}.recordings
+WHERE partition_date IN (SELECT unnest($p::DATE[]))
+ORDER BY created_at, id
+LIMIT 5
+"""
+
+_COUNTS_SQL = f"""
+SELECT count(*), count(*) FILTER (WHERE deleted), count(*) FILTER (WHERE crm IS NOT NULL),
+       count(*) FILTER (WHERE root_data_purged_at IS NOT NULL)
+FROM {SCHEMA}.recordings
+WHERE partition_date IN (SELECT unnest($p::DATE[]))
+"""
+
+
+def _markdown_table(columns: list[str], rows: list[tuple]) -> str:
+    def cell(value) -> str:
+        text = "" if value is None else str(value)
+        return text.replace("|", "\\|").replace("\n", " ")[:80]
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+RECORDINGS_TABLE_SCHEMA = TableSchema(
+    columns=[TableColumn(name, sql_type.replace(" NOT NULL", "")) for name, sql_type in RECORDINGS_COLUMNS]
+)
+
+
+@asset(
+    key=RECORDINGS_KEY,
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    group_name="siro",
+    kinds={"duckdb"},
+    metadata={"dagster/table_name": f"{SCHEMA}.recordings", "dagster/column_schema": RECORDINGS_TABLE_SCHEMA},
+)
+def recordings(
+    context: AssetExecutionContext, siro: SiroApiResource, warehouse: WarehouseResource
+) -> MaterializeResult:
+    """Every Siro recording, one row per recording, in the UTC day of its `createdAt`.
+
+    Table `siro.recordings`, primary key `id`, partition column `partition_date`.
+    Typed core columns (`created_at`, `updated_at`, `deleted`, `root_data_purged_at`, ...)
+    sit next to `payload`, the whole API object as JSON (unknown fields included), and
+    the typed nested columns `crm`, `summary` and `entity_extractions` that derived tables
+    unnest. Deleted and purged recordings stay here, flagged, so consumers can reconcile.
+
+    Each run lists the partition days with every enrichment flag on, stages the pages in
+    a private DuckDB file, then replaces the days in one transaction: a failed run
+    leaves the previous rows untouched. A range of days runs as one run.
+    """
+    started = time.monotonic()
+    days: list[date] = dates_in_range(context.partition_key_range)
+    identity = siro.verify_token()
+    context.log.info(
+        f"Token OK for organization {identity.organization_id}; fetching {len(days)} day(s) "
+        f"{partition_key(days[0])}..{partition_key(days[-1])}"
+    )
+
+    with RecordingsStage() as stage:
+        client = siro.async_client()
+
+        async def fetch() -> None:
+            async with client:
+                await stage_days(
+                    client,
+                    stage,
+                    days,
+                    concurrency=siro.max_concurrent_windows,
+                    page_size=siro.page_size,
+                )
+
+        asyncio.run(fetch())
+        staged = stage.finalize(days)
+        if staged.outside_window:
+            context.log.warning(
+                f"The API returned {staged.outside_window} recording(s) created outside the "
+                "requested windows; they were left for their own partitions."
+            )
+        with warehouse.get_connection() as con:
+            inserted = swap_partitions(con, stage, days)
+            rows, deleted, linked, purged = con.execute(_COUNTS_SQL, {"p": days}).fetchone()
+            preview_rows = con.execute(_PREVIEW_SQL, {"p": days}).fetchall()
+
+    stats = client.stats
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "rows_inserted": inserted,
+            "deleted": deleted,
+            "linked": linked,
+            "purged": purged,
+            "partitions": len(days),
+            "duplicates_dropped": staged.duplicates_dropped,
+            "api_requests": stats.requests,
+            "api_pages": stats.pages,
+            "api_retries": stats.retries,
+            "api_429s": stats.rate_limited,
+            "api_5xx": stats.server_errors,
+            "api_bytes": stats.bytes,
+            "duration_seconds": round(time.monotonic() - started, 3),
+            "fetched_up_to": format_ts(siro.now()),
+            "preview": MetadataValue.md(
+                _markdown_table(
+                    ["id", "created_at", "title", "deleted", "linked", "summary_sections", "extractions"],
+                    preview_rows,
+                )
+            ),
+        }
+    )

@@ -1,0 +1,17 @@
+"""The partitioned job the schedule, the sensor and backfills all run."""
+
+from __future__ import annotations
+
+from dagster import AssetKey, AssetSelection, define_asset_job
+
+RECORDINGS_KEY = AssetKey(["siro", "recordings"])
+
+# The raw table and everything derived from it: rematerializing a day of raw rows
+# always refreshes that day downstream too, so derived tables never go stale.
+recordings_pipeline_selection = AssetSelection.assets(RECORDINGS_KEY).downstream()
+
+recordings_job = define_asset_job(
+    name="siro_recordings_job",
+    selection=recordings_pipeline_selection,
+    description="Pull one or more days of Siro recordings and rebuild every table derived from them.",
+)

@@ -1,0 +1,235 @@
+"""Dagster resources: the Siro API (real or simulated) and the DuckDB warehouse.
+
+Both are `ConfigurableResource`s so that every setting shows in the Dagster UI and can
+come from an `EnvVar`; `build_resources_from_env` is the one place that maps the
+documented environment variables onto them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+from dagster import ConfigurableResource, EnvVar
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from .siro import (
+    DEFAULT_BASE_URL,
+    AsyncSiroClient,
+    CallerIdentity,
+    RequestPacer,
+    RetryPolicy,
+    SiroAuthError,
+    SiroClient,
+)
+from .siro.timestamps import parse_ts
+from .warehouse.connection import open_duckdb
+
+SIMULATOR_TOKEN = "simulator-token"
+
+# Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to one
+# run at a time because DuckDB admits a single writing process per file.
+WAREHOUSE_POOL = "siro_duckdb"
+
+
+class MissingTokenError(RuntimeError):
+    """Raised before any request when no API token is configured."""
+
+
+@lru_cache(maxsize=None)
+def _process_pacer(requests_per_minute: float) -> RequestPacer:
+    # One pacer per process and rate: the 1,000 requests/minute budget belongs to the
+    # token, so every client a run creates (sync or async, any thread) must share it.
+    return RequestPacer(requests_per_minute=requests_per_minute)
+
+
+@lru_cache(maxsize=8)
+def _simulated_world(seed: int, recordings_per_day: int, start_date: str):
+    from .simulator import World, WorldConfig
+
+    # Cached so the world's per-day generation cache survives across clients in a process.
+    return World(
+        WorldConfig(
+            seed=seed,
+            recordings_per_day=recordings_per_day,
+            start_date=date.fromisoformat(start_date),
+        )
+    )
+
+
+class SiroApiResource(ConfigurableResource):
+    """Siro's recordings API, or the built-in simulator when `use_simulator` is set.
+
+    The token is never logged or put into metadata; supply it with
+    `EnvVar("SIRO_API_TOKEN")` so the UI shows only the variable's name.
+    """
+
+    token: str | None = Field(
+        default=None,
+        description="Organization integration token (Siro admin -> API Tokens), from SIRO_API_TOKEN.",
+    )
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="API base URL (SIRO_API_BASE_URL).")
+    use_simulator: bool = Field(
+        default=False, description="Serve requests from the in-process simulator (SIRO_SIMULATOR=1)."
+    )
+    simulator_seed: int = 7
+    simulator_recordings_per_day: int = 40
+    simulator_start_date: str = "2026-01-01"
+    simulator_now: str | None = Field(
+        default=None,
+        description="Freeze the simulator clock at this ISO timestamp (tests); wall clock if unset.",
+    )
+    simulator_page_size_cap: int = 100
+    simulator_fault_script: list[str] = Field(
+        default_factory=list,
+        description="Faults the simulator serves first, in order (e.g. 429, 500, truncate).",
+    )
+    requests_per_minute: float = Field(
+        default=900.0, description="Client-side pacing; Siro allows 1,000 requests/minute per token."
+    )
+    page_size: int = Field(default=100, description="Records asked for per page (the server may cap it).")
+    max_concurrent_windows: int = Field(
+        default=4, description="Day windows fetched concurrently during a multi-day backfill."
+    )
+    max_attempts: int = Field(default=6, description="Attempts per request on 429/5xx/timeouts.")
+    initial_backoff_seconds: float = 0.5
+    timeout_seconds: float = 30.0
+
+    def _retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            initial_backoff=self.initial_backoff_seconds,
+            max_backoff=max(self.initial_backoff_seconds, 30.0),
+        )
+
+    def simulator_api(self):
+        """The in-process simulator this resource talks to (only with `use_simulator`)."""
+        from .simulator import FixedClock, SimulatorApi, WallClock
+
+        world = _simulated_world(
+            self.simulator_seed, self.simulator_recordings_per_day, self.simulator_start_date
+        )
+        clock = FixedClock(parse_ts(self.simulator_now)) if self.simulator_now else WallClock()
+        api = SimulatorApi(world, clock, page_size_cap=self.simulator_page_size_cap)
+        if self.simulator_fault_script:
+            api.script_faults(list(self.simulator_fault_script))
+        return api
+
+    def _connection_args(self) -> tuple[str, str, object]:
+        if self.use_simulator:
+            from .simulator import SimulatorTransport
+
+            return SIMULATOR_TOKEN, "http://siro-simulator", SimulatorTransport(self.simulator_api())
+        if not self.token:
+            raise MissingTokenError(
+                "No Siro API token: set SIRO_API_TOKEN to an organization integration token "
+                "(Siro admin -> API Tokens), or SIRO_SIMULATOR=1 to use the built-in simulator."
+            )
+        return self.token, self.base_url, None
+
+    def client(self) -> SiroClient:
+        """A synchronous client sharing this process's request pacer."""
+        token, base_url, transport = self._connection_args()
+        return SiroClient(
+            token,
+            base_url,
+            transport=transport,
+            pacer=_process_pacer(self.requests_per_minute),
+            retry=self._retry_policy(),
+            timeout=self.timeout_seconds,
+        )
+
+    def async_client(self) -> AsyncSiroClient:
+        """An asyncio client sharing this process's request pacer."""
+        token, base_url, transport = self._connection_args()
+        return AsyncSiroClient(
+            token,
+            base_url,
+            transport=transport,
+            pacer=_process_pacer(self.requests_per_minute),
+            retry=self._retry_policy(),
+            timeout=self.timeout_seconds,
+        )
+
+    def verify_token(self) -> CallerIdentity:
+        """Check the token with one cheap call before a long run; raises SiroAuthError."""
+        with self.client() as client:
+            return client.caller_identity()
+
+    def now(self) -> datetime:
+        """The API's notion of now: the simulator clock, or the wall clock."""
+        if self.use_simulator and self.simulator_now:
+            return parse_ts(self.simulator_now)
+        return datetime.now(timezone.utc)
+
+
+class WarehouseResource(DuckDBResource):
+    """The DuckDB warehouse file, shared by every run and by downstream readers.
+
+    Extends dagster-duckdb's `DuckDBResource` (so it drops in wherever that is expected)
+    with read-only connections and a jittered wait while another process holds the file.
+    """
+
+    lock_timeout_seconds: float = Field(
+        default=900.0, description="How long to wait for another process's DuckDB lock."
+    )
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection, closed (releasing the file lock) on exit."""
+        con = open_duckdb(self.database, lock_timeout=self.lock_timeout_seconds)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def read_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection for checks and consumers."""
+        con = open_duckdb(self.database, read_only=True, lock_timeout=self.lock_timeout_seconds)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def default_duckdb_path(simulated: bool) -> str:
+    """Where the warehouse lives unless SIRO_DUCKDB_PATH says otherwise.
+
+    Simulated data gets its own file so it can never mix with real data.
+    """
+    name = "siro_simulator.duckdb" if simulated else "siro.duckdb"
+    return str(Path("data") / name)
+
+
+def build_resources_from_env() -> dict[str, ConfigurableResource]:
+    """Map the documented environment variables onto the resources.
+
+    Only *which* variables to bind is decided here; secret values are resolved by
+    Dagster's `EnvVar` when a run or tick starts, so `dagster dev` loads without them.
+    """
+    simulated = os.environ.get("SIRO_SIMULATOR", "").strip().lower() in {"1", "true", "yes"}
+    if simulated:
+        siro = SiroApiResource(use_simulator=True)
+    else:
+        siro = SiroApiResource(
+            token=EnvVar("SIRO_API_TOKEN") if os.environ.get("SIRO_API_TOKEN") else None,
+            base_url=EnvVar("SIRO_API_BASE_URL") if os.environ.get("SIRO_API_BASE_URL") else DEFAULT_BASE_URL,
+        )
+    database = EnvVar("SIRO_DUCKDB_PATH") if os.environ.get("SIRO_DUCKDB_PATH") else default_duckdb_path(simulated)
+    return {"siro": siro, "warehouse": WarehouseResource(database=database)}
+
+
+__all__ = [
+    "MissingTokenError",
+    "SiroApiResource",
+    "SiroAuthError",
+    "WarehouseResource",
+    "build_resources_from_env",
+]

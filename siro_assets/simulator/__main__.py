@@ -1,0 +1,81 @@
+"""CLI: ``python -m siro_assets.simulator --port 8787 [...]`` serves the simulated API over HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from datetime import date, timedelta
+
+from .api import FaultConfig, SimulatorApi
+from .clock import FixedClock, OffsetClock, WallClock, parse_iso
+from .server import run_in_thread
+from .world import World, WorldConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for the simulator CLI."""
+    p = argparse.ArgumentParser(prog="python -m siro_assets.simulator", description="Serve the deterministic Siro API simulator.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8787)
+    p.add_argument("--token", default=None, help="accept only this bearer token (default: any non-empty token)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--recordings-per-day", type=int, default=40)
+    p.add_argument("--start-date", type=date.fromisoformat, default=date(2026, 1, 1))
+    p.add_argument("--organization-id", default="org_sim")
+    clock = p.add_mutually_exclusive_group()
+    clock.add_argument("--now", type=parse_iso, default=None, help="fixed clock at this ISO time")
+    clock.add_argument("--offset-seconds", type=float, default=None, help="wall clock shifted by this many seconds")
+    p.add_argument("--page-size-cap", type=int, default=100)
+    p.add_argument("--rate-limit", type=int, default=None, help="requests per minute per token")
+    p.add_argument("--error-rate", type=float, default=0.0)
+    p.add_argument("--disconnect-rate", type=float, default=0.0)
+    p.add_argument("--truncate-rate", type=float, default=0.0)
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--fault-seed", type=int, default=0)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the simulator until SIGINT/SIGTERM."""
+    args = build_parser().parse_args(argv)
+    world = World(WorldConfig(
+        seed=args.seed,
+        recordings_per_day=args.recordings_per_day,
+        start_date=args.start_date,
+        organization_id=args.organization_id,
+    ))
+    if args.now is not None:
+        clock = FixedClock(args.now)
+    elif args.offset_seconds is not None:
+        clock = OffsetClock(timedelta(seconds=args.offset_seconds))
+    else:
+        clock = WallClock()
+    faults = FaultConfig(
+        rate_limit_per_minute=args.rate_limit,
+        error_rate=args.error_rate,
+        disconnect_rate=args.disconnect_rate,
+        truncate_rate=args.truncate_rate,
+        latency=args.latency_ms / 1000.0,
+        seed=args.fault_seed,
+    )
+    api = SimulatorApi(world, clock, token=args.token, page_size_cap=args.page_size_cap, faults=faults)
+    base_url, stop = run_in_thread(api, host=args.host, port=args.port)
+    print(f"Siro simulator listening on {base_url}", flush=True)
+
+    done = threading.Event()
+
+    def _stop(signum, frame):  # noqa: ARG001
+        done.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    while not done.wait(0.5):
+        pass
+    stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Siro external API client: typed models, pacing, retries. Imports nothing from Dagster."""
+
+from .client import DEFAULT_BASE_URL, AsyncSiroClient, Page, RequestStats, SiroClient
+from .errors import (
+    SiroAuthError,
+    SiroBadRequestError,
+    SiroError,
+    SiroMalformedResponseError,
+    SiroNotFoundError,
+    SiroUnavailableError,
+)
+from .models import (
+    CallerIdentity,
+    Crm,
+    CrmFieldMapping,
+    CrmObjectRef,
+    EntityExtraction,
+    Recording,
+    RecordingLinks,
+    SummarySection,
+    WebLinks,
+)
+from .pacing import RequestPacer, default_pacer
+from .query import RecordingsQuery, created_window
+from .retry import RetryPolicy
+from .timestamps import MS, format_ts, parse_ts
+
+__all__ = [
+    "SiroClient",
+    "AsyncSiroClient",
+    "RecordingsQuery",
+    "Page",
+    "RequestStats",
+    "RequestPacer",
+    "RetryPolicy",
+    "CallerIdentity",
+    "Recording",
+    "RecordingLinks",
+    "WebLinks",
+    "Crm",
+    "CrmObjectRef",
+    "SummarySection",
+    "EntityExtraction",
+    "CrmFieldMapping",
+    "SiroError",
+    "SiroAuthError",
+    "SiroNotFoundError",
+    "SiroBadRequestError",
+    "SiroUnavailableError",
+    "SiroMalformedResponseError",
+    "DEFAULT_BASE_URL",
+    "created_window",
+    "default_pacer",
+    "format_ts",
+    "parse_ts",
+    "MS",
+]

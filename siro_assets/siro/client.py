@@ -1,0 +1,537 @@
+"""Sync and async clients for Siro's external recordings API (httpx based).
+
+Design notes:
+- Every attempt, retries included, first takes a slot from the shared ``RequestPacer``.
+- 429 / 5xx / transport errors / malformed bodies are retried with tenacity
+  (exponential backoff + jitter, bounded attempts); 400/401/403/404 are not, because
+  repeating the same request cannot fix them.
+- The token lives only inside a private ``httpx.Auth`` object that is never rendered;
+  server-supplied text is scrubbed of it before it reaches a message or a log line.
+- Nothing here imports Dagster: the client is usable from scripts and tests alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception_type
+
+from .errors import (
+    AUTH_HINT,
+    SiroAuthError,
+    SiroBadRequestError,
+    SiroError,
+    SiroMalformedResponseError,
+    SiroNotFoundError,
+    SiroUnavailableError,
+    describe_request,
+)
+from .models import CallerIdentity, Recording, SummarySection
+from .pacing import RequestPacer, default_pacer
+from .query import RecordingsQuery, enrichment_params
+from .retry import RETRYABLE_STATUS, RetryPolicy
+
+__all__ = ["DEFAULT_BASE_URL", "Page", "RequestStats", "SiroClient", "AsyncSiroClient"]
+
+logger = logging.getLogger("siro_assets.siro")
+
+DEFAULT_BASE_URL = "https://functions.siro.ai/api-externalApi"
+
+RECORDINGS_PATH = "/v1/core/recordings"
+CALLER_IDENTITY_PATH = "/v1/core/auth/caller-identity"
+
+_USER_AGENT = "siro-assets/0.1 (+httpx)"
+_MAX_SERVER_TEXT = 500
+
+
+@dataclass
+class Page:
+    """One page of ``GET /v1/core/recordings``.
+
+    ``records`` are the parsed JSON objects exactly as received, ``body`` the raw
+    response bytes, and ``cursor`` the cursor for the next page (None on the last).
+    """
+
+    records: list[dict]
+    body: bytes
+    cursor: str | None
+
+
+@dataclass
+class RequestStats:
+    """Cumulative request counters for a client's lifetime.
+
+    ``requests`` counts attempts (retries included), ``retries`` the attempts that
+    were repeated, ``rate_limited`` 429 answers, ``server_errors`` 5xx answers,
+    ``pages`` list pages delivered and ``bytes`` response body bytes received.
+    """
+
+    requests: int = 0
+    pages: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    bytes: int = 0
+
+
+class _BearerAuth(httpx.Auth):
+    """Adds the bearer header per request so the token is not stored in client headers."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request):
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+    def scrub(self, text: str) -> str:
+        """Remove the token from text that came from outside (server bodies, errors)."""
+        if self._token and self._token in text:
+            return text.replace(self._token, "***")
+        return text
+
+    def __repr__(self) -> str:
+        return "<BearerAuth token=***>"
+
+
+class _Transient(Exception):
+    """A retryable failure of one attempt; ``kind`` is 'unavailable' or 'malformed'."""
+
+    def __init__(self, kind: str, detail: str, cause: BaseException | None = None) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+        self.cause = cause
+
+
+ShapeCheck = Callable[[Any], str | None]
+
+
+def _list_page_shape(obj: Any) -> str | None:
+    if not isinstance(obj, dict):
+        return f"expected a JSON object, got {type(obj).__name__}"
+    data = obj.get("data")
+    if not isinstance(data, list):
+        return "expected a 'data' list"
+    if not all(isinstance(item, dict) for item in data):
+        return "every item of 'data' must be a JSON object"
+    cursor = obj.get("cursor")
+    if cursor is not None and not isinstance(cursor, str):
+        return f"'cursor' must be a string or null, got {type(cursor).__name__}"
+    return None
+
+
+def _object_shape(obj: Any) -> str | None:
+    if not isinstance(obj, dict):
+        return f"expected a JSON object, got {type(obj).__name__}"
+    return None
+
+
+def _recording_shape(obj: Any) -> str | None:
+    problem = _object_shape(obj)
+    if problem is None and "id" not in obj and not isinstance(obj.get("data"), dict):
+        return "expected a recording object"
+    return problem
+
+
+def _list_of_objects_shape(obj: Any) -> str | None:
+    if isinstance(obj, dict) and isinstance(obj.get("data"), list):
+        obj = obj["data"]
+    if not isinstance(obj, list) or not all(isinstance(item, dict) for item in obj):
+        return "expected a JSON array of objects"
+    return None
+
+
+def _unwrap_recording(obj: dict) -> dict:
+    # The spec returns the object bare; tolerate a {"data": {...}} envelope too.
+    if "id" not in obj and isinstance(obj.get("data"), dict):
+        return obj["data"]
+    return obj
+
+
+def _unwrap_list(obj: Any) -> list:
+    return obj["data"] if isinstance(obj, dict) else obj
+
+
+def _server_message(response: httpx.Response) -> str:
+    """Best-effort human message from an error body (JSON ``message``/``error`` or text)."""
+    try:
+        payload = json.loads(response.content)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        for key in ("message", "error", "detail", "errors", "msg"):
+            if payload.get(key):
+                value = payload[key]
+                text = value if isinstance(value, str) else json.dumps(value)
+                break
+        else:
+            text = json.dumps(payload)
+    elif payload is not None:
+        text = json.dumps(payload)
+    else:
+        text = response.content.decode("utf-8", errors="replace")
+    text = text.strip()
+    if len(text) > _MAX_SERVER_TEXT:
+        text = text[:_MAX_SERVER_TEXT] + "..."
+    return text
+
+
+def _recording_path(recording_id: str, suffix: str = "") -> str:
+    if not isinstance(recording_id, str) or not recording_id:
+        raise ValueError("recording_id must be a non-empty string")
+    return f"{RECORDINGS_PATH}/{quote(recording_id, safe='')}{suffix}"
+
+
+class _ClientCore:
+    """Request classification, retry bookkeeping and stats shared by both clients."""
+
+    def __init__(
+        self,
+        token: str,
+        base_url: str,
+        pacer: RequestPacer | None,
+        retry: RetryPolicy | None,
+        timeout: float,
+    ) -> None:
+        if not isinstance(token, str):
+            raise TypeError("token must be a string")
+        self._auth = _BearerAuth(token)
+        self.base_url = base_url.rstrip("/")
+        self.pacer = pacer if pacer is not None else default_pacer()
+        self.retry_policy = retry if retry is not None else RetryPolicy()
+        self.timeout = timeout
+        self.stats = RequestStats()
+        self._stats_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, token=***, "
+            f"pacer={self.pacer!r}, retry={self.retry_policy!r})"
+        )
+
+    __str__ = __repr__
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "auth": self._auth,
+            "timeout": httpx.Timeout(self.timeout),
+            "headers": {"Accept": "application/json", "User-Agent": _USER_AGENT},
+        }
+
+    def _bump(self, **deltas: int) -> None:
+        with self._stats_lock:
+            for name, delta in deltas.items():
+                setattr(self.stats, name, getattr(self.stats, name) + delta)
+
+    def _transport_failure(
+        self, method: str, path: str, params: Mapping[str, str], exc: httpx.TransportError
+    ) -> Exception:
+        detail = self._auth.scrub(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            # A bad base URL will not fix itself; fail fast.
+            return SiroError(f"{describe_request(method, path, params)} failed: {detail}",
+                             method=method, path=path, params=params)
+        return _Transient("unavailable", detail, cause=exc)
+
+    def _handle_response(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        response: httpx.Response,
+        shape: ShapeCheck,
+    ) -> tuple[bytes, Any]:
+        body = response.content
+        self._bump(bytes=len(body))
+        status = response.status_code
+        where = describe_request(method, path, params)
+        ctx = {"method": method, "path": path, "params": params, "status_code": status}
+
+        if 200 <= status < 300:
+            try:
+                parsed = json.loads(body)
+            except ValueError as exc:
+                raise _Transient("malformed", f"HTTP {status} body is not valid JSON ({len(body)} bytes): {exc}")
+            problem = shape(parsed)
+            if problem:
+                raise _Transient("malformed", f"HTTP {status} body has the wrong shape: {problem}")
+            return body, parsed
+
+        if status in (401, 403):
+            msg = self._auth.scrub(_server_message(response))
+            raise SiroAuthError(f"{where} was rejected with HTTP {status} ({msg}). {AUTH_HINT}", **ctx)
+        if status == 404:
+            msg = self._auth.scrub(_server_message(response))
+            raise SiroNotFoundError(f"{where} returned HTTP 404 ({msg})", **ctx)
+        if status == 400:
+            msg = self._auth.scrub(_server_message(response))
+            raise SiroBadRequestError(f"{where} returned HTTP 400: {msg}", server_message=msg, **ctx)
+        if status == 429:
+            self._bump(rate_limited=1)
+            raise _Transient("unavailable", "HTTP 429 (rate limited)")
+        if status >= 500:
+            self._bump(server_errors=1)
+            raise _Transient("unavailable", f"HTTP {status}")
+        if status in RETRYABLE_STATUS:
+            raise _Transient("unavailable", f"HTTP {status}")
+        msg = self._auth.scrub(_server_message(response))
+        raise SiroError(f"{where} returned unexpected HTTP {status} ({msg})", **ctx)
+
+    def _retrying_kwargs(self, method: str, path: str, params: Mapping[str, str]) -> dict[str, Any]:
+        policy = self.retry_policy
+
+        def before_sleep(state: RetryCallState) -> None:
+            self._bump(retries=1)
+            exc = state.outcome.exception() if state.outcome else None
+            logger.warning(
+                "Siro %s %s params=%s attempt %d/%d failed (%s); retrying in %.2fs",
+                method,
+                path,
+                dict(params),
+                state.attempt_number,
+                policy.max_attempts,
+                exc.detail if isinstance(exc, _Transient) else exc,
+                state.next_action.sleep if state.next_action else 0.0,
+            )
+
+        return {
+            "stop": policy.stop(),
+            "wait": policy.wait(),
+            "retry": retry_if_exception_type(_Transient),
+            "before_sleep": before_sleep,
+            "reraise": True,
+        }
+
+    def _exhausted(self, method: str, path: str, params: Mapping[str, str], exc: _Transient) -> SiroError:
+        attempts = self.retry_policy.max_attempts
+        message = (
+            f"{describe_request(method, path, params)} failed after {attempts} attempt"
+            f"{'s' if attempts != 1 else ''}; last error: {exc.detail}"
+        )
+        cls = SiroMalformedResponseError if exc.kind == "malformed" else SiroUnavailableError
+        return cls(message, method=method, path=path, params=params)
+
+    def _next_cursor(self, parsed: dict, seen: set[str], params: Mapping[str, str]) -> str | None:
+        cursor = parsed.get("cursor") or None
+        if cursor is not None:
+            if cursor in seen:
+                # A server that hands back an old cursor would loop us forever.
+                raise SiroMalformedResponseError(
+                    f"{describe_request('GET', RECORDINGS_PATH, params)} returned a cursor "
+                    "that was already followed; stopping to avoid an endless loop",
+                    method="GET", path=RECORDINGS_PATH, params=params,
+                )
+            seen.add(cursor)
+        return cursor
+
+
+class SiroClient(_ClientCore):
+    """Synchronous Siro API client. Use as a context manager or call ``close()``.
+
+    ``pacer=None`` uses the process-wide default pacer (900 requests/min, burst 10)
+    so that every client sharing the token shares one budget.
+    """
+
+    def __init__(
+        self,
+        token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        pacer: RequestPacer | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        super().__init__(token, base_url, pacer, retry, timeout)
+        self._http = httpx.Client(transport=transport, **self._client_kwargs())
+
+    def __enter__(self) -> SiroClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying HTTP connection pool."""
+        self._http.close()
+
+    def _attempt(self, path: str, params: dict[str, str], shape: ShapeCheck) -> tuple[bytes, Any]:
+        self.pacer.acquire()
+        self._bump(requests=1)
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise self._transport_failure("GET", path, params, exc) from exc
+        return self._handle_response("GET", path, params, response, shape)
+
+    def _get(self, path: str, params: dict[str, str], shape: ShapeCheck) -> tuple[bytes, Any]:
+        retrying = Retrying(**self._retrying_kwargs("GET", path, params))
+        try:
+            return retrying(self._attempt, path, params, shape)
+        except _Transient as exc:
+            raise self._exhausted("GET", path, params, exc) from exc.cause
+
+    def caller_identity(self) -> CallerIdentity:
+        """Which organization and token the client authenticates as (cheap token check)."""
+        _, parsed = self._get(CALLER_IDENTITY_PATH, {}, _object_shape)
+        return CallerIdentity.model_validate(parsed)
+
+    def iter_recording_pages(self, query: RecordingsQuery) -> Iterator[Page]:
+        """Yield every page for ``query``, following ``cursor`` until it is null or missing.
+
+        Page sizes are whatever the server returns; nothing is assumed about order.
+        """
+        base = query.to_params()
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            params = dict(base)
+            if cursor is not None:
+                params["cursor"] = cursor
+            body, parsed = self._get(RECORDINGS_PATH, params, _list_page_shape)
+            cursor = self._next_cursor(parsed, seen, params)
+            self._bump(pages=1)
+            yield Page(records=parsed["data"], body=body, cursor=cursor)
+            if cursor is None:
+                return
+
+    def iter_recordings(self, query: RecordingsQuery) -> Iterator[Recording]:
+        """Yield every recording for ``query`` as a typed ``Recording``."""
+        for page in self.iter_recording_pages(query):
+            for record in page.records:
+                yield Recording.model_validate(record)
+
+    def get_recording(
+        self,
+        recording_id: str,
+        *,
+        show_crm_links: bool = False,
+        show_summary: bool = False,
+        show_entity_extractions: bool = False,
+        show_evaluation_score: bool = False,
+        show_followups: bool = False,
+    ) -> Recording:
+        """Fetch one recording; raises ``SiroNotFoundError`` for an unknown id."""
+        params = enrichment_params(
+            show_crm_links=show_crm_links,
+            show_summary=show_summary,
+            show_entity_extractions=show_entity_extractions,
+            show_evaluation_score=show_evaluation_score,
+            show_followups=show_followups,
+        )
+        _, parsed = self._get(_recording_path(recording_id), params, _recording_shape)
+        return Recording.model_validate(_unwrap_recording(parsed))
+
+    def get_summaries(self, recording_id: str) -> list[SummarySection]:
+        """Fetch a recording's AI summary sections (``[]`` if it has none)."""
+        _, parsed = self._get(_recording_path(recording_id, "/summaries"), {}, _list_of_objects_shape)
+        return [SummarySection.model_validate(item) for item in _unwrap_list(parsed)]
+
+
+class AsyncSiroClient(_ClientCore):
+    """Asyncio Siro API client with the same behaviour as ``SiroClient``.
+
+    Use ``async with`` or ``await aclose()``. One ``RequestPacer`` may be shared with
+    sync clients and with async clients on other event loops.
+    """
+
+    def __init__(
+        self,
+        token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        pacer: RequestPacer | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        super().__init__(token, base_url, pacer, retry, timeout)
+        self._http = httpx.AsyncClient(transport=transport, **self._client_kwargs())
+
+    async def __aenter__(self) -> AsyncSiroClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the underlying HTTP connection pool."""
+        await self._http.aclose()
+
+    async def _attempt(self, path: str, params: dict[str, str], shape: ShapeCheck) -> tuple[bytes, Any]:
+        await self.pacer.acquire_async()
+        self._bump(requests=1)
+        try:
+            response = await self._http.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise self._transport_failure("GET", path, params, exc) from exc
+        return self._handle_response("GET", path, params, response, shape)
+
+    async def _get(self, path: str, params: dict[str, str], shape: ShapeCheck) -> tuple[bytes, Any]:
+        retrying = AsyncRetrying(**self._retrying_kwargs("GET", path, params))
+        try:
+            return await retrying(self._attempt, path, params, shape)
+        except _Transient as exc:
+            raise self._exhausted("GET", path, params, exc) from exc.cause
+
+    async def caller_identity(self) -> CallerIdentity:
+        """Which organization and token the client authenticates as (cheap token check)."""
+        _, parsed = await self._get(CALLER_IDENTITY_PATH, {}, _object_shape)
+        return CallerIdentity.model_validate(parsed)
+
+    async def aiter_recording_pages(self, query: RecordingsQuery) -> AsyncIterator[Page]:
+        """Yield every page for ``query``, following ``cursor`` until it is null or missing."""
+        base = query.to_params()
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            params = dict(base)
+            if cursor is not None:
+                params["cursor"] = cursor
+            body, parsed = await self._get(RECORDINGS_PATH, params, _list_page_shape)
+            cursor = self._next_cursor(parsed, seen, params)
+            self._bump(pages=1)
+            yield Page(records=parsed["data"], body=body, cursor=cursor)
+            if cursor is None:
+                return
+
+    async def aiter_recordings(self, query: RecordingsQuery) -> AsyncIterator[Recording]:
+        """Yield every recording for ``query`` as a typed ``Recording``."""
+        async for page in self.aiter_recording_pages(query):
+            for record in page.records:
+                yield Recording.model_validate(record)
+
+    async def get_recording(
+        self,
+        recording_id: str,
+        *,
+        show_crm_links: bool = False,
+        show_summary: bool = False,
+        show_entity_extractions: bool = False,
+        show_evaluation_score: bool = False,
+        show_followups: bool = False,
+    ) -> Recording:
+        """Fetch one recording; raises ``SiroNotFoundError`` for an unknown id."""
+        params = enrichment_params(
+            show_crm_links=show_crm_links,
+            show_summary=show_summary,
+            show_entity_extractions=show_entity_extractions,
+            show_evaluation_score=show_evaluation_score,
+            show_followups=show_followups,
+        )
+        _, parsed = await self._get(_recording_path(recording_id), params, _recording_shape)
+        return Recording.model_validate(_unwrap_recording(parsed))
+
+    async def get_summaries(self, recording_id: str) -> list[SummarySection]:
+        """Fetch a recording's AI summary sections (``[]`` if it has none)."""
+        _, parsed = await self._get(_recording_path(recording_id, "/summaries"), {}, _list_of_objects_shape)
+        return [SummarySection.model_validate(item) for item in _unwrap_list(parsed)]

@@ -1,0 +1,31 @@
+"""Set-wise SQL that turns `siro.recordings` into the derived warehouse tables.
+
+No Dagster here: each function takes a DuckDB connection and partition dates.
+"""
+
+from .crm import RECORDING_CRM, RECORDING_CRM_LINKS
+from .extractions import RECORDING_ENTITY_EXTRACTIONS
+from .rebuild import rebuild_partitions
+from .stats import RECORDING_DAILY_STATS
+from .summaries import RECORDING_SUMMARIES
+from .table import Column, DerivedTable
+
+DERIVED_TABLES: tuple[DerivedTable, ...] = (
+    RECORDING_CRM_LINKS,
+    RECORDING_CRM,
+    RECORDING_SUMMARIES,
+    RECORDING_ENTITY_EXTRACTIONS,
+    RECORDING_DAILY_STATS,
+)
+
+__all__ = [
+    "DERIVED_TABLES",
+    "RECORDING_CRM",
+    "RECORDING_CRM_LINKS",
+    "RECORDING_DAILY_STATS",
+    "RECORDING_ENTITY_EXTRACTIONS",
+    "RECORDING_SUMMARIES",
+    "Column",
+    "DerivedTable",
+    "rebuild_partitions",
+]

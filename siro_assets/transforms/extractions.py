@@ -1,0 +1,98 @@
+"""Entity extractions of each recording, one row per CRM field mapping (`recording_entity_extractions`).
+
+`value` keeps the extracted value as JSON, so a number stays a number and an array an
+array; `value_text` renders it for people and text fields; `value_type` says which shape
+it is. A null or absent value is stored as the JSON literal `null` (never SQL NULL), so
+`value` can be written back to a CRM field without a special case.
+"""
+
+from __future__ import annotations
+
+from .table import PARTITION_DATE, RECORDING_ID, Column, DerivedTable, live_recordings
+
+VALUE_TYPES = ("string", "number", "boolean", "null", "array")
+
+# json_type() names DuckDB's parse of the value; map them onto the API's vocabulary.
+# OBJECT is not something the API documents; it is kept visible as 'object' rather
+# than silently folded into another type.
+_VALUE_TYPE = """
+CASE json_type(value)
+    WHEN 'VARCHAR' THEN 'string'
+    WHEN 'BIGINT' THEN 'number'
+    WHEN 'UBIGINT' THEN 'number'
+    WHEN 'DOUBLE' THEN 'number'
+    WHEN 'BOOLEAN' THEN 'boolean'
+    WHEN 'NULL' THEN 'null'
+    WHEN 'ARRAY' THEN 'array'
+    WHEN 'OBJECT' THEN 'object'
+    ELSE lower(json_type(value))
+END"""
+
+# Strings lose their quotes, numbers and booleans read as written, null has no text,
+# and an array reads as its elements joined with ", " (null elements skipped).
+_VALUE_TEXT = """
+CASE json_type(value)
+    WHEN 'NULL' THEN NULL
+    WHEN 'ARRAY' THEN array_to_string(
+        list_transform(from_json(value, '["JSON"]'), lambda x: json_extract_string(x, '$')), ', ')
+    ELSE json_extract_string(value, '$')
+END"""
+
+_SELECT = f"""
+WITH extractions AS (
+    SELECT partition_date, id, generate_subscripts(entity_extractions, 1) - 1 AS position,
+           unnest(entity_extractions) AS x
+    FROM ({live_recordings("entity_extractions")})
+),
+shaped AS (
+    SELECT partition_date, id, position, x.name AS name,
+           coalesce(x.value, 'null'::JSON) AS value,
+           len(x.mappings) > 0 AS has_mappings,
+           -- A one-NULL list stands in for null or [] mappings so that the extraction
+           -- still yields its one row when the mappings are exploded below.
+           CASE WHEN len(x.mappings) > 0 THEN x.mappings ELSE [NULL] END AS mapping_list
+    FROM extractions
+    WHERE x IS NOT NULL
+),
+exploded AS (
+    SELECT partition_date, id, position, name, value, has_mappings,
+           generate_subscripts(mapping_list, 1) - 1 AS mapping_position,
+           unnest(mapping_list) AS mapping
+    FROM shaped
+)
+SELECT partition_date, id, position, name, value,
+       {_VALUE_TEXT} AS value_text,
+       {_VALUE_TYPE} AS value_type,
+       mapping.crmModelName, mapping.crmFieldName,
+       CASE WHEN has_mappings THEN mapping_position END
+FROM exploded
+"""
+
+RECORDING_ENTITY_EXTRACTIONS = DerivedTable(
+    name="recording_entity_extractions",
+    description=(
+        "One row per (entity extraction, CRM field mapping) of a recording; an extraction "
+        "whose `mappings` is null or [] has one row with null mapping columns. Join "
+        "`recording_id` to siro.recordings.id (or to siro.recording_crm to find the CRM "
+        "record of `crm_model_name`) and write `value` to `crm_field_name`. `position` is the "
+        "0-based index of the extraction in the API's list, so (recording_id, position) "
+        "identifies an extraction and (recording_id, position, mapping_position) a row."
+    ),
+    columns=(
+        PARTITION_DATE,
+        RECORDING_ID,
+        Column("position", "INTEGER NOT NULL", "0-based index of the extraction in entityExtractions."),
+        Column("name", "VARCHAR", "Extracted field name."),
+        Column("value", "JSON NOT NULL",
+               "Extracted value as JSON (string, number, boolean, array); JSON null when null or absent."),
+        Column("value_text", "VARCHAR",
+               "Readable rendering: unquoted string, number/boolean text, array elements joined "
+               "with ', ' (nulls skipped); NULL for a null value."),
+        Column("value_type", "VARCHAR NOT NULL", "string, number, boolean, null or array."),
+        Column("crm_model_name", "VARCHAR", "CRM object to write the value to; NULL without mapping."),
+        Column("crm_field_name", "VARCHAR", "CRM field to write the value to; NULL without mapping."),
+        Column("mapping_position", "INTEGER",
+               "0-based index of the mapping in mappings; NULL when mappings is null or []."),
+    ),
+    select=_SELECT,
+)

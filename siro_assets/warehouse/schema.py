@@ -1,0 +1,84 @@
+"""DuckDB DDL for the `siro` schema: the raw recordings table and its nested types.
+
+The nested columns keep the API's camelCase field names so that a reader who knows
+the API finds the same names in `crm.engagement.externalId`; the top-level columns
+are snake_case like every other warehouse table.
+"""
+
+from __future__ import annotations
+
+SCHEMA = "siro"
+
+OBJECT_REF = "STRUCT(id VARCHAR, externalId VARCHAR)"
+
+CRM_STRUCT = (
+    "STRUCT("
+    "integrationConnectionId VARCHAR, "
+    f"users {OBJECT_REF}[], "
+    f"engagement {OBJECT_REF}, "
+    f"opportunity {OBJECT_REF}, "
+    f"contacts {OBJECT_REF}[], "
+    f"account {OBJECT_REF}, "
+    f"lead {OBJECT_REF})"
+)
+
+SUMMARY_LIST = "STRUCT(id VARCHAR, name VARCHAR, content VARCHAR)[]"
+
+EXTRACTION_LIST = (
+    "STRUCT(name VARCHAR, value JSON, "
+    "mappings STRUCT(crmModelName VARCHAR, crmFieldName VARCHAR)[])[]"
+)
+
+# json_transform() takes the target shape as a JSON "structure" document.
+_REF_SHAPE = '{"id":"VARCHAR","externalId":"VARCHAR"}'
+CRM_JSON_SHAPE = (
+    '{"integrationConnectionId":"VARCHAR",'
+    f'"users":[{_REF_SHAPE}],"engagement":{_REF_SHAPE},"opportunity":{_REF_SHAPE},'
+    f'"contacts":[{_REF_SHAPE}],"account":{_REF_SHAPE},"lead":{_REF_SHAPE}}}'
+)
+SUMMARY_JSON_SHAPE = '[{"id":"VARCHAR","name":"VARCHAR","content":"VARCHAR"}]'
+EXTRACTION_JSON_SHAPE = (
+    '[{"name":"VARCHAR","value":"JSON",'
+    '"mappings":[{"crmModelName":"VARCHAR","crmFieldName":"VARCHAR"}]}]'
+)
+
+RECORDINGS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "VARCHAR NOT NULL"),
+    ("organization_id", "VARCHAR"),
+    ("user_id", "VARCHAR"),
+    ("title", "VARCHAR"),
+    ("duration_ms", "DOUBLE"),
+    ("latitude", "DOUBLE"),
+    ("longitude", "DOUBLE"),
+    ("result", "VARCHAR"),
+    ("created_at", "TIMESTAMPTZ NOT NULL"),
+    ("updated_at", "TIMESTAMPTZ"),
+    ("deleted", "BOOLEAN"),
+    ("deleted_at", "TIMESTAMPTZ"),
+    ("root_data_purged_at", "TIMESTAMPTZ"),
+    ("is_processing_done", "BOOLEAN"),
+    ("is_entity_extraction_done", "BOOLEAN"),
+    ("is_summary_done", "BOOLEAN"),
+    ("evaluation_score", "DOUBLE"),
+    ("web_url", "VARCHAR"),
+    ("crm", CRM_STRUCT),
+    ("summary", SUMMARY_LIST),
+    ("entity_extractions", EXTRACTION_LIST),
+    ("payload", "JSON NOT NULL"),
+    ("partition_date", "DATE NOT NULL"),
+    ("ingested_at", "TIMESTAMPTZ NOT NULL"),
+)
+
+RECORDINGS_COLUMN_NAMES = tuple(name for name, _ in RECORDINGS_COLUMNS)
+
+
+def recordings_ddl(table: str = f"{SCHEMA}.recordings") -> str:
+    """CREATE TABLE statement for the raw recordings table (or a staging copy of it)."""
+    columns = ",\n    ".join(f"{name} {sql_type}" for name, sql_type in RECORDINGS_COLUMNS)
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n    {columns}\n)"
+
+
+def ensure_schema(con) -> None:
+    """Create the `siro` schema and the raw table if they do not exist yet."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    con.execute(recordings_ddl())

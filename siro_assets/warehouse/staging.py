@@ -1,0 +1,208 @@
+"""Staging raw API pages in a run-private DuckDB file, then swapping them in atomically.
+
+Pages go to disk as they arrive (memory stays bounded however large a day is) and are
+parsed once, set-wise, by DuckDB's JSON functions into the typed raw-table shape. Only
+the final swap touches the shared warehouse file, in one transaction: a crash or a
+kill before its COMMIT leaves the previous partition contents untouched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from .schema import (
+    CRM_JSON_SHAPE,
+    EXTRACTION_JSON_SHAPE,
+    RECORDINGS_COLUMN_NAMES,
+    SCHEMA,
+    SUMMARY_JSON_SHAPE,
+    ensure_schema,
+    recordings_ddl,
+)
+
+
+class StagingValidationError(ValueError):
+    """The API sent records the warehouse cannot key (no id, no parsable createdAt)."""
+
+
+_TYPED_SELECT = f"""
+WITH records AS (
+    SELECT unnest(from_json(body::JSON -> 'data', '["JSON"]')) AS r, seq FROM pages
+)
+SELECT
+    r ->> 'id'                                        AS id,
+    r ->> 'organizationId'                            AS organization_id,
+    r ->> 'userId'                                    AS user_id,
+    r ->> 'title'                                     AS title,
+    TRY_CAST(r ->> 'durationInMilliseconds' AS DOUBLE) AS duration_ms,
+    TRY_CAST(r ->> 'latitude' AS DOUBLE)              AS latitude,
+    TRY_CAST(r ->> 'longitude' AS DOUBLE)             AS longitude,
+    r ->> 'result'                                    AS result,
+    TRY_CAST(r ->> 'createdAt' AS TIMESTAMPTZ)        AS created_at,
+    TRY_CAST(r ->> 'updatedAt' AS TIMESTAMPTZ)        AS updated_at,
+    TRY_CAST(r ->> 'deleted' AS BOOLEAN)              AS deleted,
+    TRY_CAST(r ->> 'deletedAt' AS TIMESTAMPTZ)        AS deleted_at,
+    TRY_CAST(r ->> 'rootDataPurgedAt' AS TIMESTAMPTZ) AS root_data_purged_at,
+    TRY_CAST(r ->> 'isProcessingDone' AS BOOLEAN)     AS is_processing_done,
+    TRY_CAST(r ->> 'isEntityExtractionDone' AS BOOLEAN) AS is_entity_extraction_done,
+    TRY_CAST(r ->> 'isSummaryDone' AS BOOLEAN)        AS is_summary_done,
+    TRY_CAST(r ->> 'evaluationScore' AS DOUBLE)       AS evaluation_score,
+    r -> 'links' -> 'web' ->> 'self'                  AS web_url,
+    json_transform(r -> 'crm', '{CRM_JSON_SHAPE}')    AS crm,
+    json_transform(r -> 'summary', '{SUMMARY_JSON_SHAPE}') AS summary,
+    json_transform(r -> 'entityExtractions', '{EXTRACTION_JSON_SHAPE}') AS entity_extractions,
+    r                                                 AS payload,
+    CAST(TRY_CAST(r ->> 'createdAt' AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS DATE) AS partition_date,
+    $ingested_at::TIMESTAMPTZ                         AS ingested_at,
+    seq
+FROM records
+"""
+
+
+@dataclass(frozen=True)
+class StageSummary:
+    """What a finished stage holds, for metadata and sanity checks."""
+
+    rows: int
+    duplicates_dropped: int
+    outside_window: int
+    rows_by_partition: dict[date, int]
+
+
+class RecordingsStage:
+    """A run-private DuckDB file that collects raw page bodies for one or more partitions.
+
+    Use as a context manager; the file is deleted on exit whether or not the swap happened.
+    """
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="siro-stage-", dir=directory))
+        self.path = self._dir / "stage.duckdb"
+        self._con = duckdb.connect(str(self.path))
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._con.execute("CREATE TABLE pages (seq BIGINT, window_start DATE, body VARCHAR)")
+        self._seq = 0
+        self.pages = 0
+        self.bytes = 0
+
+    def __enter__(self) -> RecordingsStage:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def add_page(self, body: bytes | str, *, window_start: date) -> None:
+        """Append one raw list-page body (`{"data": [...], "cursor": ...}`) to the stage."""
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        self._seq += 1
+        self._con.execute(
+            "INSERT INTO pages VALUES (?, ?, ?)", [self._seq, window_start, text]
+        )
+        self.pages += 1
+        self.bytes += len(text)
+
+    def finalize(
+        self, partitions: Sequence[date], *, ingested_at: datetime | None = None
+    ) -> StageSummary:
+        """Parse every staged page once into the typed `recordings` table of the stage.
+
+        Keeps the newest version of a recording seen twice, and keeps only recordings
+        whose createdAt falls in one of `partitions` (the windows that were asked for).
+        """
+        ingested_at = ingested_at or datetime.now(timezone.utc)
+        con = self._con
+        con.execute(f"CREATE OR REPLACE TABLE parsed AS {_TYPED_SELECT}", {"ingested_at": ingested_at})
+        bad = con.execute(
+            "SELECT count(*) FILTER (WHERE id IS NULL), count(*) FILTER (WHERE created_at IS NULL) FROM parsed"
+        ).fetchone()
+        if bad[0] or bad[1]:
+            raise StagingValidationError(
+                f"The API returned {bad[0]} recording(s) without an id and {bad[1]} without a "
+                "parsable createdAt; refusing to write a partition that would lose them."
+            )
+        total = con.execute("SELECT count(*) FROM parsed").fetchone()[0]
+        con.execute("DROP TABLE IF EXISTS recordings")
+        con.execute(recordings_ddl("recordings"))
+        columns = ", ".join(RECORDINGS_COLUMN_NAMES)
+        con.execute(
+            f"""
+            INSERT INTO recordings ({columns})
+            SELECT {columns} FROM parsed
+            WHERE partition_date IN (SELECT unnest($partitions::DATE[]))
+            QUALIFY row_number() OVER (
+                PARTITION BY id ORDER BY updated_at DESC NULLS LAST, seq DESC) = 1
+            """,
+            {"partitions": list(partitions)},
+        )
+        in_window = con.execute(
+            "SELECT count(*) FROM parsed WHERE partition_date IN (SELECT unnest($p::DATE[]))",
+            {"p": list(partitions)},
+        ).fetchone()[0]
+        by_partition = dict(
+            con.execute(
+                "SELECT partition_date, count(*) FROM recordings GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+        rows = sum(by_partition.values())
+        con.execute("DROP TABLE parsed")
+        con.execute("CHECKPOINT")
+        return StageSummary(
+            rows=rows,
+            duplicates_dropped=in_window - rows,
+            outside_window=total - in_window,
+            rows_by_partition=by_partition,
+        )
+
+    def sealed_path(self) -> Path:
+        """Close the stage's own connection so another connection can ATTACH its file."""
+        self._con.close()
+        return self.path
+
+    def close(self) -> None:
+        """Close the stage connection and delete its file."""
+        try:
+            self._con.close()
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def swap_partitions(
+    con: duckdb.DuckDBPyConnection, stage: RecordingsStage, partitions: Sequence[date]
+) -> int:
+    """Replace `partitions` of `siro.recordings` with the stage's rows in one transaction.
+
+    Returns the number of rows inserted. On any error the transaction rolls back and the
+    warehouse keeps its previous rows for those partitions.
+    """
+    ensure_schema(con)
+    escaped = str(stage.sealed_path()).replace("'", "''")
+    con.execute(f"ATTACH '{escaped}' AS stage (READ_ONLY)")
+    columns = ", ".join(RECORDINGS_COLUMN_NAMES)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                f"DELETE FROM {SCHEMA}.recordings WHERE partition_date IN (SELECT unnest($p::DATE[]))",
+                {"p": list(partitions)},
+            )
+            con.execute(
+                f"INSERT INTO {SCHEMA}.recordings ({columns}) SELECT {columns} FROM stage.recordings"
+            )
+            inserted = con.execute(
+                f"SELECT count(*) FROM {SCHEMA}.recordings WHERE partition_date IN (SELECT unnest($p::DATE[]))",
+                {"p": list(partitions)},
+            ).fetchone()[0]
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.execute("DETACH stage")
+    return inserted

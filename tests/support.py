@@ -1,0 +1,23 @@
+"""Helpers shared by the integration and end-to-end tests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from siro_assets.resources import SiroApiResource
+
+# A frozen simulator clock well past the days the tests materialize, so those days are
+# complete; tests that need the world to move build a resource with a later clock.
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+
+
+def simulated_siro(now: datetime = NOW, **overrides) -> SiroApiResource:
+    """The in-process simulator at a frozen clock, with fast retries and no pacing waits."""
+    config = dict(
+        use_simulator=True,
+        simulator_now=now.isoformat().replace("+00:00", "Z"),
+        requests_per_minute=1_000_000,
+        initial_backoff_seconds=0.0,
+    )
+    config.update(overrides)
+    return SiroApiResource(**config)

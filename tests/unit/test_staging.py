@@ -1,0 +1,148 @@
+"""Staging raw pages and swapping partitions: no Dagster, no HTTP, a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+
+import duckdb
+import pytest
+
+from siro_assets.ingest import day_windows
+from siro_assets.warehouse.connection import duckdb_connection, open_duckdb
+from siro_assets.warehouse.staging import RecordingsStage, StagingValidationError, swap_partitions
+
+D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
+
+
+def rec(rid: str, created: str, updated: str | None = None, **extra) -> dict:
+    return {
+        "id": rid,
+        "organizationId": "org",
+        "userId": "u1",
+        "title": "t",
+        "durationInMilliseconds": 1000,
+        "latitude": 1.5,
+        "longitude": -2.5,
+        "result": "OPEN",
+        "createdAt": created,
+        "updatedAt": updated or created,
+        "deleted": False,
+        "links": {"web": {"self": f"https://app/{rid}"}},
+        **extra,
+    }
+
+
+def page(records: list[dict], cursor: str | None = None) -> bytes:
+    return json.dumps({"data": records, "cursor": cursor}).encode()
+
+
+def load(path, pages_by_day: dict[date, list[bytes]], partitions: list[date]):
+    with RecordingsStage() as stage:
+        for day, pages in pages_by_day.items():
+            for body in pages:
+                stage.add_page(body, window_start=day)
+        summary = stage.finalize(partitions)
+        with duckdb_connection(path) as con:
+            swap_partitions(con, stage, partitions)
+    return summary
+
+
+def rows(path, sql="SELECT id, partition_date FROM siro.recordings ORDER BY id"):
+    with duckdb_connection(path, read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_midnight_boundaries_land_in_their_own_day(tmp_path):
+    db = tmp_path / "w.duckdb"
+    load(
+        db,
+        {D1: [page([rec("a", "2026-01-01T00:00:00.000Z"), rec("b", "2026-01-01T23:59:59.999Z")])],
+         D2: [page([rec("c", "2026-01-02T00:00:00.000Z")])]},
+        [D1, D2],
+    )
+    assert rows(db) == [("a", D1), ("b", D1), ("c", D2)]
+
+
+def test_duplicates_across_pages_keep_the_newest_version(tmp_path):
+    db = tmp_path / "w.duckdb"
+    summary = load(
+        db,
+        {D1: [page([rec("a", "2026-01-01T01:00:00.000Z", title="old")], "c1"),
+              page([rec("a", "2026-01-01T01:00:00.000Z", "2026-01-01T05:00:00.000Z", title="new")])]},
+        [D1],
+    )
+    assert summary.duplicates_dropped == 1
+    assert rows(db, "SELECT id, title FROM siro.recordings") == [("a", "new")]
+
+
+def test_unknown_fields_and_every_value_shape_survive_in_payload(tmp_path):
+    db = tmp_path / "w.duckdb"
+    values = ["text", 3, 2.5, True, None, ["a", "b"], ["a", 1, False, None]]
+    extractions = [{"name": f"f{i}", "value": v, "mappings": None} for i, v in enumerate(values)]
+    original = rec("a", "2026-01-01T01:00:00.000Z", entityExtractions=extractions,
+                   brandNewField={"nested": ["ü", "日本"]}, crm=None)
+    load(db, {D1: [page([original])]}, [D1])
+    (payload,) = rows(db, "SELECT payload FROM siro.recordings")[0]
+    assert json.loads(payload) == original
+
+
+def test_records_outside_the_requested_days_are_not_written(tmp_path):
+    db = tmp_path / "w.duckdb"
+    summary = load(db, {D1: [page([rec("a", "2026-01-01T01:00:00.000Z"),
+                                   rec("z", "2026-01-05T01:00:00.000Z")])]}, [D1])
+    assert summary.outside_window == 1
+    assert rows(db) == [("a", D1)]
+
+
+def test_a_record_without_created_at_is_refused_not_dropped(tmp_path):
+    broken = rec("a", "2026-01-01T01:00:00.000Z")
+    del broken["createdAt"]
+    with RecordingsStage() as stage:
+        stage.add_page(page([broken]), window_start=D1)
+        with pytest.raises(StagingValidationError, match="createdAt"):
+            stage.finalize([D1])
+
+
+def test_failed_swap_rolls_back_and_keeps_previous_rows(tmp_path, monkeypatch):
+    db = tmp_path / "w.duckdb"
+    load(db, {D1: [page([rec("a", "2026-01-01T01:00:00.000Z")])]}, [D1])
+    before = rows(db)
+
+    with RecordingsStage() as stage:
+        stage.add_page(page([rec("b", "2026-01-01T02:00:00.000Z")]), window_start=D1)
+        stage.finalize([D1])
+        con = open_duckdb(db)
+        real_execute = con.execute
+
+        class Exploding:
+            """Fails the INSERT after the DELETE already ran inside the transaction."""
+
+            def execute(self, sql, *args):
+                if sql.lstrip().startswith("INSERT INTO siro.recordings"):
+                    raise duckdb.IOException("disk full (simulated)")
+                return real_execute(sql, *args)
+
+        with pytest.raises(duckdb.IOException):
+            swap_partitions(Exploding(), stage, [D1])
+        con.close()
+    assert rows(db) == before
+
+
+def test_other_partitions_are_untouched_by_a_swap(tmp_path):
+    db = tmp_path / "w.duckdb"
+    load(db, {D1: [page([rec("a", "2026-01-01T01:00:00.000Z")])],
+              D2: [page([rec("b", "2026-01-02T01:00:00.000Z")])]}, [D1, D2])
+    load(db, {D1: [page([rec("c", "2026-01-01T03:00:00.000Z")])]}, [D1])
+    assert rows(db) == [("b", D2), ("c", D1)]
+
+
+def test_day_windows_tile_each_day_exactly():
+    windows = day_windows([D1, D2], hours_per_window=6)
+    assert len(windows) == 8
+    assert windows[0].start == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for a, b in zip(windows, windows[1:]):
+        assert a.end == b.start
+    assert windows[-1].end - windows[0].start == timedelta(days=2)
+    with pytest.raises(ValueError):
+        day_windows([D1], hours_per_window=5)
