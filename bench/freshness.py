@@ -85,8 +85,8 @@ def poll_updated_at(db: Path, rid: str) -> datetime | None:
     return row[0] if row else None
 
 
-def run_summary(home: Path, day: str) -> list[str]:
-    """Created/started/ended times of the sensor's runs that covered `day`."""
+def run_summary(home: Path, day: str | None) -> list[str]:
+    """Created/started/ended times of the sensor's runs (those covering `day` if given)."""
     from dagster._core.storage.dagster_run import RunsFilter
 
     lines = []
@@ -95,7 +95,7 @@ def run_summary(home: Path, day: str) -> list[str]:
             tags = rec.dagster_run.tags
             first = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_start")
             last = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")
-            if first and first <= day <= last:
+            if first and (day is None or first <= day <= last):
                 fmt = lambda ts: datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S.%f")[:-3] if ts else "-"  # noqa: E731
                 lines.append(
                     f"  run {rec.dagster_run.run_id[:8]} {first}..{last} {rec.dagster_run.status.value}: "
@@ -118,6 +118,9 @@ def main() -> int:
     ap.add_argument("--interval", type=int, default=5, help="SIRO_SENSOR_INTERVAL_SECONDS")
     ap.add_argument("--lead", type=float, default=45.0, help="seconds from start until the event happens")
     ap.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    ap.add_argument("--backlog-hours", type=float, default=0.0,
+                    help="start the cursor this many hours before the simulated start (a catch-up burst first)")
+    ap.add_argument("--max-runs", type=int, default=10, help="SIRO_SENSOR_MAX_RUNS_PER_TICK")
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
     args = ap.parse_args()
 
@@ -145,6 +148,7 @@ def main() -> int:
         SIRO_API_TOKEN=TOKEN,
         SIRO_DUCKDB_PATH=str(db),
         SIRO_SENSOR_INTERVAL_SECONDS=str(args.interval),
+        SIRO_SENSOR_MAX_RUNS_PER_TICK=str(args.max_runs),
         PYTHONUNBUFFERED="1",
     )
     procs: list[subprocess.Popen] = []
@@ -157,11 +161,15 @@ def main() -> int:
         procs.append(sim)
         wait_for_line(sim, "listening on", 60)
 
-        cursor = json.dumps({"v": 1, "watermark": None, "seen": {}, "since": format_ts(sim_start)})
-        subprocess.run(
-            [str(BIN / "dagster"), "sensor", "cursor", SENSOR, "-m", "siro_assets.definitions", "--set", cursor],
-            cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-        )
+        since = sim_start - timedelta(hours=args.backlog_hours)
+        cursor = json.dumps({"v": 1, "watermark": None, "seen": {}, "since": format_ts(since)})
+        # On a fresh instance `cursor --set` stores the sensor as STOPPED (overriding its
+        # default RUNNING status), so it must be started explicitly afterwards.
+        for cmd in (["cursor", SENSOR, "--set", cursor], ["start", SENSOR]):
+            subprocess.run(
+                [str(BIN / "dagster"), "sensor", *cmd, "-m", "siro_assets.definitions"],
+                cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+            )
         log = open(tmp / "daemon.log", "w")
         daemon = subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", "-m", "siro_assets.definitions"],
@@ -187,7 +195,12 @@ def main() -> int:
         freshness = (seen_at - event_wall).total_seconds()
         print(f"freshness: {freshness:.1f} s (event at wall {event_wall:%H:%M:%S}, in siro.recordings at {seen_at:%H:%M:%S}; "
               f"sensor interval {args.interval} s)")
-        for line in run_summary(home, day.isoformat()):
+        # Let the runs finish so their final status is reported (bounded).
+        while time.monotonic() < deadline and any(
+            "STARTED" in line or "QUEUED" in line or "STARTING" in line for line in run_summary(home, None)
+        ):
+            time.sleep(1)
+        for line in run_summary(home, None):
             print(line)
         return 0
     finally:

@@ -101,13 +101,14 @@ class SensorCursor:
 
     @classmethod
     def from_json(cls, raw: str | None) -> SensorCursor:
-        """Parse a stored cursor; ``None`` (no cursor yet, or deleted) is the first tick.
+        """Parse a stored cursor; ``None`` or blank (no cursor yet, or cleared) is the first tick.
 
-        Anything else that is not a cursor written by ``to_json`` (including an empty
-        string) raises ``InvalidSensorCursor`` naming how to reset it: guessing a
-        starting point would silently skip or replay changes.
+        Blank counts as cleared because the Dagster UI's cursor dialog saves an emptied
+        text box as ``""``. Anything else that is not a cursor written by ``to_json``
+        raises ``InvalidSensorCursor`` naming how to reset it: guessing a starting point
+        would silently skip or replay changes.
         """
-        if raw is None:
+        if raw is None or not raw.strip():
             return cls()
         try:
             doc = json.loads(raw)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from dagster import (
@@ -58,6 +59,7 @@ def _env_int(name: str, default: int, minimum: int) -> int:
     return value
 
 
+@dataclass(frozen=True)
 class SensorSettings:
     """Tick-time settings, read from the environment on every tick (no redeploy needed).
 
@@ -71,10 +73,9 @@ class SensorSettings:
     because Dagster fixes a sensor's interval at definition time.
     """
 
-    def __init__(self, lookback: timedelta, max_runs: int, page_size: int) -> None:
-        self.lookback = lookback
-        self.max_runs = max_runs
-        self.page_size = page_size
+    lookback: timedelta
+    max_runs: int
+    page_size: int
 
     @classmethod
     def from_env(cls) -> SensorSettings:
@@ -125,8 +126,9 @@ def _partition_bounds() -> tuple[date, date | None]:
 
 def _scrub(text: str, token: str | None) -> str:
     # The client never puts the token in messages; this is a second line of defence
-    # because a skip reason is shown in the UI and stored with the tick.
-    return text.replace(token, "***") if token else text
+    # because a skip reason is shown in the UI and stored with the tick. Very short
+    # "tokens" (tests, typos) would mangle ordinary words, and are no secret anyway.
+    return text.replace(token, "***") if token and len(token) >= 8 else text
 
 
 def _log_plan(context: SensorEvaluationContext, plan: ChangePlan, ranges: list[ChangeRange], requests: int) -> None:
@@ -164,7 +166,7 @@ def recordings_updated_sensor(context: SensorEvaluationContext, siro: SiroApiRes
     since = query_start(cursor, now, settings.lookback)
     # No enrichment flags: the listing only needs ids and timestamps, the runs fetch the rest.
     query = RecordingsQuery(updated_gte=since, page_size=settings.page_size)
-    kept = format_ts(cursor.watermark) if cursor.watermark else "none (first tick)"
+    kept = format_ts(cursor.watermark) if cursor.watermark else f"none yet (listing from {format_ts(since)})"
     try:
         with siro.client() as client:
             changed = list(_changes(client.iter_recording_pages(query), context.log))

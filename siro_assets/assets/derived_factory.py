@@ -1,4 +1,4 @@
-"""What the five derived assets share: their decorator settings and their body.
+"""What the derived assets share: their decorator settings and their body.
 
 Every derived table is rebuilt from `siro/recordings` for the same daily partitions
 (identity mapping, the default between assets with the same `partitions_def`), in one

@@ -9,6 +9,7 @@ from .rebuild import rebuild_partitions
 from .stats import RECORDING_DAILY_STATS
 from .summaries import RECORDING_SUMMARIES
 from .table import Column, DerivedTable
+from .writeback_plan import CRM_WRITEBACK_PLAN, LATEST_WRITES_SQL
 
 DERIVED_TABLES: tuple[DerivedTable, ...] = (
     RECORDING_CRM_LINKS,
@@ -16,10 +17,13 @@ DERIVED_TABLES: tuple[DerivedTable, ...] = (
     RECORDING_SUMMARIES,
     RECORDING_ENTITY_EXTRACTIONS,
     RECORDING_DAILY_STATS,
+    CRM_WRITEBACK_PLAN,
 )
 
 __all__ = [
+    "CRM_WRITEBACK_PLAN",
     "DERIVED_TABLES",
+    "LATEST_WRITES_SQL",
     "RECORDING_CRM",
     "RECORDING_CRM_LINKS",
     "RECORDING_DAILY_STATS",

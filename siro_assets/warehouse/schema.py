@@ -41,6 +41,17 @@ EXTRACTION_JSON_SHAPE = (
     '[{"name":"VARCHAR","value":"JSON",'
     '"mappings":[{"crmModelName":"VARCHAR","crmFieldName":"VARCHAR"}]}]'
 )
+# The typed view of one API recording; timestamps stay text here and are cast with
+# TRY_CAST so that one odd value nulls a field instead of failing the whole page.
+RECORD_JSON_SHAPE = (
+    '{"id":"VARCHAR","organizationId":"VARCHAR","userId":"VARCHAR","title":"VARCHAR",'
+    '"durationInMilliseconds":"DOUBLE","latitude":"DOUBLE","longitude":"DOUBLE",'
+    '"result":"VARCHAR","createdAt":"VARCHAR","updatedAt":"VARCHAR","deleted":"BOOLEAN",'
+    '"deletedAt":"VARCHAR","rootDataPurgedAt":"VARCHAR","isProcessingDone":"BOOLEAN",'
+    '"isEntityExtractionDone":"BOOLEAN","isSummaryDone":"BOOLEAN","evaluationScore":"DOUBLE",'
+    '"links":{"web":{"self":"VARCHAR"}},'
+    f'"crm":{CRM_JSON_SHAPE},"summary":{SUMMARY_JSON_SHAPE},"entityExtractions":{EXTRACTION_JSON_SHAPE}}}'
+)
 
 RECORDINGS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "VARCHAR NOT NULL"),

@@ -18,11 +18,9 @@ from pathlib import Path
 import duckdb
 
 from .schema import (
-    CRM_JSON_SHAPE,
-    EXTRACTION_JSON_SHAPE,
+    RECORD_JSON_SHAPE,
     RECORDINGS_COLUMN_NAMES,
     SCHEMA,
-    SUMMARY_JSON_SHAPE,
     ensure_schema,
     recordings_ddl,
 )
@@ -34,37 +32,40 @@ class StagingValidationError(ValueError):
 
 _TYPED_SELECT = f"""
 WITH records AS (
-    SELECT unnest(from_json(body::JSON -> 'data', '["JSON"]')) AS r, seq FROM pages
+    SELECT unnest(json_transform(body, '{{"data":["JSON"]}}').data) AS r, seq FROM pages
+), typed AS (
+    -- One json_transform per record into the whole typed shape: each `->>` would
+    -- re-parse the record's text, which costs several times more.
+    SELECT r, seq, json_transform(r, '{RECORD_JSON_SHAPE}') AS t FROM records
 )
 SELECT
-    r ->> 'id'                                        AS id,
-    r ->> 'organizationId'                            AS organization_id,
-    r ->> 'userId'                                    AS user_id,
-    r ->> 'title'                                     AS title,
-    TRY_CAST(r ->> 'durationInMilliseconds' AS DOUBLE) AS duration_ms,
-    TRY_CAST(r ->> 'latitude' AS DOUBLE)              AS latitude,
-    TRY_CAST(r ->> 'longitude' AS DOUBLE)             AS longitude,
-    r ->> 'result'                                    AS result,
-    TRY_CAST(r ->> 'createdAt' AS TIMESTAMPTZ)        AS created_at,
-    TRY_CAST(r ->> 'updatedAt' AS TIMESTAMPTZ)        AS updated_at,
-    TRY_CAST(r ->> 'deleted' AS BOOLEAN)              AS deleted,
-    TRY_CAST(r ->> 'deletedAt' AS TIMESTAMPTZ)        AS deleted_at,
-    TRY_CAST(r ->> 'rootDataPurgedAt' AS TIMESTAMPTZ) AS root_data_purged_at,
-    TRY_CAST(r ->> 'isProcessingDone' AS BOOLEAN)     AS is_processing_done,
-    TRY_CAST(r ->> 'isEntityExtractionDone' AS BOOLEAN) AS is_entity_extraction_done,
-    TRY_CAST(r ->> 'isSummaryDone' AS BOOLEAN)        AS is_summary_done,
-    TRY_CAST(r ->> 'evaluationScore' AS DOUBLE)       AS evaluation_score,
-    r -> 'links' -> 'web' ->> 'self'                  AS web_url,
-    json_transform(r -> 'crm', '{CRM_JSON_SHAPE}')    AS crm,
-    json_transform(r -> 'summary', '{SUMMARY_JSON_SHAPE}') AS summary,
-    json_transform(r -> 'entityExtractions', '{EXTRACTION_JSON_SHAPE}') AS entity_extractions,
-    r                                                 AS payload,
-    CAST(TRY_CAST(r ->> 'createdAt' AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS DATE) AS partition_date,
-    $ingested_at::TIMESTAMPTZ                         AS ingested_at,
+    t.id                                           AS id,
+    t.organizationId                               AS organization_id,
+    t.userId                                       AS user_id,
+    t.title                                        AS title,
+    t.durationInMilliseconds                       AS duration_ms,
+    t.latitude                                     AS latitude,
+    t.longitude                                    AS longitude,
+    t.result                                       AS result,
+    TRY_CAST(t.createdAt AS TIMESTAMPTZ)           AS created_at,
+    TRY_CAST(t.updatedAt AS TIMESTAMPTZ)           AS updated_at,
+    t.deleted                                      AS deleted,
+    TRY_CAST(t.deletedAt AS TIMESTAMPTZ)           AS deleted_at,
+    TRY_CAST(t.rootDataPurgedAt AS TIMESTAMPTZ)    AS root_data_purged_at,
+    t.isProcessingDone                             AS is_processing_done,
+    t.isEntityExtractionDone                       AS is_entity_extraction_done,
+    t.isSummaryDone                                AS is_summary_done,
+    t.evaluationScore                              AS evaluation_score,
+    t.links.web.self                               AS web_url,
+    t.crm                                          AS crm,
+    t.summary                                      AS summary,
+    t.entityExtractions                            AS entity_extractions,
+    r                                              AS payload,
+    CAST(TRY_CAST(t.createdAt AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS DATE) AS partition_date,
+    $ingested_at::TIMESTAMPTZ                      AS ingested_at,
     seq
-FROM records
+FROM typed
 """
-
 
 @dataclass(frozen=True)
 class StageSummary:
@@ -82,10 +83,14 @@ class RecordingsStage:
     Use as a context manager; the file is deleted on exit whether or not the swap happened.
     """
 
-    def __init__(self, directory: str | Path | None = None) -> None:
+    def __init__(self, directory: str | Path | None = None, *, memory_limit: str = "1GB") -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="siro-stage-", dir=directory))
         self.path = self._dir / "stage.duckdb"
-        self._con = duckdb.connect(str(self.path))
+        # DuckDB would otherwise cache up to 80% of RAM; past the limit it spills to the
+        # stage's own temp directory, so a huge day costs disk, not memory.
+        self._con = duckdb.connect(
+            str(self.path), config={"memory_limit": memory_limit, "preserve_insertion_order": False}
+        )
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute("CREATE TABLE pages (seq BIGINT, window_start DATE, body VARCHAR)")
         self._seq = 0

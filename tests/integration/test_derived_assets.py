@@ -38,6 +38,7 @@ DERIVED_KEYS = {
         "recording_summaries",
         "recording_entity_extractions",
         "recording_daily_stats",
+        "crm_writeback_plan",
     )
 }
 

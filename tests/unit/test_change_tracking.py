@@ -173,7 +173,7 @@ def test_days_outside_the_partitions_are_skipped_once():
     assert plan2.skipped == {} and plan2.partitions == {}
 
 
-@pytest.mark.parametrize("raw", ["", "garbage", "[]", '{"v": 99}', '{"v":1,"watermark":"yesterday"}', '{"v":1,"watermark":null,"seen":{"2026-01-01T00:00:00.000Z":["a"]}}'])
+@pytest.mark.parametrize("raw", ["garbage", "[]", '{"v": 99}', '{"v":1,"watermark":"yesterday"}', '{"v":1,"watermark":null,"seen":{"2026-01-01T00:00:00.000Z":["a"]}}'])
 def test_unreadable_cursor_raises_a_clear_error(raw):
     with pytest.raises(InvalidSensorCursor, match="--delete"):
         SensorCursor.from_json(raw)
@@ -181,6 +181,8 @@ def test_unreadable_cursor_raises_a_clear_error(raw):
 
 def test_cursor_round_trip_and_none_is_the_first_tick():
     assert SensorCursor.from_json(None) == SensorCursor()
+    # The UI's "Set cursor value" dialog stores an emptied box as "": that is a reset.
+    assert SensorCursor.from_json("") == SensorCursor() == SensorCursor.from_json("  \n")
     cur = SensorCursor(watermark=ts(0), seen=frozenset({("a", ts(0)), ("b", ts(0)), ("c", ts(-1))}))
     raw = cur.to_json()
     assert SensorCursor.from_json(raw) == cur

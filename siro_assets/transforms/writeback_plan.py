@@ -1,0 +1,204 @@
+"""Candidate CRM field writes, one row per target record (`crm_writeback_plan`), and the newest-wins rule.
+
+Every mapping of every entity extraction is resolved against the recording's own `crm`
+block by model name, case-insensitively:
+
+| `crm_model_name` | target(s) in `crm` | `object_type` |
+|---|---|---|
+| Opportunity | `crm.opportunity` | opportunity |
+| Account | `crm.account` | account |
+| Lead | `crm.lead` | lead |
+| Engagement, Appointment, Event | `crm.engagement` | engagement |
+| Contact | every element of `crm.contacts` (one row each) | contact |
+| User | every element of `crm.users` (one row each) | user |
+
+`plan_status` says whether the row can be written, first match wins:
+
+1. `unknown_model`: the model name is none of the above (or missing); linking won't help.
+2. `no_field`: the mapping names no `crmFieldName` (missing or blank); nothing to write to.
+3. `unlinked`: the recording has no `crm` block yet. A later link bumps `updatedAt`, the
+   sensor rematerializes the day, and the rows turn `ready`.
+4. `no_target`: `crm` has no object for that model (no lead linked, `contacts` empty), or
+   the object has no `externalId` (`siro_id` is then still shown).
+5. `ready`: the target record's `external_id` is known.
+
+Unresolved rows are kept (NULL `external_id`) so an operator can see why a value is not
+written. An object reference with neither id (`{}` or a null list element) is not a link,
+as in `recording_crm_links`, so it yields no row; when none is left the mapping yields one
+`no_target` row. Extractions with null or `[]` mappings, and null mapping elements, have no
+rows: there is nothing to write. Deleted or purged recordings have no rows.
+
+`idempotency_key` (ready rows only) is `sha256` of the canonical JSON array
+`[integration_connection_id, crm_model_name, external_id, crm_field_name, value]`, with
+`value` normalised by `json()` (minified, escapes decoded), so the same write to the same
+record has the same key on every rebuild and from every recording, and a changed value gets
+a new key.
+"""
+
+from __future__ import annotations
+
+from .crm import _IS_REF
+from .extractions import _VALUE_TEXT, _VALUE_TYPE
+from .table import PARTITION_DATE, RECORDING_ID, Column, DerivedTable, live_recordings
+
+PLAN_STATUSES = ("ready", "unlinked", "no_target", "unknown_model", "no_field")
+
+# Lower-cased API model name -> the crm block object it writes to.
+MODEL_OBJECTS: dict[str, str] = {
+    "opportunity": "opportunity",
+    "account": "account",
+    "lead": "lead",
+    "engagement": "engagement",
+    "appointment": "engagement",
+    "event": "engagement",
+    "contact": "contact",
+    "user": "user",
+}
+
+_OBJECT_TYPE = (
+    "CASE lower(m.crmModelName) "
+    + " ".join(f"WHEN '{model}' THEN '{obj}'" for model, obj in MODEL_OBJECTS.items())
+    + " END"
+)
+
+# The crm objects an object type points at, as a list of {ref, pos} where pos is the
+# 0-based index in the API's array (0 for the single objects).
+_CANDIDATES = """
+CASE object_type
+    WHEN 'contact' THEN crm.contacts
+    WHEN 'user' THEN crm.users
+    WHEN 'engagement' THEN [crm.engagement]
+    WHEN 'opportunity' THEN [crm.opportunity]
+    WHEN 'account' THEN [crm.account]
+    WHEN 'lead' THEN [crm.lead]
+END"""
+
+_SELECT = f"""
+WITH extractions AS (
+    SELECT partition_date, id, created_at, crm,
+           generate_subscripts(entity_extractions, 1) - 1 AS extraction_position,
+           unnest(entity_extractions) AS x
+    FROM ({live_recordings("created_at", "crm", "entity_extractions")})
+),
+mappings AS (
+    -- unnest of a null or empty list yields no row: no mappings, nothing to write.
+    SELECT partition_date, id, created_at, crm, extraction_position,
+           x.name AS extraction_name,
+           coalesce(x.value, 'null'::JSON) AS value,
+           generate_subscripts(x.mappings, 1) - 1 AS mapping_position,
+           unnest(x.mappings) AS m
+    FROM extractions
+    WHERE x IS NOT NULL
+),
+typed AS (
+    SELECT partition_date, id, created_at, crm, extraction_position, extraction_name, value,
+           mapping_position, m.crmModelName AS crm_model_name, m.crmFieldName AS crm_field_name,
+           {_OBJECT_TYPE} AS object_type
+    FROM mappings
+    WHERE m IS NOT NULL
+),
+targeted AS (
+    SELECT *,
+           coalesce(list_filter(
+               list_transform({_CANDIDATES}, lambda r, i: {{'ref': r, 'pos': i - 1}}),
+               lambda t: {_IS_REF.format(ref="t.ref")}
+           ), []) AS targets
+    FROM typed
+),
+resolved AS (
+    -- A mapping with no linked target still yields one row (t NULL) that says why.
+    SELECT * EXCLUDE (targets),
+           unnest(CASE WHEN len(targets) > 0 THEN targets ELSE [NULL] END) AS t
+    FROM targeted
+),
+planned AS (
+    SELECT *,
+           crm.integrationConnectionId AS integration_connection_id,
+           nullif(t.ref.externalId, '') AS external_id,
+           CASE
+               WHEN object_type IS NULL THEN 'unknown_model'
+               WHEN nullif(trim(crm_field_name), '') IS NULL THEN 'no_field'
+               WHEN crm IS NULL THEN 'unlinked'
+               WHEN external_id IS NULL THEN 'no_target'
+               ELSE 'ready'
+           END AS plan_status
+    FROM resolved
+)
+SELECT partition_date, id, created_at, extraction_position, mapping_position,
+       extraction_name, crm_model_name, crm_field_name, object_type, t.pos,
+       integration_connection_id, external_id, t.ref.id,
+       value, {_VALUE_TEXT} AS value_text, {_VALUE_TYPE} AS value_type,
+       plan_status,
+       CASE WHEN plan_status = 'ready' THEN sha256(json_array(
+           integration_connection_id, crm_model_name, external_id, crm_field_name, json(value)
+       )::VARCHAR) END
+FROM planned
+"""
+
+CRM_WRITEBACK_PLAN = DerivedTable(
+    name="crm_writeback_plan",
+    description=(
+        "One row per (recording, entity extraction, CRM field mapping, target CRM record) "
+        "that could be written back to the CRM. Rows with plan_status = 'ready' name the "
+        "record (`external_id` of `object_type`) and field to write `value` to; the other "
+        "statuses (unlinked, no_target, unknown_model, no_field) say why a value cannot be "
+        "written yet. Unique on (recording_id, extraction_position, mapping_position, "
+        "object_position); join recording_id to siro.recordings.id, (recording_id, "
+        "extraction_position, mapping_position) to siro.recording_entity_extractions "
+        "(position, mapping_position), (recording_id, object_type, object_position) to "
+        "siro.recording_crm_links (object_type, position)."
+    ),
+    columns=(
+        PARTITION_DATE,
+        RECORDING_ID,
+        Column("recording_created_at", "TIMESTAMPTZ NOT NULL",
+               "The recording's createdAt (UTC): a newer recording's value wins a field."),
+        Column("extraction_position", "INTEGER NOT NULL",
+               "0-based index of the extraction in entityExtractions."),
+        Column("mapping_position", "INTEGER NOT NULL",
+               "0-based index of the mapping in the extraction's mappings."),
+        Column("extraction_name", "VARCHAR", "Extracted field name."),
+        Column("crm_model_name", "VARCHAR", "CRM object type to write to, as the mapping names it."),
+        Column("crm_field_name", "VARCHAR", "CRM field to write the value to."),
+        Column("object_type", "VARCHAR",
+               "crm block object the model resolves to (opportunity, account, lead, engagement, "
+               "contact, user); NULL for an unknown model."),
+        Column("object_position", "INTEGER",
+               "0-based index of the target in crm.contacts / crm.users, 0 for the single "
+               "objects; NULL when no target is linked."),
+        Column("integration_connection_id", "VARCHAR",
+               "Siro integration connection of the recording's CRM links; NULL when unlinked."),
+        Column("external_id", "VARCHAR",
+               "The target record's id in the CRM; NULL unless plan_status is 'ready'."),
+        Column("siro_id", "VARCHAR", "Siro's id of the target record."),
+        Column("value", "JSON NOT NULL",
+               "Value to write, as JSON as sent (JSON null when null or absent)."),
+        Column("value_text", "VARCHAR",
+               "Readable rendering, as in recording_entity_extractions; NULL for a null value."),
+        Column("value_type", "VARCHAR NOT NULL", "string, number, boolean, null or array."),
+        Column("plan_status", "VARCHAR NOT NULL",
+               "ready, unlinked, no_target, unknown_model or no_field (see the asset docs)."),
+        Column("idempotency_key", "VARCHAR",
+               "sha256 hex of [integration_connection_id, crm_model_name, external_id, "
+               "crm_field_name, value]: equal for the same write on every rebuild; NULL unless ready."),
+    ),
+    select=_SELECT,
+)
+
+# The candidate each CRM field should end up with, across all partitions: among the
+# 'ready' rows for a field of a record, the one from the newest recording (ties: the
+# larger recording_id, then the later extraction / mapping / list position, so the
+# choice is deterministic). The delivery step compares it with its ledger and never
+# sends a candidate older than the last acknowledged one ("never goes backwards").
+LATEST_WRITES_SQL = f"""
+SELECT *
+FROM {CRM_WRITEBACK_PLAN.qualified_name}
+WHERE plan_status = 'ready'
+QUALIFY row_number() OVER (
+    PARTITION BY integration_connection_id, crm_model_name, external_id, crm_field_name
+    ORDER BY recording_created_at DESC, recording_id DESC,
+             extraction_position DESC, mapping_position DESC, object_position DESC
+) = 1
+"""
+
+__all__ = ["CRM_WRITEBACK_PLAN", "LATEST_WRITES_SQL", "MODEL_OBJECTS", "PLAN_STATUSES"]
