@@ -67,7 +67,7 @@ def test_materialize_plan_then_a_late_link_turns_ready(warehouse):
     result = run(warehouse, "2026-01-05")
     assert all(e.passed for e in result.get_asset_check_evaluations())
     meta = result.get_asset_materialization_events()[0].materialization.metadata
-    assert meta["dagster/row_count"].value == 9  # linked: 1 + 2 contacts + 1 lead; late: 3
+    assert meta["dagster/row_count"].value == 7  # linked: opportunity, 2 contacts, lead; late: 3
     assert meta["dagster/table_name"].value == "siro.crm_writeback_plan"
     status = "SELECT recording_id, crm_field_name, object_type, external_id, plan_status FROM siro.crm_writeback_plan ORDER BY ALL"
     assert query(warehouse, status) == [
