@@ -15,3 +15,8 @@ recordings_job = define_asset_job(
     selection=recordings_pipeline_selection,
     description="Pull one or more days of Siro recordings and rebuild every table derived from them.",
 )
+
+# The run tags that make one run cover a range of partitions; Dagster's own single-run
+# backfills set the same pair. Not exported by `dagster`'s public API, hence spelled here.
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"

@@ -21,10 +21,9 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from .change_tracking import ChangePlan, ChangeRange, SensorCursor, plan_changes, query_start
-from .jobs import recordings_job
+from .jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, recordings_job
 from .partitions import daily_partitions, partition_date, partition_key
 from .resources import MissingTokenError, SiroApiResource
 from .siro import Page, RecordingsQuery, SiroError
@@ -111,8 +110,8 @@ def run_requests_for(ranges: Iterable[ChangeRange]) -> list[RunRequest]:
         if r.first_day == r.last_day:
             requests.append(RunRequest(run_key=r.run_key, partition_key=partition_key(r.first_day), tags=tags))
         else:
-            tags[ASSET_PARTITION_RANGE_START_TAG] = partition_key(r.first_day)
-            tags[ASSET_PARTITION_RANGE_END_TAG] = partition_key(r.last_day)
+            tags[PARTITION_RANGE_START_TAG] = partition_key(r.first_day)
+            tags[PARTITION_RANGE_END_TAG] = partition_key(r.last_day)
             requests.append(RunRequest(run_key=r.run_key, tags=tags))
     return requests
 

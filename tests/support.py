@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from siro_assets.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from siro_assets.resources import SiroApiResource
 
 # A frozen simulator clock well past the days the tests materialize, so those days are
@@ -21,3 +22,9 @@ def simulated_siro(now: datetime = NOW, **overrides) -> SiroApiResource:
     )
     config.update(overrides)
     return SiroApiResource(**config)
+
+
+def partition_range_tags(first: str, last: str) -> dict[str, str]:
+    """Run tags that make one run cover a partition range (what single-run backfills set);
+    `materialize()` has no partition-range argument."""
+    return {PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last}

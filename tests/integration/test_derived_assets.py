@@ -7,7 +7,6 @@ materialized with `dagster.materialize` like a run would.
 
 from __future__ import annotations
 
-import inspect
 from datetime import date
 
 import pytest
@@ -26,6 +25,7 @@ from siro_assets.transforms.crm import OBJECT_TYPES
 from siro_assets.transforms.extractions import VALUE_TYPES
 from siro_assets.warehouse.connection import duckdb_connection
 
+from tests.support import partition_range_tags
 from tests.raw_payloads import load_raw, recording, ref
 
 D1, D2, D3 = date(2026, 1, 5), date(2026, 1, 6), date(2026, 1, 7)
@@ -88,13 +88,7 @@ def run(
     if key:
         kwargs["partition_key"] = key
     if key_range:
-        if "partition_key_range" in inspect.signature(materialize).parameters:
-            kwargs["partition_key_range"] = key_range
-        else:  # dagster 1.13: a ranged run is expressed with these tags
-            kwargs["tags"] = {
-                "dagster/asset_partition_range_start": key_range.start,
-                "dagster/asset_partition_range_end": key_range.end,
-            }
+        kwargs["tags"] = partition_range_tags(key_range.start, key_range.end)
     return materialize(
         [*derived_assets, *(derived_asset_checks if checks else [])],
         resources={"warehouse": warehouse},
@@ -277,7 +271,7 @@ def test_checks_report_missing_tables(warehouse):
 
 def test_pipeline_from_the_real_raw_asset(warehouse):
     """`siro/recordings*` for a day against the simulator: raw, derived and checks in one run."""
-    raw = pytest.importorskip("siro_assets.assets.raw")
+    from siro_assets.assets import raw
     from tests.support import simulated_siro
 
     result = materialize(

@@ -15,7 +15,7 @@ from siro_assets.siro import SiroMalformedResponseError
 from siro_assets.siro.timestamps import format_ts
 from siro_assets.warehouse.connection import duckdb_connection
 
-from tests.support import NOW, simulated_siro
+from tests.support import NOW, partition_range_tags, simulated_siro
 
 DAY = date(2026, 3, 2)
 
@@ -23,24 +23,13 @@ DAY = date(2026, 3, 2)
 def _materialize(siro, warehouse, *, key=None, key_range=None, raise_on_error=True):
     kwargs = {"partition_key": key} if key else {}
     if key_range:
-        kwargs = {"partition_key_range": key_range} if _supports_range() else {
-            "tags": {
-                "dagster/asset_partition_range_start": key_range.start,
-                "dagster/asset_partition_range_end": key_range.end,
-            }
-        }
+        kwargs = {"tags": partition_range_tags(key_range.start, key_range.end)}
     return materialize(
         [recordings],
         resources={"siro": siro, "warehouse": warehouse},
         raise_on_error=raise_on_error,
         **kwargs,
     )
-
-
-def _supports_range() -> bool:
-    import inspect
-
-    return "partition_key_range" in inspect.signature(materialize).parameters
 
 
 def _truth_ids(siro, first: date, last: date) -> dict[str, str]:

@@ -20,10 +20,10 @@ from siro_assets.sensors import recordings_updated_sensor
 from siro_assets.simulator import World, WorldConfig
 from siro_assets.siro.timestamps import format_ts
 
+from siro_assets.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from tests.support import simulated_siro
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
+RANGE_START, RANGE_END = PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG
 WORLD = World(WorldConfig())  # the same world SiroApiResource(use_simulator=True) serves
 SCAN_DAYS = [date(2026, 2, 16) + timedelta(days=k) for k in range(14)]
 
