@@ -133,29 +133,25 @@ class SiroApiResource(ConfigurableResource):
             )
         return self.token, self.base_url, None
 
-    def client(self) -> SiroClient:
-        """A synchronous client sharing this process's request pacer."""
+    def _client_args(self) -> tuple[tuple, dict]:
         token, base_url, transport = self._connection_args()
-        return SiroClient(
-            token,
-            base_url,
+        options = dict(
             transport=transport,
             pacer=_process_pacer(self.requests_per_minute),
             retry=self._retry_policy(),
             timeout=self.timeout_seconds,
         )
+        return (token, base_url), options
+
+    def client(self) -> SiroClient:
+        """A synchronous client sharing this process's request pacer."""
+        args, options = self._client_args()
+        return SiroClient(*args, **options)
 
     def async_client(self) -> AsyncSiroClient:
         """An asyncio client sharing this process's request pacer."""
-        token, base_url, transport = self._connection_args()
-        return AsyncSiroClient(
-            token,
-            base_url,
-            transport=transport,
-            pacer=_process_pacer(self.requests_per_minute),
-            retry=self._retry_policy(),
-            timeout=self.timeout_seconds,
-        )
+        args, options = self._client_args()
+        return AsyncSiroClient(*args, **options)
 
     def verify_token(self) -> CallerIdentity:
         """Check the token with one cheap call before a long run; raises SiroAuthError."""

@@ -48,7 +48,9 @@ def find_late_link(min_days: float = 2.5, max_days: float = 3.5) -> tuple[str, d
         for rid, created, timeline in _events(day):
             for t, kind in timeline:
                 if kind == "linked" and timedelta(days=min_days) <= t - created <= timedelta(days=max_days) and _quiet_around(timeline, t):
-                    if all(k not in ("deleted", "purged", "relinked") for _, k in timeline):
+                    if all(k not in ("deleted", "purged", "relinked") for _, k in timeline) and any(
+                        e.get("mappings") for e in WORLD.recording(rid, t)["entityExtractions"]
+                    ):
                         return rid, created, t
     raise AssertionError("the simulated world has no late link in the scanned days")
 
@@ -316,6 +318,8 @@ def test_late_link_reaches_recording_crm_after_one_tick_and_its_run(tmp_path, wa
     # The day was loaded (nightly schedule / backfill) before the link existed.
     materialize_day(day, simulated_siro(linked - timedelta(minutes=1)), warehouse)
     assert query(warehouse, "SELECT is_linked FROM siro.recording_crm WHERE recording_id = ?", [rid]) == [(False,)]
+    plan_sql = "SELECT DISTINCT plan_status FROM siro.crm_writeback_plan WHERE recording_id = ?"
+    assert query(warehouse, plan_sql, [rid]) == [("unlinked",)]
 
     before = tick(simulated_siro(linked - timedelta(minutes=1)), None, tmp_path)
     siro_now = simulated_siro(linked + timedelta(seconds=30))
@@ -333,6 +337,9 @@ def test_late_link_reaches_recording_crm_after_one_tick_and_its_run(tmp_path, wa
     assert row[0][1] == ((truth.get("engagement") or {}).get("externalId"))
     (updated,) = query(warehouse, "SELECT updated_at FROM siro.recordings WHERE id = ?", [rid])[0]
     assert format_ts(updated) == format_ts(linked)
+    # The writeback plan saw the link too: nothing for this recording waits on a link now.
+    statuses = {status for (status,) in query(warehouse, plan_sql, [rid])}
+    assert statuses and "unlinked" not in statuses
 
 
 def test_deletion_removes_derived_rows(tmp_path, warehouse):
