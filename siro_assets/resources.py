@@ -73,6 +73,7 @@ class SiroApiResource(ConfigurableResource):
     token: str | None = Field(
         default=None,
         description="Organization integration token (Siro admin -> API Tokens), from SIRO_API_TOKEN.",
+        repr=False,  # resources get logged and rendered; the secret must not ride along
     )
     base_url: str = Field(default=DEFAULT_BASE_URL, description="API base URL (SIRO_API_BASE_URL).")
     use_simulator: bool = Field(
@@ -179,7 +180,9 @@ class WarehouseResource(DuckDBResource):
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection, closed (releasing the file lock) on exit."""
-        con = open_duckdb(self.database, lock_timeout=self.lock_timeout_seconds)
+        con = open_duckdb(
+            self.database, lock_timeout=self.lock_timeout_seconds, config=self.connection_config
+        )
         try:
             yield con
         finally:
@@ -188,7 +191,12 @@ class WarehouseResource(DuckDBResource):
     @contextmanager
     def read_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only connection for checks and consumers."""
-        con = open_duckdb(self.database, read_only=True, lock_timeout=self.lock_timeout_seconds)
+        con = open_duckdb(
+            self.database,
+            read_only=True,
+            lock_timeout=self.lock_timeout_seconds,
+            config=self.connection_config,
+        )
         try:
             yield con
         finally:

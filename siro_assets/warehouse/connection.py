@@ -36,11 +36,24 @@ def _is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
-def open_duckdb(path: str | Path, *, read_only: bool = False, lock_timeout: float = 900.0):
+# DuckDB's default is 80% of RAM; a pipeline that shares a machine with the Dagster
+# daemon and webserver should spill to disk long before that.
+DEFAULT_MEMORY_LIMIT = "512MB"
+
+
+def open_duckdb(
+    path: str | Path,
+    *,
+    read_only: bool = False,
+    lock_timeout: float = 900.0,
+    config: dict | None = None,
+):
     """Connect to `path`, waiting (jittered backoff) while another process holds its lock.
 
     Every connection runs in UTC so that `TIMESTAMPTZ -> DATE` means the UTC day.
+    `config` is DuckDB's connection configuration (`memory_limit` defaults to 512MB).
     """
+    config = {"memory_limit": DEFAULT_MEMORY_LIMIT, **(config or {})}
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +65,7 @@ def open_duckdb(path: str | Path, *, read_only: bool = False, lock_timeout: floa
         reraise=True,
     )
     try:
-        con = retrying(duckdb.connect, str(path), read_only=read_only)
+        con = retrying(duckdb.connect, str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
         if _is_lock_error(exc):
             raise WarehouseLockTimeout(

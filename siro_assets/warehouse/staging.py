@@ -20,6 +20,7 @@ import duckdb
 from .schema import (
     RECORD_JSON_SHAPE,
     RECORDINGS_COLUMN_NAMES,
+    RECORDINGS_COLUMNS,
     SCHEMA,
     ensure_schema,
     recordings_ddl,
@@ -31,8 +32,10 @@ class StagingValidationError(ValueError):
 
 
 _TYPED_SELECT = f"""
-WITH records AS (
-    SELECT unnest(json_transform(body, '{{"data":["JSON"]}}').data) AS r, seq FROM pages
+WITH page AS (
+    SELECT $body::VARCHAR AS body, $seq::BIGINT AS seq
+), records AS (
+    SELECT unnest(json_transform(body, '{{"data":["JSON"]}}').data) AS r, seq FROM page
 ), typed AS (
     -- One json_transform per record into the whole typed shape: each `->>` would
     -- re-parse the record's text, which costs several times more.
@@ -83,7 +86,13 @@ class RecordingsStage:
     Use as a context manager; the file is deleted on exit whether or not the swap happened.
     """
 
-    def __init__(self, directory: str | Path | None = None, *, memory_limit: str = "1GB") -> None:
+    def __init__(
+        self,
+        directory: str | Path | None = None,
+        *,
+        memory_limit: str = "256MB",
+        ingested_at: datetime | None = None,
+    ) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="siro-stage-", dir=directory))
         self.path = self._dir / "stage.duckdb"
         # DuckDB would otherwise cache up to 80% of RAM; past the limit it spills to the
@@ -92,7 +101,13 @@ class RecordingsStage:
             str(self.path), config={"memory_limit": memory_limit, "preserve_insertion_order": False}
         )
         self._con.execute("SET TimeZone = 'UTC'")
-        self._con.execute("CREATE TABLE pages (seq BIGINT, window_start DATE, body VARCHAR)")
+        # Keys stay nullable here so that a record without one is reported clearly by
+        # `finalize` rather than as a constraint violation in the middle of a page.
+        columns = ", ".join(
+            f"{name} {sql_type.replace(' NOT NULL', '')}" for name, sql_type in RECORDINGS_COLUMNS
+        )
+        self._con.execute(f"CREATE TABLE parsed ({columns}, seq BIGINT)")
+        self._ingested_at = ingested_at or datetime.now(timezone.utc)
         self._seq = 0
         self.pages = 0
         self.bytes = 0
@@ -104,26 +119,27 @@ class RecordingsStage:
         self.close()
 
     def add_page(self, body: bytes | str, *, window_start: date) -> None:
-        """Append one raw list-page body (`{"data": [...], "cursor": ...}`) to the stage."""
+        """Parse one raw list-page body (`{"data": [...], "cursor": ...}`) into the stage.
+
+        Each page is parsed as it arrives, so DuckDB's memory holds one page at a time
+        however large the day is. `window_start` is the day the page was listed for.
+        """
         text = body.decode("utf-8") if isinstance(body, bytes) else body
         self._seq += 1
         self._con.execute(
-            "INSERT INTO pages VALUES (?, ?, ?)", [self._seq, window_start, text]
+            f"INSERT INTO parsed {_TYPED_SELECT}",
+            {"body": text, "seq": self._seq, "ingested_at": self._ingested_at},
         )
         self.pages += 1
         self.bytes += len(text)
 
-    def finalize(
-        self, partitions: Sequence[date], *, ingested_at: datetime | None = None
-    ) -> StageSummary:
-        """Parse every staged page once into the typed `recordings` table of the stage.
+    def finalize(self, partitions: Sequence[date]) -> StageSummary:
+        """Build the stage's `recordings` table, ready for `swap_partitions`.
 
         Keeps the newest version of a recording seen twice, and keeps only recordings
         whose createdAt falls in one of `partitions` (the windows that were asked for).
         """
-        ingested_at = ingested_at or datetime.now(timezone.utc)
         con = self._con
-        con.execute(f"CREATE OR REPLACE TABLE parsed AS {_TYPED_SELECT}", {"ingested_at": ingested_at})
         bad = con.execute(
             "SELECT count(*) FILTER (WHERE id IS NULL), count(*) FILTER (WHERE created_at IS NULL) FROM parsed"
         ).fetchone()
@@ -156,7 +172,6 @@ class RecordingsStage:
             ).fetchall()
         )
         rows = sum(by_partition.values())
-        con.execute("DROP TABLE parsed")
         con.execute("CHECKPOINT")
         return StageSummary(
             rows=rows,

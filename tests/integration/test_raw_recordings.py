@@ -182,6 +182,7 @@ def test_metadata_never_contains_the_token(warehouse):
     text = repr(result.asset_materializations_for_node("siro__recordings")[0].metadata)
     assert secret not in text
     assert secret not in repr(SiroApiResource(token=secret).client())
+    assert secret not in repr(SiroApiResource(token=secret)) and secret not in str(SiroApiResource(token=secret))
     assert "fetched_up_to" in text and format_ts(NOW) in text
 
 
