@@ -39,7 +39,7 @@ def peak_rss_mib() -> float:
 def main() -> None:
     per_day = int(sys.argv[1]) if len(sys.argv) > 1 else 5_000
     n_days = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-    first = date(2026, 3, 1)
+    first = date(2026, 3, 2)  # a Monday: the simulator has fewer recordings at weekends
     days = [first + timedelta(days=i) for i in range(n_days)]
     now = datetime(2026, 3, 20, tzinfo=timezone.utc)
     with socket.socket() as sock:

@@ -98,7 +98,9 @@ class SiroApiResource(ConfigurableResource):
     max_concurrent_windows: int = Field(
         default=4, description="Day windows fetched concurrently during a multi-day backfill."
     )
-    max_attempts: int = Field(default=6, description="Attempts per request on 429/5xx/timeouts.")
+    max_attempts: int = Field(
+        default=8, description="Attempts per request on 429/5xx/timeouts (about 60 s of backoff in all)."
+    )
     initial_backoff_seconds: float = 0.5
     timeout_seconds: float = 30.0
 

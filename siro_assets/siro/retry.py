@@ -24,7 +24,9 @@ class RetryPolicy:
     ``RetryPolicy(max_attempts=4, initial_backoff=0, max_backoff=0)`` never waits.
     """
 
-    max_attempts: int = 6
+    # Eight attempts wait about 60 s in all (0.5, 1, 2, 4, 8, 16, 30): long enough to
+    # outlast a per-minute rate-limit window rather than fail inside it.
+    max_attempts: int = 8
     initial_backoff: float = 0.5
     max_backoff: float = 30.0
 
