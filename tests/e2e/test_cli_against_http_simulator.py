@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance
 
 from siro_assets.partitions import day_start
 from siro_assets.simulator import World, WorldConfig
@@ -60,10 +61,16 @@ def simulator_url():
 
 
 @pytest.fixture
-def dagster_env(tmp_path, simulator_url):
+def dagster_env(tmp_path, simulator_url, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    # Create the instance's storage up front: two CLI processes racing to initialise a
+    # brand-new DAGSTER_HOME collide in its schema migration ("alembic_version already
+    # exists"), which is not what the overlapping-runs test is about.
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with DagsterInstance.get() as instance:
+        instance.get_runs(limit=1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_")}
     env.update(
         DAGSTER_HOME=str(home),
