@@ -6,6 +6,7 @@ range) and then prints what landed in DuckDB and how to look at it in the UI.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -34,6 +35,9 @@ def main() -> int:
         "siro/recordings*",
         "--partition-range",
         f"{first:%Y-%m-%d}...{last:%Y-%m-%d}",
+        # INFO rather than Dagster's DEBUG event stream: the demo should be readable.
+        "--config-json",
+        json.dumps({"loggers": {"console": {"config": {"log_level": "INFO"}}}}),
     ]
     print(f"Materializing {first} .. {last} against the simulator:\n  {' '.join(command)}", flush=True)
     result = subprocess.run(command)
