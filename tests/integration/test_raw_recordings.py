@@ -212,3 +212,23 @@ def test_raw_checks_pass_on_ingested_data_and_catch_planted_faults(warehouse):
     )
     outcome = {e.check_name: e.passed for e in checks_only.get_asset_check_evaluations()}
     assert outcome == {"id_unique": False, "created_at_in_partition": False, "keys_not_null": True}
+
+
+def test_a_partial_day_fills_in_when_rematerialized_later(warehouse):
+    """Today's partition pulled at noon, then again at night: the rerun adds the afternoon
+    and the changes since, and never doubles the morning."""
+    noon = day_start(DAY) + timedelta(hours=12)
+    _materialize(simulated_siro(now=noon), warehouse, key="2026-03-02")
+    morning = dict(_table(warehouse, "SELECT id, updated_at FROM siro.recordings"))
+    assert morning and all(
+        created < noon for (created,) in _table(warehouse, "SELECT created_at FROM siro.recordings"))
+
+    night = day_start(DAY) + timedelta(hours=23, minutes=59)
+    late = simulated_siro(now=night)
+    _materialize(late, warehouse, key="2026-03-02")
+    evening = dict(_table(warehouse, "SELECT id, updated_at FROM siro.recordings"))
+    truth = late.simulator_api().world.recordings(
+        night, created_from=day_start(DAY), created_to=day_start(DAY + timedelta(days=1)))
+    assert sorted(evening) == sorted(p["id"] for p in truth)
+    assert set(morning) < set(evening)
+    assert any(evening[rid] > morning[rid] for rid in morning), "some morning recordings changed since"
