@@ -276,8 +276,10 @@ def plan_changes(
 
     ``changed`` is every ``(id, createdAt, updatedAt)`` the listing from
     ``query_start(cursor, now, lookback)`` returned. Days before ``first_day`` or after
-    ``last_day`` (the partitions definition's bounds) are counted in ``skipped`` and
-    marked seen, so they are reported once rather than on every tick.
+    ``last_day`` (the partitions definition's bounds) are counted in ``skipped``. Days
+    before ``first_day`` are marked seen, so they are reported once rather than on every
+    tick; days after ``last_day`` are not, so that the lookback requests them once the
+    partition exists (Siro's clock may run slightly ahead of Dagster's).
 
     The new cursor's watermark is the newest ``updatedAt`` observed, never lower than
     the old one and never beyond what the API actually returned: a change stamped later
@@ -305,9 +307,14 @@ def plan_changes(
 
     by_day: dict[date, list[Pair]] = defaultdict(list)
     skipped: dict[date, int] = defaultdict(int)
+    not_yet: set[Pair] = set()
     for pair, day in fresh.items():
         if (first_day is not None and day < first_day) or (last_day is not None and day > last_day):
             skipped[day] += 1
+            if last_day is not None and day > last_day:
+                # A day Dagster's clock has not reached yet (Siro's clock runs a little
+                # ahead): leave it unseen so the lookback lists it again once it exists.
+                not_yet.add(pair)
         else:
             by_day[day].append(pair)
     partitions = {
@@ -325,7 +332,7 @@ def plan_changes(
     if since is not None and watermark is not None and watermark - lookback >= since:
         since = None  # the watermark alone now keeps the listing at or after it
     floor = watermark - lookback if watermark is not None else start
-    seen = frozenset(p for p in (*cursor.seen, *fresh) if p[1] >= floor)
+    seen = frozenset(p for p in (*cursor.seen, *fresh) if p[1] >= floor and p not in not_yet)
 
     plan = ChangePlan(
         query_start=start,

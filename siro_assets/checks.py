@@ -9,6 +9,7 @@ derived rows shows up too; the failing result names the partitions to rebuild.
 # objects of context and resource parameters.
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 from dagster import AssetCheckResult, AssetChecksDefinition, AssetKey, MetadataValue, asset_check
@@ -81,10 +82,11 @@ def _stats_mismatch(table: DerivedTable) -> str:
         FROM {table.qualified_name}
         GROUP BY partition_date
     )
-    SELECT NULL::VARCHAR AS recording_id, s.partition_date
+    SELECT NULL::VARCHAR AS recording_id, partition_date
     FROM stats AS s
-    LEFT JOIN truth AS t USING (partition_date)
-    WHERE s.n > 1
+    FULL OUTER JOIN truth AS t USING (partition_date)
+    WHERE s.n IS NULL  -- a day with recordings but no stats row
+       OR s.n > 1
        OR s.recordings <> coalesce(t.recordings, 0)
        OR s.active <> coalesce(t.active, 0)
     """
@@ -173,6 +175,12 @@ def evaluate_rule(con: duckdb.DuckDBPyConnection, table: DerivedTable, rule: _Ru
 def _check_from_sql(asset: AssetKey, name: str, description: str, tables: tuple[str, ...], sql: str):
     @asset_check(asset=asset, name=name, description=description)
     def _check(warehouse: WarehouseResource) -> AssetCheckResult:
+        if not Path(warehouse.database).exists():
+            return AssetCheckResult(
+                passed=False,
+                description=f"The warehouse file {warehouse.database} does not exist yet: "
+                "materialize the assets first.",
+            )
         # A read-only connection: checks must never hold the write lock the runs need.
         with warehouse.read_connection() as con:
             return evaluate_offenders(con, tables, sql)

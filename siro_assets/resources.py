@@ -8,6 +8,8 @@ documented environment variables onto them.
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
@@ -36,6 +38,8 @@ SIMULATOR_TOKEN = "simulator-token"
 # Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to one
 # run at a time because DuckDB admits a single writing process per file.
 WAREHOUSE_POOL = "siro_duckdb"
+
+STALE_STAGE_SECONDS = 24 * 3600
 
 
 class MissingTokenError(RuntimeError):
@@ -178,6 +182,20 @@ class WarehouseResource(DuckDBResource):
     lock_timeout_seconds: float = Field(
         default=900.0, description="How long to wait for another process's DuckDB lock."
     )
+
+    def staging_directory(self) -> Path:
+        """Where runs put their private staging files: next to the warehouse file.
+
+        Stages of runs that were killed (and so never cleaned up) are removed once they
+        are a day old; no live run stages for that long.
+        """
+        directory = Path(self.database).resolve().parent / ".staging"
+        directory.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - STALE_STAGE_SECONDS
+        for stale in directory.glob("siro-stage-*"):
+            if stale.stat().st_mtime < cutoff:
+                shutil.rmtree(stale, ignore_errors=True)
+        return directory
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -70,7 +70,8 @@ def recordings(
 ) -> MaterializeResult:
     """Every Siro recording, one row per recording, in the UTC day of its `createdAt`.
 
-    Table `siro.recordings`, primary key `id`, partition column `partition_date`.
+    Table `siro.recordings`, one row per `id` (checked by `id_unique`), partition column
+    `partition_date`.
     Typed core columns (`created_at`, `updated_at`, `deleted`, `root_data_purged_at`, ...)
     sit next to `payload`, the whole API object as JSON (unknown fields included), and
     the typed nested columns `crm`, `summary` and `entity_extractions` that derived tables
@@ -88,7 +89,8 @@ def recordings(
         f"{partition_key(days[0])}..{partition_key(days[-1])}"
     )
 
-    with RecordingsStage() as stage:
+    # Stage beside the warehouse: the same disk, not a /tmp that may be RAM-backed.
+    with RecordingsStage(directory=warehouse.staging_directory()) as stage:
         client = siro.async_client()
 
         async def fetch() -> None:

@@ -203,6 +203,15 @@ class _ClientCore:
     ) -> None:
         if not isinstance(token, str):
             raise TypeError("token must be a string")
+        # Tokens pasted from files or secret stores often carry a trailing newline;
+        # HTTP would refuse that header (and quote the token in its error), so strip
+        # whitespace and reject anything else a header cannot carry, without echoing it.
+        token = token.strip()
+        if not token or not token.isascii() or not token.isprintable():
+            raise SiroAuthError(
+                "The Siro API token is empty or contains characters an HTTP header cannot "
+                f"carry. {AUTH_HINT}"
+            )
         self._auth = _BearerAuth(token)
         self.base_url = base_url.rstrip("/")
         self.pacer = pacer if pacer is not None else default_pacer()
@@ -233,11 +242,11 @@ class _ClientCore:
                 setattr(self.stats, name, getattr(self.stats, name) + delta)
 
     def _transport_failure(
-        self, method: str, path: str, params: Mapping[str, str], exc: httpx.TransportError
+        self, method: str, path: str, params: Mapping[str, str], exc: httpx.RequestError
     ) -> Exception:
         detail = self._auth.scrub(f"{type(exc).__name__}: {exc}")
-        if isinstance(exc, httpx.UnsupportedProtocol):
-            # A bad base URL will not fix itself; fail fast.
+        if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
+            # A bad base URL or a request we cannot even send will not fix itself.
             return SiroError(f"{describe_request(method, path, params)} failed: {detail}",
                              method=method, path=path, params=params)
         return _Transient("unavailable", detail, cause=exc)
@@ -280,6 +289,8 @@ class _ClientCore:
             raise _Transient("unavailable", "HTTP 429 (rate limited)")
         if status >= 500:
             self._bump(server_errors=1)
+            if status in (501, 505):  # "not implemented" / "version not supported" are final
+                raise SiroError(f"{where} returned HTTP {status}", **ctx)
             raise _Transient("unavailable", f"HTTP {status}")
         if status in RETRYABLE_STATUS:
             raise _Transient("unavailable", f"HTTP {status}")
@@ -369,7 +380,7 @@ class SiroClient(_ClientCore):
         self._bump(requests=1)
         try:
             response = self._http.get(path, params=params)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # transport failures and undecodable bodies
             raise self._transport_failure("GET", path, params, exc) from exc
         return self._handle_response("GET", path, params, response, shape)
 
@@ -472,7 +483,7 @@ class AsyncSiroClient(_ClientCore):
         self._bump(requests=1)
         try:
             response = await self._http.get(path, params=params)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # transport failures and undecodable bodies
             raise self._transport_failure("GET", path, params, exc) from exc
         return self._handle_response("GET", path, params, response, shape)
 

@@ -42,8 +42,9 @@ class RetryPolicy:
 
     def backoff(self, attempt_number: int) -> float:
         """Seconds to wait after failed attempt ``attempt_number`` (1-based)."""
-        base = self.initial_backoff * 2 ** (attempt_number - 1)
-        return min(self.max_backoff, base + random.uniform(0, self.initial_backoff))
+        base = min(self.max_backoff, self.initial_backoff * 2 ** (attempt_number - 1))
+        # Jitter after the cap, so workers that all reached the cap still spread out.
+        return base + random.uniform(0, self.initial_backoff)
 
     def wait(self):
         """The tenacity wait strategy (exponential backoff with jitter, capped)."""

@@ -38,7 +38,10 @@ def rebuild_partitions(
         ).fetchone()[0]
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # the original error is the one worth reporting; nothing was committed
         raise
     return rows
 

@@ -28,11 +28,14 @@ as in `recording_crm_links`, so it yields no row; when none is left the mapping 
 `no_target` row. Extractions with null or `[]` mappings, and null mapping elements, have no
 rows: there is nothing to write. Deleted or purged recordings have no rows.
 
+A write's target is (`integration_connection_id`, `object_type`, `external_id`, field),
+with the field compared case-insensitively: "Event.Notes" and "Appointment.notes" on the
+same engagement are one CRM field, so they share a key and compete in `LATEST_WRITES_SQL`.
 `idempotency_key` (ready rows only) is `sha256` of the canonical JSON array
-`[integration_connection_id, crm_model_name, external_id, crm_field_name, value]`, with
-`value` normalised by `json()` (minified, escapes decoded), so the same write to the same
-record has the same key on every rebuild and from every recording, and a changed value gets
-a new key.
+`[integration_connection_id, object_type, external_id, lower(trim(crm_field_name)), value]`,
+with `value` normalised by `json()` (minified, escapes decoded), so the same write to the
+same record has the same key on every rebuild and from every recording, and a changed value
+gets a new key.
 """
 
 from __future__ import annotations
@@ -130,7 +133,8 @@ SELECT partition_date, id, created_at, extraction_position, mapping_position,
        value, {_VALUE_TEXT} AS value_text, {_VALUE_TYPE} AS value_type,
        plan_status,
        CASE WHEN plan_status = 'ready' THEN sha256(json_array(
-           integration_connection_id, crm_model_name, external_id, crm_field_name, json(value)
+           integration_connection_id, object_type, external_id, lower(trim(crm_field_name)),
+           json(value)
        )::VARCHAR) END
 FROM planned
 """
@@ -179,14 +183,16 @@ CRM_WRITEBACK_PLAN = DerivedTable(
         Column("plan_status", "VARCHAR NOT NULL",
                "ready, unlinked, no_target, unknown_model or no_field (see the asset docs)."),
         Column("idempotency_key", "VARCHAR",
-               "sha256 hex of [integration_connection_id, crm_model_name, external_id, "
-               "crm_field_name, value]: equal for the same write on every rebuild; NULL unless ready."),
+               "sha256 hex of [integration_connection_id, object_type, external_id, "
+               "lower(trim(crm_field_name)), value]: equal for the same write on every rebuild; "
+               "NULL unless ready."),
     ),
     select=_SELECT,
 )
 
 # The candidate each CRM field should end up with, across all partitions: among the
-# 'ready' rows for a field of a record, the one from the newest recording (ties: the
+# 'ready' rows for a field of a record (model aliases and field-name case folded, as in
+# the idempotency key), the one from the newest recording (ties: the
 # larger recording_id, then the later extraction / mapping / list position, so the
 # choice is deterministic). The delivery step compares it with its ledger and never
 # sends a candidate older than the last acknowledged one ("never goes backwards").
@@ -195,7 +201,7 @@ SELECT *
 FROM {CRM_WRITEBACK_PLAN.qualified_name}
 WHERE plan_status = 'ready'
 QUALIFY row_number() OVER (
-    PARTITION BY integration_connection_id, crm_model_name, external_id, crm_field_name
+    PARTITION BY integration_connection_id, object_type, external_id, lower(trim(crm_field_name))
     ORDER BY recording_created_at DESC, recording_id DESC,
              extraction_position DESC, mapping_position DESC, object_position DESC
 ) = 1

@@ -8,6 +8,7 @@ kill before its COMMIT leaves the previous partition contents untouched.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -27,20 +28,53 @@ from .schema import (
 )
 
 
+logger = logging.getLogger("siro_assets.warehouse")
+
+
 class StagingValidationError(ValueError):
-    """The API sent records the warehouse cannot key (no id, no parsable createdAt)."""
+    """The API sent records the warehouse cannot store faithfully: no id, no parsable
+    createdAt, or a value of the wrong type in a field the pipeline decides on."""
+
+
+# Fields whose silent loss would change what consumers see: a `deleted` or
+# `rootDataPurgedAt` read as NULL would resurrect a removed recording downstream, a
+# `crm` / `summary` / `entityExtractions` read as NULL would drop its derived rows.
+# json_transform is lenient (a value of the wrong type becomes NULL without an error),
+# so each is compared with its raw JSON, which one multi-path json_extract yields.
+# (API field, typed column, the JSON type the API documents for it)
+_GUARDED = (
+    ("updatedAt", "updated_at", "VARCHAR"),
+    ("deleted", "deleted", "BOOLEAN"),
+    ("deletedAt", "deleted_at", "VARCHAR"),
+    ("rootDataPurgedAt", "root_data_purged_at", "VARCHAR"),
+    ("crm", "crm", "OBJECT"),
+    ("summary", "summary", "ARRAY"),
+    ("entityExtractions", "entity_extractions", "ARRAY"),
+)
+_RAW_GUARDED = "[" + ", ".join(f"'$.{field}'" for field, _, _ in _GUARDED) + "]"
+_LOST_VALUES = "list_filter([" + ", ".join(
+    f"CASE WHEN json_type(raw[{i}]) <> 'NULL' AND (json_type(raw[{i}]) <> '{json_type}' "
+    f"OR {column} IS NULL) THEN '{field}' END"
+    for i, (field, column, json_type) in enumerate(_GUARDED, start=1)
+) + "], lambda x: x IS NOT NULL)"
 
 
 _TYPED_SELECT = f"""
 WITH page AS (
     SELECT $body::VARCHAR AS body, $seq::BIGINT AS seq
+), parsed_page AS (
+    SELECT json_transform(body, '{{"data":["JSON"]}}').data AS data, seq FROM page
 ), records AS (
-    SELECT unnest(json_transform(body, '{{"data":["JSON"]}}').data) AS r, seq FROM page
+    -- `seq` orders every record by arrival: page number, then position in the page.
+    SELECT unnest(data) AS r, seq * 1000000 + generate_subscripts(data, 1) AS seq
+    FROM parsed_page
 ), typed AS (
     -- One json_transform per record into the whole typed shape: each `->>` would
     -- re-parse the record's text, which costs several times more.
-    SELECT r, seq, json_transform(r, '{RECORD_JSON_SHAPE}') AS t FROM records
-)
+    SELECT r, seq, json_transform(r, '{RECORD_JSON_SHAPE}') AS t,
+           json_extract(r, {_RAW_GUARDED}) AS raw
+    FROM records
+), shaped AS (
 SELECT
     t.id                                           AS id,
     t.organizationId                               AS organization_id,
@@ -66,8 +100,11 @@ SELECT
     r                                              AS payload,
     CAST(TRY_CAST(t.createdAt AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS DATE) AS partition_date,
     $ingested_at::TIMESTAMPTZ                      AS ingested_at,
-    seq
+    seq,
+    raw
 FROM typed
+)
+SELECT * EXCLUDE (raw), {_LOST_VALUES} AS lost_values FROM shaped
 """
 
 @dataclass(frozen=True)
@@ -106,7 +143,7 @@ class RecordingsStage:
         columns = ", ".join(
             f"{name} {sql_type.replace(' NOT NULL', '')}" for name, sql_type in RECORDINGS_COLUMNS
         )
-        self._con.execute(f"CREATE TABLE parsed ({columns}, seq BIGINT)")
+        self._con.execute(f"CREATE TABLE parsed ({columns}, seq BIGINT, lost_values VARCHAR[])")
         self._ingested_at = ingested_at or datetime.now(timezone.utc)
         self._seq = 0
         self.pages = 0
@@ -148,17 +185,38 @@ class RecordingsStage:
                 f"The API returned {bad[0]} recording(s) without an id and {bad[1]} without a "
                 "parsable createdAt; refusing to write a partition that would lose them."
             )
+        lost = con.execute(
+            """
+            SELECT field, count(*), list(id ORDER BY id)[:5]
+            FROM (SELECT id, unnest(lost_values) AS field FROM parsed)
+            GROUP BY field ORDER BY field
+            """
+        ).fetchall()
+        if lost:
+            detail = "; ".join(f"{field}: {n} recording(s), e.g. {ids}" for field, n, ids in lost)
+            raise StagingValidationError(
+                "The API sent values of an unexpected type (or unparsable timestamps) that the "
+                f"typed columns would store as NULL ({detail}). Refusing to write the partition; "
+                "the previous rows are kept. Inspect the raw pages or update the schema."
+            )
         total = con.execute("SELECT count(*) FROM parsed").fetchone()[0]
         con.execute("DROP TABLE IF EXISTS recordings")
         con.execute(recordings_ddl("recordings"))
         columns = ", ".join(RECORDINGS_COLUMN_NAMES)
+        # The newest version of each id wins (then the one that arrived last). Chosen on
+        # narrow columns and joined back, so the wide payloads are never sorted or held
+        # in a window: that is what keeps memory flat for very large days.
         con.execute(
             f"""
+            WITH winners AS (
+                SELECT id, arg_max(seq, (coalesce(updated_at, '-infinity'::TIMESTAMPTZ), seq)) AS seq
+                FROM parsed
+                WHERE partition_date IN (SELECT unnest($partitions::DATE[]))
+                GROUP BY id
+            )
             INSERT INTO recordings ({columns})
-            SELECT {columns} FROM parsed
-            WHERE partition_date IN (SELECT unnest($partitions::DATE[]))
-            QUALIFY row_number() OVER (
-                PARTITION BY id ORDER BY updated_at DESC NULLS LAST, seq DESC) = 1
+            SELECT {", ".join(f"p.{c}" for c in RECORDINGS_COLUMN_NAMES)}
+            FROM parsed AS p JOIN winners AS w ON p.id = w.id AND p.seq = w.seq
             """,
             {"partitions": list(partitions)},
         )
@@ -193,6 +251,14 @@ class RecordingsStage:
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
+def _quietly(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Clean-up that must not hide the error that made it necessary."""
+    try:
+        con.execute(sql)
+    except duckdb.Error as exc:  # e.g. the connection is already unusable
+        logger.warning("DuckDB clean-up %r failed after an earlier error: %s", sql, exc)
+
+
 def swap_partitions(
     con: duckdb.DuckDBPyConnection, stage: RecordingsStage, partitions: Sequence[date]
 ) -> int:
@@ -221,8 +287,8 @@ def swap_partitions(
             ).fetchone()[0]
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _quietly(con, "ROLLBACK")
             raise
     finally:
-        con.execute("DETACH stage")
+        _quietly(con, "DETACH stage")
     return inserted

@@ -192,3 +192,15 @@ def test_cursor_round_trip_and_none_is_the_first_tick():
 def test_naive_datetimes_are_rejected():
     with pytest.raises(ValueError):
         plan_changes(SensorCursor(), [("a", datetime(2026, 3, 8), datetime(2026, 3, 8))], NOW, LOOKBACK)
+
+
+def test_a_day_dagster_has_not_reached_yet_is_requested_once_it_exists():
+    # Siro's clock is slightly ahead: a recording created just after midnight is listed
+    # while Dagster's last partition is still the previous day.
+    rows = [change("early", 11, ts(-1))]
+    plan, cur = plan_changes(SensorCursor(watermark=ts(-2)), rows, NOW, LOOKBACK,
+                             first_day=date(2026, 3, 5), last_day=date(2026, 3, 10))
+    assert plan.partitions == {} and plan.skipped == {date(2026, 3, 11): 1}
+    plan2, _ = plan_changes(cur, rows, NOW + timedelta(seconds=60), LOOKBACK,
+                            first_day=date(2026, 3, 5), last_day=date(2026, 3, 11))
+    assert list(plan2.partitions) == [date(2026, 3, 11)]

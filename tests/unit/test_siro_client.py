@@ -452,8 +452,39 @@ def test_backoff_grows_exponentially_with_bounded_jitter():
     for n in range(1, 10):
         w = wait(SimpleNamespace(attempt_number=n))
         base = 0.5 * 2 ** (n - 1)
-        assert min(base, 30.0) <= w <= min(base + 0.5, 30.0)
+        # Jitter is added after the cap, so capped waits still spread out.
+        assert min(base, 30.0) <= w <= min(base, 30.0) + 0.5
     assert RetryPolicy(initial_backoff=0, max_backoff=0).backoff(5) == 0
+
+
+@pytest.mark.parametrize("token", ["tok-with-newline\n", "  padded-token  "])
+def test_whitespace_around_the_token_is_stripped(token):
+    seen = []
+
+    def handler(request):
+        seen.append(request.headers["Authorization"])
+        return httpx.Response(200, json={"data": [], "cursor": None})
+
+    with SiroClient(token, "http://x", transport=httpx.MockTransport(handler), retry=FAST) as c:
+        list(c.iter_recording_pages(RecordingsQuery()))
+    assert seen == [f"Bearer {token.strip()}"]
+
+
+@pytest.mark.parametrize("token", ["", "   ", "tok\x00en-secret", "tökén-secret"])
+def test_a_token_no_header_can_carry_fails_at_once_without_echoing_it(token):
+    with pytest.raises(SiroAuthError) as error:
+        SiroClient(token, "http://x", transport=httpx.MockTransport(lambda r: None))
+    if token.strip():
+        assert token.strip() not in str(error.value)
+    assert "SIRO_API_TOKEN" in str(error.value)
+
+
+def test_501_is_final_not_retried():
+    handler = scripted(501)
+    with SiroClient("t0ken-abc", "http://x", transport=httpx.MockTransport(handler), retry=FAST) as c:
+        with pytest.raises(SiroError, match="501"):
+            list(c.iter_recording_pages(RecordingsQuery()))
+    assert len(handler.calls) == 1
 
 
 def test_retries_are_logged_at_warning_without_secrets(caplog):

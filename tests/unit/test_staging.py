@@ -146,3 +146,46 @@ def test_day_windows_tile_each_day_exactly():
     assert windows[-1].end - windows[0].start == timedelta(days=2)
     with pytest.raises(ValueError):
         day_windows([D1], hours_per_window=5)
+
+
+@pytest.mark.parametrize(
+    "field, bad_value",
+    [
+        ("deleted", "not-a-boolean"),
+        ("rootDataPurgedAt", "last tuesday"),
+        ("updatedAt", 12345),
+        ("crm", "linked"),
+        ("summary", "a summary as a plain string"),
+        ("entityExtractions", {"name": "x"}),
+    ],
+)
+def test_a_value_of_the_wrong_type_fails_loudly_instead_of_becoming_null(field, bad_value):
+    broken = rec("a", "2026-01-01T01:00:00.000Z", **{field: bad_value})
+    with RecordingsStage() as stage:
+        stage.add_page(page([broken, rec("b", "2026-01-01T02:00:00.000Z")]), window_start=D1)
+        with pytest.raises(StagingValidationError, match=field) as error:
+            stage.finalize([D1])
+    assert "'a'" in str(error.value) and "'b'" not in str(error.value)
+
+
+def test_explicit_nulls_and_absent_fields_are_not_type_errors(tmp_path):
+    db = tmp_path / "w.duckdb"
+    nulls = rec("a", "2026-01-01T01:00:00.000Z", crm=None, summary=None, deletedAt=None,
+                rootDataPurgedAt=None, entityExtractions=None)
+    absent = rec("b", "2026-01-01T02:00:00.000Z")
+    for key in ("deleted", "updatedAt"):
+        absent.pop(key)
+    load(db, {D1: [page([nulls, absent])]}, [D1])
+    assert rows(db) == [("a", D1), ("b", D1)]
+
+
+def test_two_versions_in_one_page_keep_the_newest_and_only_one(tmp_path):
+    db = tmp_path / "w.duckdb"
+    created = "2026-01-01T01:00:00.000Z"
+    summary = load(db, {D1: [page([
+        rec("a", created, "2026-01-01T09:00:00.000Z", title="newest"),
+        rec("a", created, "2026-01-01T03:00:00.000Z", title="older"),
+        rec("a", created, "2026-01-01T09:00:00.000Z", title="newest, seen last"),
+    ])]}, [D1])
+    assert summary.duplicates_dropped == 2
+    assert rows(db, "SELECT id, title FROM siro.recordings") == [("a", "newest, seen last")]

@@ -243,9 +243,27 @@ def test_idempotency_key_is_the_documented_hash(con):
         {"name": "n", "value": [1, "a", None], "mappings": [m("Account", "Tags__c")]},
     ])])
     assert plan(con, "idempotency_key") == sorted([
-        (_key("ic", "Opportunity", "O", "Roof__c", "Metal"),),
-        (_key("ic", "Account", "A", "Tags__c", [1, "a", None]),),
+        (_key("ic", "opportunity", "O", "roof__c", "Metal"),),
+        (_key("ic", "account", "A", "tags__c", [1, "a", None]),),
     ])
+
+
+def test_model_aliases_and_field_case_are_one_crm_field(con):
+    """Event.Notes (older recording) and Appointment.notes (newer) both write the same
+    engagement field: one key for the same value, and the newer recording wins it."""
+    build(con, [
+        recording("old", D1, hour=8, crm=FULL_CRM, entityExtractions=[
+            {"name": "n", "value": "old note", "mappings": [m("Event", "Notes")]}]),
+        recording("new", D1, hour=9, crm=FULL_CRM, entityExtractions=[
+            {"name": "n", "value": "new note", "mappings": [m("Appointment", "notes")]},
+            {"name": "again", "value": "old note", "mappings": [m("engagement", " NOTES ")]}]),
+    ])
+    keys = dict(con.execute(
+        "SELECT extraction_name || '@' || recording_id, idempotency_key FROM siro.crm_writeback_plan"
+    ).fetchall())
+    assert keys["n@old"] == keys["again@new"] != keys["n@new"]
+    latest = con.execute(f"SELECT recording_id, value FROM ({LATEST_WRITES_SQL})").fetchall()
+    assert len(latest) == 1 and latest[0][0] == "new"
 
 
 def test_idempotency_key_stable_across_rebuilds_and_recordings(con):
