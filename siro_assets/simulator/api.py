@@ -48,7 +48,10 @@ _ERROR_TEXT = {
 }
 _JSON_HEADERS = {"content-type": "application/json; charset=utf-8"}
 _DEFAULT_PAGE_SIZE = 25
-_CACHE_SIZE = 32
+# Listings in flight whose matching set is kept between pages. Entries are lists of
+# references into the world's per-day cache, so they are cheap; too few, and a backfill
+# paging many windows round-robin would rebuild every listing on every page (O(N^2)).
+_CACHE_SIZE = 1024
 
 
 class SimulatedDisconnect(Exception):
