@@ -296,3 +296,14 @@ def test_pipeline_from_the_real_raw_asset(warehouse):
     assert types and types <= set(VALUE_TYPES)
     kinds = {r[0] for r in query(warehouse, "SELECT DISTINCT object_type FROM siro.recording_crm_links")}
     assert kinds and kinds <= set(OBJECT_TYPES)
+
+
+def test_daily_stats_metadata_carries_the_numbers_to_plot(warehouse):
+    seed(warehouse, {D1: [rich("a", D1), recording("unlinked", D1), rich("gone", D1, deleted=True)]})
+    result = run(warehouse, key="2026-01-05")
+    stats = next(
+        m.materialization.metadata for m in result.get_asset_materialization_events()
+        if m.asset_key == AssetKey(["siro", "recording_daily_stats"])
+    )
+    assert stats["recordings"].value == 3 and stats["deleted"].value == 1
+    assert stats["linked_share"].value == 0.5
