@@ -41,7 +41,7 @@ WORLD = World(WorldConfig())  # seed 7, ~40 recordings/day from 2026-01-01
 # 14:45 on a Thursday: recordings created at 14:30..14:38 are still being processed.
 NOW = datetime(2026, 1, 15, 14, 45, tzinfo=UTC)
 FAST = RetryPolicy(max_attempts=3, initial_backoff=0, max_backoff=0)
-TOKEN = "sim-token-Zq81xV"
+TOKEN = "fake-sim-token-not-a-secret"
 
 # query attribute -> wire flag -> payload block
 FLAG_BLOCKS = {

@@ -176,7 +176,7 @@ def test_schedule_skips_days_before_the_first_partition():
 
 
 def test_metadata_never_contains_the_token(warehouse):
-    secret = "sk-very-secret-token-value"
+    secret = "fake-token-for-leak-check"
     siro = simulated_siro()
     result = _materialize(siro, warehouse, key="2026-03-02")
     text = repr(result.asset_materializations_for_node("siro__recordings")[0].metadata)

@@ -255,7 +255,7 @@ def test_failing_api_skips_the_tick_and_keeps_the_cursor(tmp_path):
 
 
 def test_api_error_text_carries_no_token(tmp_path):
-    token = "sk-super-secret-token-123"
+    token = "fake-token-for-skip-reason-check"
     siro = SiroApiResource(token=token, base_url="http://127.0.0.1:9/api", max_attempts=1, initial_backoff_seconds=0)
     result = tick(siro, None, tmp_path)
     assert result.skip_message.startswith("Siro API error")

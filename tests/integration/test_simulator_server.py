@@ -23,7 +23,7 @@ NOW = datetime(2026, 1, 12, tzinfo=timezone.utc)
 
 @pytest.fixture()
 def server():
-    api = SimulatorApi(World(), FixedClock(NOW), token="secret", page_size_cap=50)
+    api = SimulatorApi(World(), FixedClock(NOW), token="fake-server-token", page_size_cap=50)
     base_url, stop = run_in_thread(api)
     try:
         yield api, base_url
@@ -35,7 +35,7 @@ def test_listing_over_http_matches_truth(server) -> None:
     api, base_url = server
     assert base_url.startswith("http://127.0.0.1:")
     rows, cursor = [], None
-    with httpx.Client(base_url=base_url, headers={"Authorization": "Bearer secret"}, timeout=10) as client:
+    with httpx.Client(base_url=base_url, headers={"Authorization": "Bearer fake-server-token"}, timeout=10) as client:
         while True:
             params = {"pageSize": "200", "showCrmLinks": "true", "showSummary": "true", "showEntityExtractions": "true",
                       "showEvaluationScore": "true", "showFollowups": "true"}
@@ -63,7 +63,7 @@ def test_auth_and_faults_over_http(server) -> None:
         r = client.get("/v1/core/recordings", headers={"Authorization": "Bearer wrong"})
         assert r.status_code == 401 and "error" in r.json()
         assert client.get("/v1/core/recordings").status_code == 401
-        headers = {"Authorization": "Bearer secret"}
+        headers = {"Authorization": "Bearer fake-server-token"}
         api.script_faults(["disconnect", "429", "truncate"])
         with pytest.raises(httpx.RemoteProtocolError):
             client.get("/v1/core/recordings", headers=headers)

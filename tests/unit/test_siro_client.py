@@ -33,7 +33,7 @@ from siro_assets.siro import (
     created_window,
 )
 
-TOKEN = "sk_live_TOPSECRET_4f9a8b7c6d5e"
+TOKEN = "fake-test-token-not-a-secret"
 BASE = "https://siro.test/api-externalApi"
 FAST = RetryPolicy(max_attempts=4, initial_backoff=0, max_backoff=0)
 LIST_PATH = "/api-externalApi/v1/core/recordings"
