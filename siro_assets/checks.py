@@ -145,7 +145,7 @@ def evaluate_offenders(
         )
     con.execute(f"CREATE OR REPLACE TEMP TABLE offenders AS {offenders_sql}")
     count, ids, partitions = con.execute(
-        f"""
+        """
         SELECT count(*),
                list(DISTINCT recording_id ORDER BY recording_id) FILTER (WHERE recording_id IS NOT NULL),
                list(DISTINCT partition_date ORDER BY partition_date)

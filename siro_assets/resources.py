@@ -132,7 +132,10 @@ class SiroApiResource(ConfigurableResource):
         if self.use_simulator:
             from .simulator import SimulatorTransport
 
-            return SIMULATOR_TOKEN, "http://siro-simulator", SimulatorTransport(self.simulator_api())
+            # A configured token is sent to the simulator too, so it exercises the same
+            # code path (and the same secrecy) as a real one.
+            token = self.token or SIMULATOR_TOKEN
+            return token, "http://siro-simulator", SimulatorTransport(self.simulator_api())
         if not self.token:
             raise MissingTokenError(
                 "No Siro API token: set SIRO_API_TOKEN to an organization integration token "

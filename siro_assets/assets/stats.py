@@ -40,5 +40,5 @@ def recording_daily_stats(context: AssetExecutionContext, warehouse: WarehouseRe
             "WHERE partition_date = ?",
             [days[0]],
         ).fetchone()
-    plotted = {name: value for name, value in zip(PLOTTED, row or ()) if value is not None}
+    plotted = {name: value for name, value in zip(PLOTTED, row or (None,) * len(PLOTTED), strict=True) if value is not None}
     return MaterializeResult(metadata={**result.metadata, **plotted})

@@ -269,7 +269,9 @@ class _ClientCore:
             try:
                 parsed = json.loads(body)
             except ValueError as exc:
-                raise _Transient("malformed", f"HTTP {status} body is not valid JSON ({len(body)} bytes): {exc}")
+                raise _Transient(
+                    "malformed", f"HTTP {status} body is not valid JSON ({len(body)} bytes): {exc}"
+                ) from exc
             problem = shape(parsed)
             if problem:
                 raise _Transient("malformed", f"HTTP {status} body has the wrong shape: {problem}")

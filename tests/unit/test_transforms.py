@@ -29,14 +29,6 @@ D1 = date(2026, 1, 5)
 D2 = date(2026, 1, 6)
 
 
-@pytest.fixture
-def con():
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'UTC'")
-    yield connection
-    connection.close()
-
-
 def rows(con, table, columns="*", where="TRUE"):
     """All rows of a derived table, sorted, without partition_date unless asked for."""
     if columns == "*":

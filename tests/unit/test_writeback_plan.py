@@ -10,9 +10,6 @@ import hashlib
 import json
 from datetime import date
 
-import duckdb
-import pytest
-
 from siro_assets.transforms import (
     CRM_WRITEBACK_PLAN,
     DERIVED_TABLES,
@@ -32,14 +29,6 @@ WHERE_TO = (
     "recording_id, extraction_position, mapping_position, crm_model_name, crm_field_name, "
     "object_type, object_position, integration_connection_id, external_id, siro_id, plan_status"
 )
-
-
-@pytest.fixture
-def con():
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'UTC'")
-    yield connection
-    connection.close()
 
 
 def plan(con, columns=WHERE_TO, where="TRUE"):
