@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from siro_assets.simulator import World, WorldConfig  # noqa: E402
-from siro_assets.siro.timestamps import format_ts  # noqa: E402
+from siro_assets.api_client.timestamps import format_ts  # noqa: E402
 from siro_assets.warehouse.connection import duckdb_connection  # noqa: E402
 
 BIN = Path(sys.executable).parent

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from siro_assets.ingest import stage_days  # noqa: E402
-from siro_assets.siro import AsyncSiroClient, RequestPacer, RetryPolicy  # noqa: E402
-from siro_assets.siro.timestamps import format_ts  # noqa: E402
+from siro_assets.api_client import AsyncSiroClient, RequestPacer, RetryPolicy  # noqa: E402
+from siro_assets.api_client.timestamps import format_ts  # noqa: E402
 from siro_assets.transforms import DERIVED_TABLES, rebuild_partitions  # noqa: E402
 from siro_assets.warehouse.connection import duckdb_connection  # noqa: E402
 from siro_assets.warehouse.staging import RecordingsStage, swap_partitions  # noqa: E402

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from .partitions import day_start
-from .siro import AsyncSiroClient, created_window
+from .api_client import AsyncSiroClient, created_window
 from .warehouse.staging import RecordingsStage
 
 

@@ -21,7 +21,7 @@ from dagster import ConfigurableResource, EnvVar
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from .siro import (
+from .api_client import (
     DEFAULT_BASE_URL,
     AsyncSiroClient,
     CallerIdentity,
@@ -30,7 +30,7 @@ from .siro import (
     SiroAuthError,
     SiroClient,
 )
-from .siro.timestamps import parse_ts
+from .api_client.timestamps import parse_ts
 from .warehouse.connection import open_duckdb
 
 SIMULATOR_TOKEN = "simulator-token"

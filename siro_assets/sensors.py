@@ -26,8 +26,8 @@ from .change_tracking import ChangePlan, ChangeRange, SensorCursor, plan_changes
 from .jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, recordings_job
 from .partitions import daily_partitions, partition_date, partition_key
 from .resources import MissingTokenError, SiroApiResource
-from .siro import Page, RecordingsQuery, SiroError
-from .siro.timestamps import format_ts, parse_ts
+from .api_client import Page, RecordingsQuery, SiroError
+from .api_client.timestamps import format_ts, parse_ts
 
 __all__ = ["SensorSettings", "recordings_updated_sensor", "run_requests_for", "SENSOR_NAME"]
 

@@ -19,7 +19,7 @@ from ..ingest import stage_days
 from ..jobs import RECORDINGS_KEY
 from ..partitions import dates_in_range, daily_partitions, partition_key
 from ..resources import WAREHOUSE_POOL, SiroApiResource, WarehouseResource
-from ..siro.timestamps import format_ts
+from ..api_client.timestamps import format_ts
 from ..warehouse.schema import RECORDINGS_COLUMNS, SCHEMA
 from ..warehouse.staging import RecordingsStage, swap_partitions
 

@@ -91,7 +91,7 @@ class WallClock:
         return "WallClock()"
 
 
-# Private timestamp helpers. They mirror siro_assets.siro.timestamps on purpose so the simulator
+# Private timestamp helpers. They mirror siro_assets.api_client.timestamps on purpose so the simulator
 # does not import the client package (it must stay an independent stand-in for the real API).
 
 

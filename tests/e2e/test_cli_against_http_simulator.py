@@ -16,7 +16,7 @@ from dagster import DagsterInstance
 
 from siro_assets.partitions import day_start
 from siro_assets.simulator import World, WorldConfig
-from siro_assets.siro.timestamps import format_ts
+from siro_assets.api_client.timestamps import format_ts
 from siro_assets.warehouse.connection import duckdb_connection
 from tests.support import NOW
 

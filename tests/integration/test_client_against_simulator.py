@@ -24,7 +24,7 @@ import tenacity.nap
 
 from siro_assets.simulator import FaultConfig, FixedClock, SimulatorApi, SimulatorTransport, World, WorldConfig
 from siro_assets.simulator.world import ENRICHMENTS
-from siro_assets.siro import (
+from siro_assets.api_client import (
     DEFAULT_BASE_URL,
     AsyncSiroClient,
     RecordingsQuery,

@@ -10,8 +10,8 @@ from siro_assets.assets.raw import recordings
 from siro_assets.partitions import day_start
 from siro_assets.resources import MissingTokenError, SiroApiResource
 from siro_assets.schedules import nightly_recordings_schedule
-from siro_assets.siro import SiroMalformedResponseError
-from siro_assets.siro.timestamps import format_ts
+from siro_assets.api_client import SiroMalformedResponseError
+from siro_assets.api_client.timestamps import format_ts
 from siro_assets.warehouse.connection import duckdb_connection
 
 from tests.support import NOW, partition_range_tags, simulated_siro

@@ -18,7 +18,7 @@ from siro_assets.jobs import recordings_job
 from siro_assets.resources import SiroApiResource, WarehouseResource
 from siro_assets.sensors import recordings_updated_sensor
 from siro_assets.simulator import World, WorldConfig
-from siro_assets.siro.timestamps import format_ts
+from siro_assets.api_client.timestamps import format_ts
 
 from siro_assets.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from tests.support import simulated_siro

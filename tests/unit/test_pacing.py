@@ -9,7 +9,7 @@ import threading
 import httpx
 import pytest
 
-from siro_assets.siro import AsyncSiroClient, RequestPacer, RetryPolicy, SiroClient
+from siro_assets.api_client import AsyncSiroClient, RequestPacer, RetryPolicy, SiroClient
 
 
 class FakeTime:

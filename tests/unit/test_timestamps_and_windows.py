@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from siro_assets.siro import MS, RecordingsQuery, created_window, format_ts, parse_ts
+from siro_assets.api_client import MS, RecordingsQuery, created_window, format_ts, parse_ts
 
 
 def utc(*args: int) -> datetime:

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from siro_assets.siro import (
+from siro_assets.api_client import (
     DEFAULT_BASE_URL,
     AsyncSiroClient,
     CallerIdentity,
@@ -489,9 +489,9 @@ def test_501_is_final_not_retried():
 
 def test_retries_are_logged_at_warning_without_secrets(caplog):
     handler = scripted(500, EMPTY_PAGE)
-    with caplog.at_level(logging.WARNING, logger="siro_assets.siro"), client(handler) as c:
+    with caplog.at_level(logging.WARNING, logger="siro_assets.api_client"), client(handler) as c:
         list(c.iter_recording_pages(RecordingsQuery(show_crm_links=True)))
-    records = [r for r in caplog.records if r.name == "siro_assets.siro"]
+    records = [r for r in caplog.records if r.name == "siro_assets.api_client"]
     assert len(records) == 1 and records[0].levelno == logging.WARNING
     text = records[0].getMessage()
     assert "GET /v1/core/recordings" in text and "HTTP 500" in text and "attempt 1/4" in text

@@ -40,7 +40,7 @@ from .retry import RETRYABLE_STATUS, RetryPolicy
 
 __all__ = ["DEFAULT_BASE_URL", "Page", "RequestStats", "SiroClient", "AsyncSiroClient"]
 
-logger = logging.getLogger("siro_assets.siro")
+logger = logging.getLogger("siro_assets.api_client")
 
 DEFAULT_BASE_URL = "https://functions.siro.ai/api-externalApi"
 

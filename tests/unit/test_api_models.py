@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from siro_assets.siro import (
+from siro_assets.api_client import (
     CallerIdentity,
     Crm,
     CrmFieldMapping,
