@@ -7,10 +7,9 @@ both forms, so the long and wide tables always describe the same links.
 
 from __future__ import annotations
 
+from .sql_fragments import IS_CRM_REF
 from .table import PARTITION_DATE, RECORDING_ID, Column, DerivedTable, live_recordings
 
-# A reference counts as a link when it names the object on at least one side.
-_IS_REF = "{ref} IS NOT NULL AND ({ref}.id IS NOT NULL OR {ref}.externalId IS NOT NULL)"
 
 OBJECT_TYPES = ("user", "engagement", "opportunity", "contact", "account", "lead")
 
@@ -37,7 +36,7 @@ refs AS (
 )
 SELECT partition_date, id, icid, object_type, position, ref.id, ref.externalId
 FROM refs
-WHERE {_IS_REF.format(ref="ref")}
+WHERE {IS_CRM_REF.format(ref="ref")}
 """
 
 RECORDING_CRM_LINKS = DerivedTable(
@@ -69,7 +68,7 @@ def _ref_list(field: str, attr: str) -> str:
     # a NULL check; siro and external id lists are filtered alike so they stay aligned.
     return (
         f"coalesce(list_transform(list_filter(crm.{field}, lambda r: "
-        f"{_IS_REF.format(ref='r')}), lambda r: r.{attr}), []::VARCHAR[])"
+        f"{IS_CRM_REF.format(ref='r')}), lambda r: r.{attr}), []::VARCHAR[])"
     )
 
 

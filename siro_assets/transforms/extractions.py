@@ -8,35 +8,12 @@ it is. A null or absent value is stored as the JSON literal `null` (never SQL NU
 
 from __future__ import annotations
 
+from .sql_fragments import VALUE_TEXT, VALUE_TYPE
 from .table import PARTITION_DATE, RECORDING_ID, Column, DerivedTable, live_recordings
 
 VALUE_TYPES = ("string", "number", "boolean", "null", "array")
 
-# json_type() names DuckDB's parse of the value; map them onto the API's vocabulary.
-# OBJECT is not something the API documents; it is kept visible as 'object' rather
-# than silently folded into another type.
-_VALUE_TYPE = """
-CASE json_type(value)
-    WHEN 'VARCHAR' THEN 'string'
-    WHEN 'BIGINT' THEN 'number'
-    WHEN 'UBIGINT' THEN 'number'
-    WHEN 'DOUBLE' THEN 'number'
-    WHEN 'BOOLEAN' THEN 'boolean'
-    WHEN 'NULL' THEN 'null'
-    WHEN 'ARRAY' THEN 'array'
-    WHEN 'OBJECT' THEN 'object'
-    ELSE lower(json_type(value))
-END"""
 
-# Strings lose their quotes, numbers and booleans read as written, null has no text,
-# and an array reads as its elements joined with ", " (null elements skipped).
-_VALUE_TEXT = """
-CASE json_type(value)
-    WHEN 'NULL' THEN NULL
-    WHEN 'ARRAY' THEN array_to_string(
-        list_transform(from_json(value, '["JSON"]'), lambda x: json_extract_string(x, '$')), ', ')
-    ELSE json_extract_string(value, '$')
-END"""
 
 _SELECT = f"""
 WITH extractions AS (
@@ -61,8 +38,8 @@ exploded AS (
     FROM shaped
 )
 SELECT partition_date, id, position, name, value,
-       {_VALUE_TEXT} AS value_text,
-       {_VALUE_TYPE} AS value_type,
+       {VALUE_TEXT} AS value_text,
+       {VALUE_TYPE} AS value_type,
        mapping.crmModelName, mapping.crmFieldName,
        CASE WHEN has_mappings THEN mapping_position END
 FROM exploded

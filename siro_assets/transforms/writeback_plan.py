@@ -40,8 +40,7 @@ gets a new key.
 
 from __future__ import annotations
 
-from .crm import _IS_REF
-from .extractions import _VALUE_TEXT, _VALUE_TYPE
+from .sql_fragments import IS_CRM_REF, VALUE_TEXT, VALUE_TYPE
 from .table import PARTITION_DATE, RECORDING_ID, Column, DerivedTable, live_recordings
 
 PLAN_STATUSES = ("ready", "unlinked", "no_target", "unknown_model", "no_field")
@@ -104,7 +103,7 @@ targeted AS (
     SELECT *,
            coalesce(list_filter(
                list_transform({_CANDIDATES}, lambda r, i: {{'ref': r, 'pos': i - 1}}),
-               lambda t: {_IS_REF.format(ref="t.ref")}
+               lambda t: {IS_CRM_REF.format(ref="t.ref")}
            ), []) AS targets
     FROM typed
 ),
@@ -130,7 +129,7 @@ planned AS (
 SELECT partition_date, id, created_at, extraction_position, mapping_position,
        extraction_name, crm_model_name, crm_field_name, object_type, t.pos,
        integration_connection_id, external_id, t.ref.id,
-       value, {_VALUE_TEXT} AS value_text, {_VALUE_TYPE} AS value_type,
+       value, {VALUE_TEXT} AS value_text, {VALUE_TYPE} AS value_type,
        plan_status,
        CASE WHEN plan_status = 'ready' THEN sha256(json_array(
            integration_connection_id, object_type, external_id, lower(trim(crm_field_name)),
