@@ -30,6 +30,7 @@ from ..api_client import (
     SiroAuthError,
     SiroClient,
 )
+from ..api_client.pacing import DEFAULT_REQUESTS_PER_MINUTE
 from ..api_client.timestamps import parse_ts
 from ..warehouse.connection import open_duckdb
 
@@ -96,11 +97,19 @@ class SiroApiResource(ConfigurableResource):
         description="Faults the simulator serves first, in order (e.g. 429, 500, truncate).",
     )
     requests_per_minute: float = Field(
-        default=900.0, description="Client-side pacing; Siro allows 1,000 requests/minute per token."
+        default=DEFAULT_REQUESTS_PER_MINUTE,
+        description="Client-side pacing; Siro allows 1,000 requests/minute per token.",
     )
-    page_size: int = Field(default=100, description="Records asked for per page (the server may cap it).")
+    page_size: int = Field(
+        default=1000,
+        description="Records asked for per page; the server may serve fewer, and that is what counts.",
+    )
     max_concurrent_windows: int = Field(
-        default=4, description="Day windows fetched concurrently during a multi-day backfill."
+        default=16,
+        description=(
+            "Upper bound on windows listed at once; the number used follows from the "
+            "measured latency and the rate budget (Little's law)."
+        ),
     )
     max_attempts: int = Field(
         default=8, description="Attempts per request on 429/5xx/timeouts (about 60 s of backoff in all)."

@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--error-rate", type=float, default=0.0)
     p.add_argument("--disconnect-rate", type=float, default=0.0)
     p.add_argument("--truncate-rate", type=float, default=0.0)
-    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--latency-ms", type=float, default=0.0, help="delay before every response")
+    p.add_argument("--latency-jitter-ms", type=float, default=0.0,
+                   help="add a uniform random -J..+J ms to each response's delay (e.g. 250 +- 50)")
     p.add_argument("--fault-seed", type=int, default=0)
     return p
 
@@ -61,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.fault_seed,
     )
     api = SimulatorApi(world, clock, token=args.token, page_size_cap=args.page_size_cap, faults=faults)
-    base_url, stop = run_in_thread(api, host=args.host, port=args.port)
+    base_url, stop = run_in_thread(
+        api, host=args.host, port=args.port, latency_jitter=args.latency_jitter_ms / 1000.0
+    )
     print(f"Siro simulator listening on {base_url}", flush=True)
 
     done = threading.Event()

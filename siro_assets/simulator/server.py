@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
 import time
 from typing import Callable
@@ -45,12 +46,18 @@ async def _abort_body():
     yield b""  # pragma: no cover - makes this an async generator
 
 
-def create_app(api: SimulatorApi) -> Starlette:
-    """A Starlette app whose single catch-all route delegates to ``api.handle``."""
+def create_app(api: SimulatorApi, *, latency_jitter: float = 0.0) -> Starlette:
+    """A Starlette app whose single catch-all route delegates to ``api.handle``.
+
+    Each response waits ``api.faults.latency`` seconds, give or take up to
+    ``latency_jitter`` (uniformly), like a real network round trip.
+    """
+    jitter = random.Random(0)
 
     async def endpoint(request: Request) -> Response:
-        if api.faults.latency > 0:
-            await asyncio.sleep(api.faults.latency)
+        delay = api.faults.latency + (jitter.uniform(-latency_jitter, latency_jitter) if latency_jitter else 0.0)
+        if delay > 0:
+            await asyncio.sleep(delay)
         try:
             status, headers, body = await run_in_threadpool(
                 api.handle,
@@ -66,10 +73,12 @@ def create_app(api: SimulatorApi) -> Starlette:
     return Starlette(routes=[Route("/{path:path}", endpoint, methods=_METHODS)])
 
 
-def make_server(api: SimulatorApi, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Server:
+def make_server(
+    api: SimulatorApi, host: str = "127.0.0.1", port: int = 0, *, latency_jitter: float = 0.0
+) -> uvicorn.Server:
     """A configured (not started) uvicorn server for ``api``."""
     config = uvicorn.Config(
-        create_app(api), host=host, port=port, log_level="warning", lifespan="off", access_log=False
+        create_app(api, latency_jitter=latency_jitter), host=host, port=port, log_level="warning", lifespan="off", access_log=False
     )
     return uvicorn.Server(config)
 
@@ -81,13 +90,20 @@ def _bound_port(server: uvicorn.Server) -> int:
     raise RuntimeError("uvicorn has no listening socket")
 
 
-def run_in_thread(api: SimulatorApi, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0) -> tuple[str, Callable[[], None]]:
+def run_in_thread(
+    api: SimulatorApi,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    timeout: float = 10.0,
+    *,
+    latency_jitter: float = 0.0,
+) -> tuple[str, Callable[[], None]]:
     """Start uvicorn for ``api`` in a daemon thread and wait until it accepts connections.
 
     ``port=0`` lets the OS pick a free port. Returns ``(base_url, stop)``; ``stop()`` shuts the
     server down and joins the thread (idempotent).
     """
-    server = make_server(api, host, port)
+    server = make_server(api, host, port, latency_jitter=latency_jitter)
     thread = threading.Thread(target=server.run, name="siro-simulator", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

@@ -8,7 +8,6 @@ from datetime import date, datetime, timedelta, timezone
 import duckdb
 import pytest
 
-from siro_assets.defs.ingest.fetch_days import day_windows
 from siro_assets.warehouse.connection import duckdb_connection, open_duckdb
 from siro_assets.warehouse.staging import RecordingsStage, StagingValidationError, swap_partitions
 
@@ -135,17 +134,6 @@ def test_other_partitions_are_untouched_by_a_swap(tmp_path):
               D2: [page([rec("b", "2026-01-02T01:00:00.000Z")])]}, [D1, D2])
     load(db, {D1: [page([rec("c", "2026-01-01T03:00:00.000Z")])]}, [D1])
     assert rows(db) == [("b", D2), ("c", D1)]
-
-
-def test_day_windows_tile_each_day_exactly():
-    windows = day_windows([D1, D2], hours_per_window=6)
-    assert len(windows) == 8
-    assert windows[0].start == datetime(2026, 1, 1, tzinfo=timezone.utc)
-    for a, b in zip(windows, windows[1:]):
-        assert a.end == b.start
-    assert windows[-1].end - windows[0].start == timedelta(days=2)
-    with pytest.raises(ValueError):
-        day_windows([D1], hours_per_window=5)
 
 
 @pytest.mark.parametrize(

@@ -1,43 +1,82 @@
-"""Streaming API pages for a set of days into a staging database, concurrently.
+"""Streaming API pages for a set of days into a staging database, as fast as the budget allows.
 
 The glue between the API client (which knows HTTP) and the warehouse (which knows
-DuckDB); it knows neither Dagster nor SQL. Each day is cut into sub-windows so that a
-backfill, or one very large day, spends the rate budget on several cursors at once
-instead of walking a single one.
+DuckDB); it knows neither Dagster nor SQL.
+
+- Windows: one per run of consecutive days to begin with; long ones are split while
+  they are walked (`windows.py`), so the rate budget is spent on several cursors at
+  once without paying a part-filled page for every fixed slice of every day.
+- Concurrency: Little's law over the measured latency and the pacer's rate
+  (`concurrency.py`); workers are added as measurements come in.
+- Pages flow to the stage through one bounded queue; a single consumer parses them in
+  a worker thread, in batches, so parsing never stalls the event loop and memory holds
+  at most the queue's pages plus one in flight per worker.
+- Page size: ask for `page_size` (1,000 by default) and use what the server serves; a
+  server that rejects the size gets asked for less.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
-from ..partitions import day_start
-from ...api_client import AsyncSiroClient, created_window
+from .concurrency import LatencyMeter, TimedPacer, littles_law_concurrency
+from .windows import WindowPlanner, WindowWalk, from_ms, to_ms
+from ...api_client import AsyncSiroClient, SiroBadRequestError, created_window
 from ...warehouse.staging import RecordingsStage
 
+DEFAULT_PAGE_SIZE = 1000
+# Sizes to fall back to, in order, if the server refuses the one asked for.
+_SMALLER_PAGE_SIZES = (500, 250, 100)
+# Pages waiting for the stage. Small: the stage parses faster than the API serves, and
+# each page of 1,000 enriched recordings is ~4 MB.
+QUEUE_PAGES = 8
+# Pages handed to the stage per hop to its thread.
+BATCH_PAGES = 8
 
-@dataclass(frozen=True)
-class Window:
-    """A half-open `[start, end)` slice of one partition day."""
+ENRICHMENT = dict(
+    show_crm_links=True,
+    show_summary=True,
+    show_entity_extractions=True,
+    show_evaluation_score=True,
+    show_followups=True,
+)
 
-    day: date
-    start: datetime
-    end: datetime
+
+@dataclass
+class FetchReport:
+    """What a fetch did, for run metadata and benchmarks."""
+
+    pages: int = 0
+    records: int = 0
+    bytes: int = 0
+    windows: int = 0
+    splits: int = 0
+    asked_page_size: int = DEFAULT_PAGE_SIZE
+    served_page_size: int = 0
+    max_concurrency: int = 0
+    latency_seconds: float = 0.0
+    stage_seconds: float = 0.0
 
 
-def day_windows(days: Sequence[date], hours_per_window: int = 6) -> list[Window]:
-    """Tile each day exactly with `[start, end)` windows of `hours_per_window` hours."""
-    if not 1 <= hours_per_window <= 24 or 24 % hours_per_window:
-        raise ValueError("hours_per_window must divide 24")
-    step = timedelta(hours=hours_per_window)
-    windows = []
-    for day in days:
-        start = day_start(day)
-        for n in range(24 // hours_per_window):
-            windows.append(Window(day, start + n * step, start + (n + 1) * step))
-    return windows
+def _created_ms(records: list[dict]) -> list[int]:
+    """The records' `createdAt` as epoch ms, in order; unparsable ones are skipped
+    (the stage refuses such records loudly)."""
+    out = []
+    for record in records:
+        value = record.get("createdAt")
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            if moment.tzinfo is not None:
+                out.append(to_ms(moment))
+    return out
 
 
 async def stage_days(
@@ -45,37 +84,118 @@ async def stage_days(
     stage: RecordingsStage,
     days: Sequence[date],
     *,
-    concurrency: int = 4,
-    page_size: int = 100,
-    hours_per_window: int = 6,
-) -> None:
+    concurrency: int = 16,
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> FetchReport:
     """List every recording created on `days` (all enrichment blocks on) into `stage`.
 
-    Fails as a whole if any window fails: a partial day must never reach the warehouse.
+    `concurrency` is an upper bound; the number of windows walked at once follows from
+    the measured latency and the client's pacer. Fails as a whole if any request or
+    page fails: a partial day must never reach the warehouse.
     """
-    semaphore = asyncio.Semaphore(max(1, concurrency))
+    report = FetchReport(asked_page_size=page_size)
+    planner = WindowPlanner(days)
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=QUEUE_PAGES)
+    progress = asyncio.Event()
+    latency = LatencyMeter()
+    original_pacer = client.pacer
+    pacer = TimedPacer(original_pacer)
+    rate = getattr(original_pacer, "requests_per_minute", float("inf"))
+    asked = [page_size]
+    alive = 0
 
-    async def fetch(window: Window) -> None:
-        query = created_window(
-            window.start,
-            window.end,
-            show_crm_links=True,
-            show_summary=True,
-            show_entity_extractions=True,
-            show_evaluation_score=True,
-            show_followups=True,
-            page_size=page_size,
-        )
-        async with semaphore:
-            async for page in client.aiter_recording_pages(query):
-                # Pages are written as they arrive so memory holds one page per window.
-                stage.add_page(page.body, window_start=window.day)
+    async def walk(window: WindowWalk) -> None:
+        while True:
+            query = created_window(
+                from_ms(window.start), from_ms(window.end), page_size=asked[0], **ENRICHMENT
+            )
+            try:
+                async with aclosing(client.aiter_recording_pages(query)) as pages:
+                    async for page in pages:
+                        took = pacer.since_granted()
+                        if took is not None:
+                            latency.observe(took)
+                        if page.cursor is not None:
+                            planner.note_full_page(len(page.records))
+                        window.observe(_created_ms(page.records))
+                        report.pages += 1
+                        report.records += len(page.records)
+                        report.bytes += len(page.body)
+                        body = page.body
+                        del page  # the parsed records are not needed past this point
+                        progress.set()
+                        grow()
+                        await queue.put(body)
+                        if window.should_stop():
+                            break
+                return
+            except SiroBadRequestError as exc:
+                smaller = [s for s in _SMALLER_PAGE_SIZES if s < asked[0]]
+                if window.pages or not smaller or "pagesize" not in str(exc).lower():
+                    raise
+                asked[0] = smaller[0]
 
-    tasks = [asyncio.create_task(fetch(w)) for w in day_windows(days, hours_per_window)]
+    async def worker() -> None:
+        nonlocal alive
+        try:
+            while True:
+                window = planner.next_window()
+                if window is None:
+                    if planner.exhausted():
+                        break
+                    progress.clear()
+                    await progress.wait()
+                    continue
+                report.windows += 1
+                try:
+                    await walk(window)
+                finally:
+                    planner.finished(window)
+                    pacer.forget()
+                    progress.set()
+        finally:
+            alive -= 1
+        if alive == 0:
+            await queue.put(None)  # the last worker out tells the stage there is no more
+
+    def grow() -> None:
+        nonlocal alive
+        target = littles_law_concurrency(rate, latency.seconds, max(1, concurrency))
+        while alive < target and not planner.exhausted():
+            alive += 1
+            report.max_concurrency = max(report.max_concurrency, alive)
+            group.create_task(worker())
+
+    async def consume() -> None:
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < BATCH_PAGES and not queue.empty():
+                batch.append(queue.get_nowait())
+            bodies = [body for body in batch if body is not None]
+            if bodies:
+                started = time.perf_counter()
+                await asyncio.to_thread(_add_pages, stage, bodies, days[0])
+                report.stage_seconds += time.perf_counter() - started
+            if len(bodies) < len(batch):
+                return
+
+    client.pacer = pacer
     try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+        async with asyncio.TaskGroup() as group:
+            group.create_task(consume())
+            # The first request measures the latency; the rest follow from it.
+            alive = 1
+            report.max_concurrency = 1
+            group.create_task(worker())
+    finally:
+        client.pacer = original_pacer
+    report.splits = planner.splits
+    report.served_page_size = planner.served_page_size
+    report.asked_page_size = asked[0]
+    report.latency_seconds = latency.seconds
+    return report
+
+
+def _add_pages(stage: RecordingsStage, bodies: list[bytes], window_start: date) -> None:
+    for body in bodies:
+        stage.add_page(body, window_start=window_start)
