@@ -146,6 +146,9 @@ def test_day_runs_cover_consecutive_days_as_one_window():
         (datetime(2026, 1, 4, tzinfo=timezone.utc), DAY_MS),
     ]
     assert to_ms(datetime(2026, 1, 1, 0, 0, 0, 999, tzinfo=timezone.utc)) == runs[0][0]
+    fortnight = day_runs([date(2026, 1, 1) + timedelta(days=i) for i in range(15)], max_days=7)
+    assert [(b - a) // DAY_MS for a, b in fortnight] == [7, 7, 1]
+    assert all(a[1] == b[0] for a, b in zip(fortnight, fortnight[1:]))
 
 
 @pytest.mark.parametrize(

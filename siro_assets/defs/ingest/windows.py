@@ -25,6 +25,10 @@ MIN_PAGES_LEFT_TO_SPLIT = 3
 # Share of the estimated pages that may be spent on extra windows: keeps a backfill
 # within 1.05 x (recordings / served page size) list requests.
 SPLIT_BUDGET_SHARE = 0.04
+# Initial windows span at most this many days: a first page should not wait on a
+# server scanning months, and a long backfill starts on several cursors at once. A
+# week of recordings fills many pages, so the part-filled page per window is cheap.
+MAX_INITIAL_DAYS = 7
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -41,12 +45,13 @@ def from_ms(ms: int) -> datetime:
     return EPOCH + ms * MS
 
 
-def day_runs(days: Sequence[date]) -> list[tuple[int, int]]:
-    """`[start, end)` epoch-ms ranges covering `days`, one per run of consecutive days."""
+def day_runs(days: Sequence[date], max_days: int = MAX_INITIAL_DAYS) -> list[tuple[int, int]]:
+    """`[start, end)` epoch-ms ranges covering `days`: runs of consecutive days, at most
+    `max_days` long."""
     runs: list[tuple[int, int]] = []
     for day in sorted(set(days)):
         start = to_ms(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
-        if runs and runs[-1][1] == start:
+        if runs and runs[-1][1] == start and runs[-1][1] - runs[-1][0] < max_days * DAY_MS:
             runs[-1] = (runs[-1][0], start + DAY_MS)
         else:
             runs.append((start, start + DAY_MS))
