@@ -82,19 +82,26 @@ WITH extractions AS (
            unnest(entity_extractions) AS x
     FROM ({live_recordings("created_at", "crm", "entity_extractions")})
 ),
+valued AS (
+    -- The value's renderings, once per extraction rather than once per mapping and
+    -- target it fans out to below; extractions without mappings are dropped first.
+    SELECT partition_date, id, created_at, crm, extraction_position,
+           x.name AS extraction_name, x.mappings AS mapping_list, value,
+           {VALUE_TEXT} AS value_text,
+           {VALUE_TYPE} AS value_type,
+           json(value) AS canonical_value
+    FROM (SELECT *, coalesce(x.value, 'null'::JSON) AS value FROM extractions)
+    WHERE x IS NOT NULL AND len(x.mappings) > 0
+),
 mappings AS (
     -- unnest of a null or empty list yields no row: no mappings, nothing to write.
-    SELECT partition_date, id, created_at, crm, extraction_position,
-           x.name AS extraction_name,
-           coalesce(x.value, 'null'::JSON) AS value,
-           generate_subscripts(x.mappings, 1) - 1 AS mapping_position,
-           unnest(x.mappings) AS m
-    FROM extractions
-    WHERE x IS NOT NULL
+    SELECT * EXCLUDE (mapping_list),
+           generate_subscripts(mapping_list, 1) - 1 AS mapping_position,
+           unnest(mapping_list) AS m
+    FROM valued
 ),
 typed AS (
-    SELECT partition_date, id, created_at, crm, extraction_position, extraction_name, value,
-           mapping_position, m.crmModelName AS crm_model_name, m.crmFieldName AS crm_field_name,
+    SELECT * EXCLUDE (m), m.crmModelName AS crm_model_name, m.crmFieldName AS crm_field_name,
            {_OBJECT_TYPE} AS object_type
     FROM mappings
     WHERE m IS NOT NULL
@@ -129,11 +136,11 @@ planned AS (
 SELECT partition_date, id, created_at, extraction_position, mapping_position,
        extraction_name, crm_model_name, crm_field_name, object_type, t.pos,
        integration_connection_id, external_id, t.ref.id,
-       value, {VALUE_TEXT} AS value_text, {VALUE_TYPE} AS value_type,
+       value, value_text, value_type,
        plan_status,
        CASE WHEN plan_status = 'ready' THEN sha256(json_array(
            integration_connection_id, object_type, external_id, lower(trim(crm_field_name)),
-           json(value)
+           canonical_value
        )::VARCHAR) END
 FROM planned
 """
