@@ -331,8 +331,9 @@ class World:
 
     def _make_crm(self, rng: random.Random, user: dict[str, Any]) -> dict[str, Any]:
         crm: dict[str, Any] = {"integrationConnectionId": rng.choice(_CONNECTIONS)}
-        # Each sub-block is independently present, absent (key missing) or null, so consumers
-        # see every combination the schema allows.
+        # Each sub-block is independently present or absent (key missing): the published schema
+        # does not allow null there. One draw per sub-block either way, so the rest of the
+        # world does not shift.
         u = rng.random()
         if u < 0.85:
             extra = rng.choice([0, 0, 0, 1, 2])
@@ -344,26 +345,18 @@ class World:
         u = rng.random()
         if u < 0.7:
             crm["engagement"] = self._ref(rng, "eng", "00U")
-        elif u < 0.8:
-            crm["engagement"] = None
         u = rng.random()
         if u < 0.5:
             crm["opportunity"] = self._ref(rng, "opp", "006")
-        elif u < 0.65:
-            crm["opportunity"] = None
         u = rng.random()
         if u < 0.8:
             crm["contacts"] = [self._ref(rng, "con", "003") for _ in range(rng.choice([0, 1, 1, 2, 3, 4]))]
         u = rng.random()
         if u < 0.6:
             crm["account"] = self._accounts[rng.randrange(len(self._accounts))]
-        elif u < 0.75:
-            crm["account"] = None
         u = rng.random()
         if u < 0.25:
             crm["lead"] = self._ref(rng, "lead", "00Q")
-        elif u < 0.4:
-            crm["lead"] = None
         return crm
 
     def _relink_crm(self, rng: random.Random, crm: dict[str, Any]) -> dict[str, Any]:
@@ -518,9 +511,17 @@ class World:
         return obj
 
     def _followup_detail(self, r: BaseRecording, f: dict[str, Any], processed: int) -> dict[str, Any]:
-        """The fuller followup object GET-by-id returns (a subset of the documented fields)."""
+        """The full followup object GET-by-id returns: every field the schema requires."""
         rng = random.Random(f"{self.config.seed}:{f['id']}")
         user = next((u for u in self._users if u["userId"] == r.user_id), self._users[0])
+        followup_type = rng.choice(["REHASH", "CROSS_SELL"])
+        action = rng.choice([None, "Call back next week", "Send revised quote"])
+        context_value = rng.choice(_SENTENCES)
+        starred = rng.random() < 0.2
+        status = rng.choice(["TO_DO", "IN_PROGRESS", "COMPLETE"])
+        # Drawn after the original fields so adding them left those values unchanged.
+        note = rng.choice(_SENTENCES) if rng.random() < 0.3 else None
+        completed = status == "COMPLETE"
         return {
             "id": f["id"],
             "followupId": f["id"],
@@ -531,18 +532,23 @@ class World:
             "teamName": f"Team {user['team'] + 1}",
             "teamId": f"team_{user['team'] + 1}",
             "dateCreated": format_ms(processed),
-            "followupType": rng.choice(["REHASH", "CROSS_SELL"]),
+            "followupType": followup_type,
             "score": f["score"],
-            "followupAction": rng.choice([None, "Call back next week", "Send revised quote"]),
-            "context": [{"header": "MAIN_OBJECTION", "value": rng.choice(_SENTENCES)}],
+            "followupAction": action,
+            "context": [{"header": "MAIN_OBJECTION", "value": context_value}],
             "updatedAt": format_ms(processed),
             "metadata": [],
-            "starred": rng.random() < 0.2,
-            "status": rng.choice(["TO_DO", "IN_PROGRESS", "COMPLETE"]),
+            "starred": starred,
+            "status": status,
             "thinking": "Score based on objection handling and commitment.",
             "history": None,
             "crmUrl": None,
             "crmCustomer": None,
+            "hasFollowupComment": note is not None,
+            "note": note,
+            "completed": completed,
+            "completedBy": user["userId"] if completed else None,
+            "completedAt": format_ms(processed) if completed else None,
         }
 
     # ---- truth helpers ----------------------------------------------------------------
