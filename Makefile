@@ -35,8 +35,11 @@ dev: $(STAMP)
 simulator: $(STAMP)
 	$(BIN)/python -m siro_assets.simulator --port 8787
 
+## Every benchmark in its quick mode (drop --quick for the full sizes; see bench/RESULTS.md).
 bench: $(STAMP)
-	$(BIN)/python bench/ingest_throughput.py
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	cd bench && for b in rate_ceiling throughput memory derived_tables sensor_refresh; do \
+		PYTHONPATH=$(CURDIR) ../$(BIN)/python $$b.py --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) data history storage schedules logs .logs_queue .nux .telemetry
