@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,6 +33,10 @@ from .shapes import (
 )
 
 __all__ = ["AsyncSiroClient"]
+
+
+# Bodies at least this big are parsed in a worker thread, not on the event loop.
+PARSE_OFF_LOOP_BYTES = 64 * 1024
 
 
 class AsyncSiroClient(ClientCore):
@@ -71,6 +76,10 @@ class AsyncSiroClient(ClientCore):
             response = await self._http.get(path, params=params)
         except httpx.RequestError as exc:  # transport failures and undecodable bodies
             raise self._transport_failure("GET", path, params, exc) from exc
+        if len(response.content) >= PARSE_OFF_LOOP_BYTES:
+            # A big page takes tens of milliseconds to parse; on the event loop that
+            # would stall every other request in flight.
+            return await asyncio.to_thread(self._handle_response, "GET", path, params, response, shape)
         return self._handle_response("GET", path, params, response, shape)
 
     async def _get(self, path: str, params: dict[str, str], shape: ShapeCheck) -> tuple[bytes, Any]:

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 import httpx
 import pytest
 
-from siro_assets.api_client import AsyncSiroClient, RequestPacer, RetryPolicy
+from siro_assets.api_client import AsyncSiroClient, RequestPacer, RetryPolicy, created_window
 from siro_assets.defs.ingest import fetch_days
 from siro_assets.defs.ingest.concurrency import littles_law_concurrency
 from siro_assets.defs.ingest.fetch_days import stage_days
@@ -173,3 +173,27 @@ def test_a_split_hands_over_exactly_at_the_split_point():
     assert not walk.should_stop()  # still short of the split point
     walk.observe([far.start])  # the split point itself is the far window's too
     assert walk.should_stop()
+
+
+def test_the_client_parses_big_pages_off_the_event_loop(monkeypatch):
+    from siro_assets.api_client import async_client
+
+    parse_threads, loop_threads = set(), set()
+    real_shape = async_client.list_page_shape
+
+    def spy_shape(obj):
+        parse_threads.add(threading.get_ident())
+        return real_shape(obj)
+
+    monkeypatch.setattr(async_client, "list_page_shape", spy_shape)
+
+    async def go():
+        loop_threads.add(threading.get_ident())
+        async with _client(SimulatorTransport(_api(1000))) as client:
+            start = datetime(2026, 3, 2, tzinfo=timezone.utc)
+            query = created_window(start, start + timedelta(days=1), page_size=100, **fetch_days.ENRICHMENT)
+            page = await client.aiter_recording_pages(query).__anext__()
+            assert len(page.body) >= async_client.PARSE_OFF_LOOP_BYTES
+
+    asyncio.run(go())
+    assert parse_threads and parse_threads.isdisjoint(loop_threads)
