@@ -100,9 +100,9 @@ class _SpyStage:
         self.staged = 0
         self.ahead = 0
 
-    def add_page(self, body, *, window_start):
+    def add_pages(self, bodies):
         self.threads.add(threading.get_ident())
-        self.staged += 1
+        self.staged += len(bodies)
         self.ahead = max(self.ahead, self.api.request_count - self.staged)
 
 

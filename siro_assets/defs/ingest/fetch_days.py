@@ -174,7 +174,7 @@ async def stage_days(
             bodies = [body for body in batch if body is not None]
             if bodies:
                 started = time.perf_counter()
-                await asyncio.to_thread(_add_pages, stage, bodies, days[0])
+                await asyncio.to_thread(stage.add_pages, bodies)
                 report.stage_seconds += time.perf_counter() - started
             if len(bodies) < len(batch):
                 return
@@ -195,7 +195,3 @@ async def stage_days(
     report.latency_seconds = latency.seconds
     return report
 
-
-def _add_pages(stage: RecordingsStage, bodies: list[bytes], window_start: date) -> None:
-    for body in bodies:
-        stage.add_page(body, window_start=window_start)

@@ -1,0 +1,44 @@
+"""A batch of pages staged in one statement is the same as staging them one by one."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from siro_assets.warehouse.staging import RecordingsStage
+
+from tests.raw_payloads import recording
+
+DAY = date(2026, 1, 5)
+
+
+def _page(*records) -> bytes:
+    return json.dumps({"data": list(records), "cursor": None}).encode()
+
+
+def _stage(add) -> list[tuple]:
+    with RecordingsStage() as stage:
+        add(stage)
+        summary = stage.finalize([DAY])
+        rows = stage._con.execute("SELECT id, title FROM recordings ORDER BY id").fetchall()
+    return [summary.rows, summary.duplicates_dropped, rows]
+
+
+def test_batched_pages_keep_arrival_order_for_duplicates():
+    pages = [
+        _page(recording("a", DAY, title="first"), recording("b", DAY)),
+        _page(recording("a", DAY, title="second")),  # same updatedAt: the later arrival wins
+        _page(recording("c", DAY)),
+    ]
+
+    def one_by_one(stage):
+        for page in pages:
+            stage.add_page(page, window_start=DAY)
+
+    def batched(stage):
+        stage.add_pages(pages[:2])
+        stage.add_pages(pages[2:])
+
+    expected = [3, 1, [("a", "second"), ("b", "Visit b"), ("c", "Visit c")]]
+    assert _stage(one_by_one) == expected
+    assert _stage(batched) == expected
