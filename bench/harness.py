@@ -74,8 +74,10 @@ def machine() -> str:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}, "
-            f"DuckDB {duckdb.__version__}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+            f"DuckDB {duckdb.__version__}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+            f"load average {load}")
 
 
 def _free_port() -> int:
