@@ -99,14 +99,17 @@ class _SpyStage:
         self.threads: set[int] = set()
         self.staged = 0
         self.ahead = 0
+        self.batches: list[tuple[int, int]] = []
 
     def add_pages(self, bodies):
         self.threads.add(threading.get_ident())
+        self.batches.append((len(bodies), sum(len(b) for b in bodies)))
         self.staged += len(bodies)
         self.ahead = max(self.ahead, self.api.request_count - self.staged)
 
 
-def test_pages_are_parsed_off_the_event_loop_behind_a_bounded_queue():
+def test_pages_are_parsed_off_the_event_loop_behind_a_bounded_queue(monkeypatch):
+    monkeypatch.setattr(fetch_days, "BATCH_BYTES", 40_000)
     api = _api(5)
     spy = _SpyStage(api)
     loop_threads = set()
@@ -121,6 +124,9 @@ def test_pages_are_parsed_off_the_event_loop_behind_a_bounded_queue():
     assert loop_threads.isdisjoint(spy.threads)
     # Pages fetched but not yet staged: the queue, one batch and one page per worker.
     assert spy.ahead <= fetch_days.QUEUE_PAGES + fetch_days.BATCH_PAGES + report.max_concurrency
+    # A batch is bounded in bytes too (DuckDB's parse of it must fit the stage's memory).
+    assert all(n == 1 or size <= 40_000 for n, size in spy.batches)
+    assert max(n for n, _ in spy.batches) <= fetch_days.BATCH_PAGES
 
 
 def test_a_walk_stops_at_its_split_point_only_when_pages_come_in_created_order():

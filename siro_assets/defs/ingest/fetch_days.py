@@ -35,8 +35,11 @@ _SMALLER_PAGE_SIZES = (500, 250, 100)
 # Pages waiting for the stage. Small: the stage parses faster than the API serves, and
 # each page of 1,000 enriched recordings is ~4 MB.
 QUEUE_PAGES = 8
-# Pages handed to the stage per hop to its thread.
+# Pages handed to the stage per hop to its thread: as many as are waiting, up to a
+# bound in pages and in bytes (DuckDB's JSON parse holds several times the text, and
+# the stage's memory is capped).
 BATCH_PAGES = 8
+BATCH_BYTES = 4 * 2**20
 
 ENRICHMENT = dict(
     show_crm_links=True,
@@ -167,10 +170,18 @@ async def stage_days(
             group.create_task(worker())
 
     async def consume() -> None:
+        carried: list[bytes | None] = []
         while True:
-            batch = [await queue.get()]
-            while len(batch) < BATCH_PAGES and not queue.empty():
-                batch.append(queue.get_nowait())
+            batch = carried or [await queue.get()]
+            carried = []
+            size = len(batch[0] or b"")
+            while batch[-1] is not None and len(batch) < BATCH_PAGES and not queue.empty():
+                body = queue.get_nowait()
+                if body is not None and size + len(body) > BATCH_BYTES:
+                    carried = [body]  # starts the next batch
+                    break
+                batch.append(body)
+                size += len(body or b"")
             bodies = [body for body in batch if body is not None]
             if bodies:
                 started = time.perf_counter()
