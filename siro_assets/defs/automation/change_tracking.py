@@ -29,6 +29,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from datetime import date, datetime, timedelta, timezone
 
 from ...api_client.timestamps import format_ts
@@ -99,7 +100,7 @@ class ChangeRange:
         """How many (id, updatedAt) changes this run covers."""
         return len(self.pairs)
 
-    @property
+    @cached_property
     def run_key(self) -> str:
         """``first..last@newestUpdatedAt#hash``; see ``run_key_for``."""
         return run_key_for(self.first_day, self.last_day, self.newest_updated_at, self.pairs, self.retried)
