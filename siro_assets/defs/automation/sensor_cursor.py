@@ -52,7 +52,7 @@ class PendingRequest:
 
     @classmethod
     def from_doc(cls, doc: object) -> PendingRequest:
-        if not isinstance(doc, Mapping) or not isinstance(doc.get("key"), str):
+        if not isinstance(doc, Mapping) or not isinstance(doc.get("key"), str) or "at" not in doc:
             raise ValueError('a pending entry must be {"key": str, "at": timestamp, "n": int}')
         attempt = doc.get("n", 1)
         if not isinstance(attempt, int) or attempt < 1:
