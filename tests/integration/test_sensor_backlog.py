@@ -113,3 +113,33 @@ def test_a_20000_change_backlog_drains_over_bounded_ticks_requesting_each_change
     assert set(counts) == truth
     assert max(counts.values()) == 1
     assert requested_days
+
+
+def test_a_millisecond_shared_by_more_recordings_than_a_tick_can_list_is_walked_by_created_at(
+    tmp_path, slow_api, requested_pairs, monkeypatch
+):
+    from tests.integration.test_sensor import find_tie
+
+    t, ids = find_tie(min_size=5)
+    # Two rows a page and two pages a tick: the tie alone needs three pages.
+    monkeypatch.setenv("SIRO_SENSOR_PAGE_SIZE", "2")
+    monkeypatch.setenv("SIRO_SENSOR_MAX_PAGES_PER_TICK", "2")
+    siro = simulated_siro(t + timedelta(minutes=1), simulator_page_size_cap=2)
+    lookback = timedelta(seconds=sensors.DEFAULT_LOOKBACK_SECONDS)
+    cursor = SensorCursor(watermark=t + lookback).to_json()  # the listing starts exactly at the tie
+    walked_by_created_at = False
+    with DagsterInstance.ephemeral() as instance:
+        for _ in range(80):
+            before = slow_api.now
+            context = build_sensor_context(instance=instance, cursor=cursor, resources={"siro_api": siro},
+                                           definitions=_definitions(siro, tmp_path))
+            cursor = sensors.recordings_updated_sensor.evaluate_tick(context).cursor
+            assert slow_api.now - before <= 2 * LATENCY_SECONDS + 1e-9  # never more than two pages
+            state = SensorCursor.from_json(cursor)
+            walked_by_created_at |= state.tie is not None
+            if walked_by_created_at and state.tie is None:
+                break
+    assert walked_by_created_at and state.watermark > t and state.since > t
+    assert len(cursor) < 2000  # the tied ids are not kept in the cursor
+    counts = Counter(requested_pairs)
+    assert {(rid, t) for rid in ids} <= set(counts) and max(counts.values()) == 1

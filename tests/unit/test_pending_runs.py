@@ -19,7 +19,7 @@ from siro_assets.defs.automation.pending_runs import (
     rerequest_backoff,
     review_pending,
 )
-from siro_assets.defs.automation.sensor_cursor import PendingRequest
+from siro_assets.defs.automation.sensor_cursor import PendingRequest, TieWalk
 
 NOW = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 D1, D2, D3, D4, D5, D6 = (date(2026, 3, d) for d in range(1, 7))
@@ -100,6 +100,7 @@ def test_cursor_round_trip_keeps_span_and_pending_and_reads_version_1():
     cursor = SensorCursor(
         watermark=NOW, seen=frozenset({("a", NOW)}), span=timedelta(minutes=7),
         pending={D1: PendingRequest("k1", ago(3), attempt=2), D2: PendingRequest("run:xyz", ago(1))},
+        tie=TieWalk(at=ago(30), created_from=ago(60 * 24), span=timedelta(hours=2)),
     )
     raw = cursor.to_json()
     assert SensorCursor.from_json(raw) == cursor and '"v":2' in raw

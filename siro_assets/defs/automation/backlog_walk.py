@@ -65,6 +65,9 @@ class Walk:
     complete bounded chunk (None if there was none); ``reached_now`` says the unbounded
     last chunk was listed too, i.e. the backlog is drained. ``stopped`` is why the walk
     ended early (None when it reached now), ``error`` the API error that ended it.
+    ``tie_at`` is set when a single millisecond (``[tie_at, tie_at + 1 ms)``) held more
+    than the whole budget could list: the sensor then walks that millisecond by
+    ``createdAt`` instead (see ``sensors.py``).
     """
 
     rows: list[Row] = field(default_factory=list)
@@ -76,6 +79,7 @@ class Walk:
     abandoned_pages: int = 0
     stopped: str | None = None
     error: Exception | None = None
+    tie_at: datetime | None = None
 
 
 def _clamp(span: timedelta) -> timedelta:
@@ -158,6 +162,8 @@ def walk_backlog(
             walk.abandoned_pages += chunk_pages
             if width <= MIN_SPAN:
                 walk.stopped = f"budget spent inside the single millisecond {lo.isoformat()}"
+                if chunk_pages >= cap:  # it had the whole rest of the budget and still did not end
+                    walk.tie_at = lo
                 return walk
             # The chunk holds more than `chunk_pages` pages: aim the next try at half
             # the target from that lower bound on its density, and at least halve it.

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 from ...api_client.timestamps import format_ts, parse_ts
 
-__all__ = ["CURSOR_VERSION", "InvalidSensorCursor", "Pair", "PendingRequest", "RESET_HINT", "SensorCursor"]
+__all__ = ["CURSOR_VERSION", "InvalidSensorCursor", "Pair", "PendingRequest", "RESET_HINT", "SensorCursor", "TieWalk"]
 
 CURSOR_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
@@ -61,6 +61,39 @@ class PendingRequest:
 
 
 @dataclass(frozen=True)
+class TieWalk:
+    """A millisecond of ``updatedAt`` too crowded for one tick, walked by ``createdAt``.
+
+    Every recording with ``updatedAt == at`` and ``createdAt < created_from`` has been
+    requested (``created_from`` None: none yet); ``span`` is the next ``createdAt``
+    chunk's width.
+    """
+
+    at: datetime
+    created_from: datetime | None = None
+    span: timedelta | None = None
+
+    def to_doc(self) -> dict:
+        doc: dict = {"at": format_ts(self.at)}
+        if self.created_from is not None:
+            doc["created_from"] = format_ts(self.created_from)
+        if self.span is not None:
+            doc["span_ms"] = self.span // timedelta(milliseconds=1)
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: object) -> TieWalk:
+        if not isinstance(doc, Mapping) or "at" not in doc:
+            raise ValueError('"tie" must be {"at": timestamp, "created_from": timestamp}')
+        created_from = doc.get("created_from")
+        return cls(
+            at=parse_ts(doc["at"]),
+            created_from=parse_ts(created_from) if created_from is not None else None,
+            span=_parse_span(doc.get("span_ms")),
+        )
+
+
+@dataclass(frozen=True)
 class SensorCursor:
     """What the sensor remembers between ticks.
 
@@ -72,6 +105,9 @@ class SensorCursor:
     ``watermark - lookback`` is still below it. ``span`` is the width of the next
     ``updatedAt`` chunk to list (None: the default), learnt from the backlog's density.
     ``pending`` maps each requested day to the request that must still succeed for it.
+    ``tie`` is set while a millisecond too crowded for one tick is being walked by
+    ``createdAt``; once it is done, ``since`` is moved just past it so that no listing
+    pages through it again.
     """
 
     watermark: datetime | None = None
@@ -79,6 +115,7 @@ class SensorCursor:
     since: datetime | None = None
     span: timedelta | None = None
     pending: Mapping[date, PendingRequest] = field(default_factory=dict)
+    tie: TieWalk | None = None
 
     def to_json(self) -> str:
         """Compact JSON, sorted so that equal cursors serialise identically:
@@ -99,6 +136,8 @@ class SensorCursor:
             doc["since"] = format_ts(self.since)
         if self.span is not None:
             doc["span_ms"] = self.span // timedelta(milliseconds=1)
+        if self.tie is not None:
+            doc["tie"] = self.tie.to_doc()
         if self.pending:
             doc["pending"] = {d.isoformat(): p.to_doc() for d, p in sorted(self.pending.items())}
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
@@ -128,12 +167,13 @@ class SensorCursor:
             if not isinstance(pending_raw, Mapping):
                 raise ValueError("\"pending\" must be an object of day -> request")
             pending = {date.fromisoformat(d): PendingRequest.from_doc(p) for d, p in pending_raw.items()}
+            tie = TieWalk.from_doc(doc["tie"]) if doc.get("tie") is not None else None
         except (ValueError, TypeError) as exc:
             shown = raw if len(raw) <= 120 else raw[:117] + "..."
             raise InvalidSensorCursor(f"Unreadable sensor cursor {shown!r}: {exc}. {RESET_HINT}") from exc
         if watermark is None and seen:
             raise InvalidSensorCursor(f"Sensor cursor has ids but no watermark: {raw[:120]!r}. {RESET_HINT}")
-        return cls(watermark=watermark, seen=seen, since=since, span=span, pending=pending)
+        return cls(watermark=watermark, seen=seen, since=since, span=span, pending=pending, tie=tie)
 
 
 def _parse_seen(seen_raw: object) -> frozenset[Pair]:

@@ -28,13 +28,14 @@ from dagster import (
 
 from .backlog_walk import DEFAULT_SPAN, TickBudget, Walk, walk_backlog
 from .change_tracking import ChangePlan, ChangeRange, SensorCursor, build_ranges, plan_changes, query_start
+from .sensor_cursor import TieWalk
 from .jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, recordings_job
 from .pending_runs import PendingReview, next_pending, review_pending
 from .run_status import REQUEST_TAG, queued_days, request_states
-from ..partitions import daily_partitions, partition_date, partition_key
+from ..partitions import daily_partitions, day_start, partition_date, partition_key
 from ..resources import MissingTokenError, SiroApiResource
 from ...api_client import Page, RecordingsQuery, RetryPolicy, SiroClient, SiroError
-from ...api_client.timestamps import format_ts, parse_ts
+from ...api_client.timestamps import MS, format_ts, parse_ts
 
 __all__ = ["SensorSettings", "recordings_updated_sensor", "run_requests_for", "SENSOR_NAME"]
 
@@ -156,6 +157,54 @@ def _chunk_lister(client: SiroClient, page_size: int, log):
     return list_pages
 
 
+def _tie_lister(client: SiroClient, at: datetime, page_size: int, log):
+    """``list_pages(lo, hi)`` over ``createdAt`` for the recordings updated exactly at ``at``."""
+
+    def list_pages(lo: datetime, hi: datetime | None):
+        query = RecordingsQuery(
+            updated_gte=at, updated_lt=at + MS, created_gt=lo - MS, created_lt=hi, page_size=page_size
+        )
+        for page in client.iter_recording_pages(query):
+            yield list(_changes([page], log)), page.cursor is not None
+
+    return list_pages
+
+
+def _walk(client: SiroClient, cursor: SensorCursor, since: datetime, now: datetime,
+          settings: SensorSettings, log) -> Walk:
+    """This tick's listing: the backlog from ``since``, or the crowded millisecond being
+    walked by ``createdAt`` (from the first partition's midnight: older recordings are
+    not partitions anyway)."""
+    if cursor.tie is None:
+        lister = _chunk_lister(client, settings.page_size, log)
+        return walk_backlog(lister, since, now, cursor.span, settings.budget, tick_clock, errors=(SiroError,))
+    tie = cursor.tie
+    start = tie.created_from or day_start(daily_partitions.start.date())
+    lister = _tie_lister(client, tie.at, settings.page_size, log)
+    return walk_backlog(lister, start, tie.at + MS, tie.span, settings.budget, tick_clock, errors=(SiroError,))
+
+
+def _with_walk_progress(cursor: SensorCursor, planned: SensorCursor, walk: Walk) -> SensorCursor:
+    """Fold the walk's chunk width and any crowded millisecond into the planned cursor.
+
+    While a millisecond is walked by ``createdAt`` its pairs are kept out of ``seen``
+    (tens of thousands of ids would bloat the cursor); instead, once it is done, the
+    listing floor ``since`` moves just past it, so no later listing returns them.
+    """
+    if cursor.tie is None:
+        span = walk.span if walk.span != DEFAULT_SPAN else None
+        return replace(planned, span=span, tie=TieWalk(walk.tie_at) if walk.tie_at is not None else None)
+    at = cursor.tie.at
+    seen = frozenset(p for p in planned.seen if p[1] != at)
+    if not walk.reached_now:
+        tie = TieWalk(at, walk.listed_through or cursor.tie.created_from, walk.span)
+        return replace(planned, seen=seen, tie=tie)
+    past = at + MS
+    watermark = max(planned.watermark, past) if planned.watermark is not None else past
+    since = max(planned.since, past) if planned.since is not None else past
+    return replace(planned, seen=seen, tie=None, watermark=watermark, since=since)
+
+
 def run_requests_for(ranges: Iterable[ChangeRange]) -> list[RunRequest]:
     """One run request per range of days: a single day by `partition_key`, several days
     as one run over a partition range (the `dagster/asset_partition_range_*` tags; every
@@ -205,6 +254,11 @@ def _log_tick(
         f"{plan.change_count} new change(s), {plan.duplicates} duplicate(s) dropped, "
         f"{len(ranges)} run(s) requested."
     )
+    if walk.tie_at is not None:
+        context.log.warning(
+            f"More recordings share updatedAt {format_ts(walk.tie_at)} than one tick can list: "
+            "the next ticks list that millisecond by createdAt, then go on."
+        )
     if walk.abandoned_pages:
         context.log.info(f"{walk.abandoned_pages} page(s) of a chunk too large for the budget were dropped; "
                          f"next chunk width {walk.span}.")
@@ -252,15 +306,15 @@ def recordings_updated_sensor(context: SensorEvaluationContext, siro_api: SiroAp
     except MissingTokenError as err:
         return SkipReason(f"Siro API error, cursor kept at watermark {kept}: {err}")
     with client:
-        lister = _chunk_lister(client, settings.page_size, context.log)
-        walk = walk_backlog(lister, since, now, cursor.span, settings.budget, tick_clock, errors=(SiroError,))
+        walk = _walk(client, cursor, since, now, settings, context.log)
         requests = client.stats.requests
 
     first_day, last_day = _partition_bounds()
     plan, new_cursor = plan_changes(
         cursor, walk.rows, now, settings.lookback,
-        first_day=first_day, last_day=last_day, listed_through=walk.listed_through,
+        first_day=first_day, last_day=last_day, listed_through=walk.listed_through if cursor.tie is None else None,
     )
+    new_cursor = _with_walk_progress(cursor, new_cursor, walk)
     review = review_pending(
         cursor.pending, request_states(context.instance, {p.key for p in cursor.pending.values()}), wall
     )
@@ -272,11 +326,7 @@ def recordings_updated_sensor(context: SensorEvaluationContext, siro_api: SiroAp
         settings.max_runs,
     )
     requested = {d: r.run_key for r in ranges for d in r.requested_days}
-    new_cursor = replace(
-        new_cursor,
-        span=walk.span if walk.span != DEFAULT_SPAN else None,
-        pending=next_pending(review, requested, relied_on, cursor.pending, wall),
-    )
+    new_cursor = replace(new_cursor, pending=next_pending(review, requested, relied_on, cursor.pending, wall))
     _log_tick(context, walk, plan, review, relied_on, ranges, requests)
     if ranges:
         return SensorResult(run_requests=run_requests_for(ranges), cursor=new_cursor.to_json())
