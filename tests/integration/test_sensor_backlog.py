@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
+from siro_assets.api_client.timestamps import parse_ts
 from siro_assets.defs.automation import sensors
 from siro_assets.defs.automation.change_tracking import SensorCursor
 from siro_assets.simulator import SimulatorTransport
@@ -143,3 +144,25 @@ def test_a_millisecond_shared_by_more_recordings_than_a_tick_can_list_is_walked_
     assert len(cursor) < 2000  # the tied ids are not kept in the cursor
     counts = Counter(requested_pairs)
     assert {(rid, t) for rid in ids} <= set(counts) and max(counts.values()) == 1
+
+
+def test_an_outage_in_the_middle_of_a_walk_keeps_the_complete_chunks_and_nothing_else(
+    tmp_path, slow_api, requested_pairs
+):
+    from tests.integration.test_sensor import WORLD
+
+    now = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
+    start = now - timedelta(days=10)
+    # Twelve pages answer, then Siro is down for longer than the sensor's retries.
+    siro = simulated_siro(now, simulator_page_size_cap=PAGE_CAP, simulator_fault_script=["ok"] * 12 + ["503"] * 50)
+    lookback = timedelta(seconds=sensors.DEFAULT_LOOKBACK_SECONDS)
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(instance=instance, cursor=SensorCursor(watermark=start + lookback).to_json(),
+                                       resources={"siro_api": siro}, definitions=_definitions(siro, tmp_path))
+        result = sensors.recordings_updated_sensor.evaluate_tick(context)
+    watermark = SensorCursor.from_json(result.cursor).watermark
+    assert start < watermark < now - timedelta(days=1)
+    # Exactly the changes below the new watermark were requested: none skipped, none from
+    # the chunk the outage cut short.
+    truth = {(p["id"], parse_ts(p["updatedAt"])) for p in WORLD.recordings(now, created_from=start - timedelta(days=5))}
+    assert set(requested_pairs) == {(rid, u) for rid, u in truth if start <= u < watermark}

@@ -246,10 +246,15 @@ def _log_tick(
     relied_on: dict[date, str],
     ranges: list[ChangeRange],
     requests: int,
+    tie: TieWalk | None,
 ) -> None:
     drained = "backlog drained" if walk.reached_now else f"stopped early ({walk.stopped})"
+    listing = (
+        f"updatedAt >= {format_ts(plan.query_start)}" if tie is None
+        else f"updatedAt = {format_ts(tie.at)} by createdAt (a crowded millisecond)"
+    )
     context.log.info(
-        f"Listed {plan.listed} recording(s) with updatedAt >= {format_ts(plan.query_start)} in "
+        f"Listed {plan.listed} recording(s) with {listing} in "
         f"{walk.chunks} chunk(s), {walk.pages} page(s), {requests} request(s), {drained}: "
         f"{plan.change_count} new change(s), {plan.duplicates} duplicate(s) dropped, "
         f"{len(ranges)} run(s) requested."
@@ -327,12 +332,15 @@ def recordings_updated_sensor(context: SensorEvaluationContext, siro_api: SiroAp
     )
     requested = {d: r.run_key for r in ranges for d in r.requested_days}
     new_cursor = replace(new_cursor, pending=next_pending(review, requested, relied_on, cursor.pending, wall))
-    _log_tick(context, walk, plan, review, relied_on, ranges, requests)
+    _log_tick(context, walk, plan, review, relied_on, ranges, requests, cursor.tie)
     if ranges:
         return SensorResult(run_requests=run_requests_for(ranges), cursor=new_cursor.to_json())
+    # The client keeps the token out of every error it raises, so it is safe to show.
     if walk.error is not None and walk.chunks == 0:
-        # The client keeps the token out of every error it raises, so it is safe to show.
         reason = f"Siro API error, cursor kept at watermark {kept}: {walk.error}"
+    elif walk.error is not None:
+        moved = format_ts(new_cursor.watermark) if new_cursor.watermark else "none yet"
+        reason = f"Siro API error after {walk.chunks} complete chunk(s), watermark now {moved}: {walk.error}"
     else:
         reason = (
             f"No new changes since {format_ts(since)} ({plan.listed} listed, "
