@@ -32,6 +32,7 @@ from .sensor_cursor import TieWalk
 from .jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, recordings_job
 from .pending_runs import PendingReview, next_pending, review_pending
 from .run_status import REQUEST_TAG, queued_days, request_states
+from ..ingest.refresh import UPDATED_SINCE_TAG
 from ..partitions import daily_partitions, day_start, partition_date, partition_key
 from ..resources import MissingTokenError, SiroApiResource
 from ...api_client import Page, RecordingsQuery, RetryPolicy, SiroClient, SiroError
@@ -210,7 +211,8 @@ def run_requests_for(ranges: Iterable[ChangeRange]) -> list[RunRequest]:
     as one run over a partition range (the `dagster/asset_partition_range_*` tags; every
     asset in `siro_recordings_job` processes a whole range in one run). The run key is
     also the `siro/request` tag, which the run's automatic retries inherit, so the
-    sensor can tell later whether the request succeeded."""
+    sensor can tell later whether the request succeeded. A range of new changes only
+    also carries `siro/updated_since`, so its run fetches just the changed recordings."""
     requests = []
     for r in ranges:
         tags = {
@@ -222,6 +224,11 @@ def run_requests_for(ranges: Iterable[ChangeRange]) -> list[RunRequest]:
             tags[NEWEST_UPDATED_AT_TAG] = format_ts(r.newest_updated_at)
         if r.retried:
             tags[RETRIED_DAYS_TAG] = ",".join(partition_key(d) for d in r.retried)
+        elif r.pairs:
+            # Only changes: the run fetches what was updated since the oldest of them and
+            # upserts it (defs/ingest/refresh.py). A day requested again after a failed
+            # run has no such bound and is re-pulled whole.
+            tags[UPDATED_SINCE_TAG] = format_ts(min(updated for _, updated in r.pairs))
         if r.first_day == r.last_day:
             requests.append(RunRequest(run_key=r.run_key, partition_key=partition_key(r.first_day), tags=tags))
         else:

@@ -17,12 +17,14 @@ from dagster import (
 )
 
 from .fetch_days import stage_days
+from .refresh import stage_changed, updated_since
 
 from ..partitions import dates_in_range, daily_partitions, partition_key
 from ..resources import WAREHOUSE_POOL, SiroApiResource, WarehouseResource
 from ...api_client.timestamps import format_ts
 from ...warehouse.schema import RECORDINGS_COLUMNS, SCHEMA
 from ...warehouse.staging import RecordingsStage, swap_partitions
+from ...warehouse.upsert import upsert_recordings
 
 RECORDINGS_KEY = AssetKey([SCHEMA, "recordings"])
 
@@ -92,13 +94,20 @@ def recordings(
         f"{partition_key(days[0])}..{partition_key(days[-1])}"
     )
 
+    # A sensor-driven run carries the oldest change's updatedAt: it fetches only what
+    # changed and upserts it; every other run re-pulls its days whole.
+    since = updated_since(context.run.tags)
+    if since is not None:
+        context.log.info(f"Sensor-driven refresh: recordings updated since {format_ts(since)}")
     # Stage beside the warehouse: the same disk, not a /tmp that may be RAM-backed.
     with RecordingsStage(directory=warehouse.staging_directory()) as stage:
         client = siro_api.async_client()
 
-        async def fetch() -> None:
+        async def fetch():
             async with client:
-                await stage_days(
+                if since is not None:
+                    return await stage_changed(client, stage, days, since, page_size=siro_api.page_size)
+                return await stage_days(
                     client,
                     stage,
                     days,
@@ -106,7 +115,7 @@ def recordings(
                     page_size=siro_api.page_size,
                 )
 
-        asyncio.run(fetch())
+        report = asyncio.run(fetch())
         staged = stage.finalize(days)
         if staged.outside_window:
             context.log.warning(
@@ -114,7 +123,10 @@ def recordings(
                 "requested windows; they were left for their own partitions."
             )
         with warehouse.get_connection() as con:
-            inserted = swap_partitions(con, stage, days)
+            if since is not None:
+                inserted = upsert_recordings(con, stage)
+            else:
+                inserted = swap_partitions(con, stage, days)
             rows, deleted, linked, purged = con.execute(_COUNTS_SQL, {"p": days}).fetchone()
             preview_rows = con.execute(_PREVIEW_SQL, {"p": days}).fetchall()
 
@@ -135,6 +147,11 @@ def recordings(
             "api_429s": stats.rate_limited,
             "api_5xx": stats.server_errors,
             "api_bytes": stats.bytes,
+            "fetch": "changed since " + format_ts(since) if since is not None else "whole days",
+            "windows": report.windows,
+            "window_splits": report.splits,
+            "page_size_served": report.served_page_size,
+            "max_in_flight": report.max_concurrency,
             "duration_seconds": round(time.monotonic() - started, 3),
             "fetched_up_to": format_ts(siro_api.now()),
             "preview": MetadataValue.md(
