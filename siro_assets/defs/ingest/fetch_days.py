@@ -198,6 +198,10 @@ async def stage_days(
             alive = 1
             report.max_concurrency = 1
             group.create_task(worker())
+    except BaseExceptionGroup as failures:
+        # The first failure stops every worker; report it as itself (a SiroError with
+        # its clear message), not wrapped in a group.
+        raise failures.exceptions[0] from None
     finally:
         client.pacer = original_pacer
     report.splits = planner.splits
