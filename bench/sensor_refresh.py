@@ -3,9 +3,11 @@
 The simulator serves an organization with 10,000 recordings a day over HTTP from its
 own process, its clock frozen at T. The recordings changed in the last `delta` before T
 (what one sensor tick sees) are listed the way the sensor lists them; then the run the
-sensor would request is timed: the raw step for the touched days (a full re-pull of
-each, every enrichment flag) and every derived table for them. Prints, per N, the list
-requests and seconds per run, against the parse-free fetch of the same pages.
+sensor would request is timed both ways: a full re-pull of the touched days (what
+schedules and re-requested days do) and the changes-only run the sensor now requests
+(`updatedAt` since the oldest change, every enrichment flag, upsert by id), each with
+every derived table rebuilt for those days. Prints, per N, list requests and seconds per
+run, against the parse-free fetch of the touched days' pages.
 
     python bench/sensor_refresh.py [--quick]     # --quick: days of 1,000
 """
@@ -24,9 +26,11 @@ from harness import TOKEN, machine, parse_free_fetch, quick_mode, simulator_serv
 from siro_assets.api_client import AsyncSiroClient, RecordingsQuery, RequestPacer, SiroClient
 from siro_assets.api_client.timestamps import parse_ts
 from siro_assets.defs.ingest.fetch_days import stage_days
+from siro_assets.defs.ingest.refresh import stage_changed
 from siro_assets.transforms import DERIVED_TABLES, rebuild_partitions
 from siro_assets.warehouse.connection import duckdb_connection
 from siro_assets.warehouse.staging import RecordingsStage, swap_partitions
+from siro_assets.warehouse.upsert import upsert_recordings
 
 NOW = datetime(2026, 3, 13, 15, 0, tzinfo=timezone.utc)  # a Friday afternoon
 DELTAS = (timedelta(seconds=20), timedelta(minutes=3), timedelta(minutes=30))
@@ -61,6 +65,25 @@ def full_day_refresh(url: str, days: list[date], db: Path) -> tuple[int, int, fl
     return client.stats.requests, rows, time.perf_counter() - started
 
 
+def changes_only_refresh(url: str, days: list[date], since: datetime, db: Path) -> tuple[int, int, float]:
+    """The run the sensor requests now: fetch what changed since `since`, upsert it by id,
+    rebuild the touched days' derived rows."""
+    started = time.perf_counter()
+    client = AsyncSiroClient(TOKEN, url, pacer=RequestPacer(950))
+    with RecordingsStage(directory=db.parent) as stage:
+        async def fetch():
+            async with client:
+                return await stage_changed(client, stage, days, since)
+
+        asyncio.run(fetch())
+        stage.finalize(days)
+        with duckdb_connection(db) as con:
+            rows = upsert_recordings(con, stage)
+            for table in DERIVED_TABLES:
+                rebuild_partitions(con, table, days)
+    return client.stats.requests, rows, time.perf_counter() - started
+
+
 def main() -> None:
     per_day = 1000 if quick_mode() else 10_000
     print(f"# sensor-driven refresh on days of {per_day:,}\n# {machine()}")
@@ -72,10 +95,15 @@ def main() -> None:
                 print(f"changes in the last {delta}: none")
                 continue
             free = parse_free_fetch(url, days, page_size=1000)
-            requests, rows, seconds = full_day_refresh(url, days, Path(tmp) / "sensor.duckdb")
+            db = Path(tmp) / "sensor.duckdb"
+            requests, rows, seconds = full_day_refresh(url, days, db)
             print(f"{changed:,} changed in the last {delta} on {len(days)} day(s): full-day re-pull run "
                   f"{requests} list requests, {rows:,} recordings rewritten, {seconds:.1f} s "
                   f"(parse-free fetch of those days: {free.pages} pages in {free.seconds:.1f} s)")
+            requests, rows, seconds = changes_only_refresh(url, days, NOW - delta, db)
+            print(f"    changes-only run (sensor-driven): {requests} list requests "
+                  f"(bound: changed / 1,000 + 2 = {changed / 1000 + 2:.1f}), {rows:,} recordings upserted, "
+                  f"{seconds:.1f} s including the touched days' derived rows")
 
 
 if __name__ == "__main__":
