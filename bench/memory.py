@@ -19,6 +19,7 @@ from harness import TOKEN, machine, parse_free_fetch, peak_rss_mib, quick_mode, 
 
 from siro_assets.api_client import AsyncSiroClient, RequestPacer
 from siro_assets.defs.ingest.fetch_days import stage_days
+from siro_assets.defs.ingest.recordings import SWAP_MEMORY_LIMIT
 from siro_assets.warehouse.connection import duckdb_connection
 from siro_assets.warehouse.staging import RecordingsStage, swap_partitions
 
@@ -30,8 +31,6 @@ def main() -> None:
     print(f"# memory: one day of ~{per_day:,} recordings\n# {machine()}")
     with simulator_server(now=now, recordings_per_day=per_day, page_size_cap=1000) as url, \
             tempfile.TemporaryDirectory() as tmp:
-        free = parse_free_fetch(url, [day], page_size=1000)
-        print(f"parse-free fetch: {free.pages} pages, {free.bytes / 2**20:.0f} MiB in {free.seconds:.1f} s")
         at_start = peak_rss_mib()
         started = time.perf_counter()
         with RecordingsStage(directory=tmp) as stage:
@@ -44,11 +43,16 @@ def main() -> None:
             summary = stage.finalize([day])
             after_finalize = peak_rss_mib()
             with duckdb_connection(Path(tmp) / "memory.duckdb") as con:
+                con.execute(f"SET memory_limit = '{SWAP_MEMORY_LIMIT}'")  # as the raw asset does
                 rows = swap_partitions(con, stage, [day])
         seconds = time.perf_counter() - started
+        peak = peak_rss_mib()
+        # After the measured step, so its buffers do not count towards the step's peak.
+        free = parse_free_fetch(url, [day], page_size=1000)
+    print(f"parse-free fetch: {free.pages} pages, {free.bytes / 2**20:.0f} MiB in {free.seconds:.1f} s")
     print(f"raw step: {rows:,} recordings ({report.bytes / 2**20:.0f} MiB in {report.pages} pages) in "
           f"{seconds:.1f} s; stage rows {summary.rows:,}")
-    print(f"peak RSS {peak_rss_mib():.0f} MiB (before the step {at_start:.0f}, after fetch + parse "
+    print(f"peak RSS {peak:.0f} MiB (before the step {at_start:.0f}, after fetch + parse "
           f"{after_fetch:.0f}, after finalize {after_finalize:.0f})")
 
 

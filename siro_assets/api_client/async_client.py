@@ -106,7 +106,12 @@ class AsyncSiroClient(ClientCore):
             body, parsed = await self._get(RECORDINGS_PATH, params, list_page_shape)
             cursor = self._next_cursor(parsed, seen, params)
             self._bump(pages=1)
-            yield Page(records=parsed["data"], body=body, cursor=cursor)
+            # Hand the page over without keeping it: a parsed page of 1,000 records is
+            # tens of MB, and while the caller holds on (e.g. waits for room in a queue)
+            # this frame would otherwise keep a second reference alive.
+            handover = [Page(records=parsed["data"], body=body, cursor=cursor)]
+            del parsed, body
+            yield handover.pop()
             if cursor is None:
                 return
 

@@ -130,7 +130,7 @@ class RecordingsStage:
         self,
         directory: str | Path | None = None,
         *,
-        memory_limit: str = "256MB",
+        memory_limit: str = "128MB",
         ingested_at: datetime | None = None,
     ) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="siro-stage-", dir=directory))

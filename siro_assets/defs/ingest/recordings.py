@@ -28,6 +28,11 @@ from ...warehouse.upsert import upsert_recordings
 
 RECORDINGS_KEY = AssetKey([SCHEMA, "recordings"])
 
+# DuckDB's buffer pool for the swap or upsert: it streams the stage into the warehouse,
+# so a smaller pool costs nothing, and it keeps the run's peak memory flat however
+# large the days (the connection is this step's own, closed right after).
+SWAP_MEMORY_LIMIT = "256MB"
+
 _PREVIEW_SQL = f"""
 SELECT id, strftime(created_at, '%Y-%m-%d %H:%M:%S.%g') AS created_at, title, deleted,
        crm IS NOT NULL AS linked, len(summary) AS summary_sections,
@@ -123,6 +128,7 @@ def recordings(
                 "requested windows; they were left for their own partitions."
             )
         with warehouse.get_connection() as con:
+            con.execute(f"SET memory_limit = '{SWAP_MEMORY_LIMIT}'")
             if since is not None:
                 inserted = upsert_recordings(con, stage)
             else:
