@@ -174,10 +174,19 @@ class RecordingsStage:
         texts = [body.decode("utf-8") if isinstance(body, bytes) else body for body in bodies]
         if not texts:
             return
-        self._con.execute(
-            f"INSERT INTO parsed {_TYPED_SELECT}",
-            {"bodies": texts, "seq": self._seq, "ingested_at": self._ingested_at},
-        )
+        try:
+            self._con.execute(
+                f"INSERT INTO parsed {_TYPED_SELECT}",
+                {"bodies": texts, "seq": self._seq, "ingested_at": self._ingested_at},
+            )
+        except duckdb.OutOfMemoryException:
+            # The failed statement left nothing behind; halves of the batch need less.
+            if len(texts) == 1:
+                raise
+            half = len(texts) // 2
+            self.add_pages(texts[:half])
+            self.add_pages(texts[half:])
+            return
         self._seq += len(texts)
         self.pages += len(texts)
         self.bytes += sum(len(text) for text in texts)

@@ -42,3 +42,11 @@ def test_batched_pages_keep_arrival_order_for_duplicates():
     expected = [3, 1, [("a", "second"), ("b", "Visit b"), ("c", "Visit c")]]
     assert _stage(one_by_one) == expected
     assert _stage(batched) == expected
+
+
+def test_a_batch_too_big_for_the_stage_memory_is_staged_in_halves():
+    big = [_page(*(recording(f"r{p}_{i}", DAY, title="x" * 2000) for i in range(400))) for p in range(4)]
+    with RecordingsStage(memory_limit="40MB") as stage:
+        stage.add_pages(big)
+        summary = stage.finalize([DAY])
+    assert summary.rows == 1600 and summary.duplicates_dropped == 0
