@@ -94,5 +94,7 @@ def test_real_api_group_dg_launch_and_dg_check(tmp_path, server_url):
     output = _output([str(BIN / "dg"), "launch", "--assets", "siro/recordings*", "--partition", "2026-03-02"], env)
     assert TOKEN not in output
     assert _rows(database) > 0
+    audit = _output([str(BIN / "dg"), "launch", "--job", "siro_warehouse_audit_job"], env)
+    assert "RUN_SUCCESS" in audit, audit[-3000:]
     # The request budget shared by every process lives beside the warehouse.
     assert (tmp_path / ".siro-rate-budget.sqlite").exists()
