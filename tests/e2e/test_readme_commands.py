@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from siro_assets.simulator import FixedClock, SimulatorApi, World
 from siro_assets.simulator.server import run_in_thread
@@ -94,7 +95,12 @@ def test_real_api_group_dg_launch_and_dg_check(tmp_path, server_url):
     output = _output([str(BIN / "dg"), "launch", "--assets", "siro/recordings*", "--partition", "2026-03-02"], env)
     assert TOKEN not in output
     assert _rows(database) > 0
-    audit = _output([str(BIN / "dg"), "launch", "--job", "siro_warehouse_audit_job"], env)
-    assert "RUN_SUCCESS" in audit, audit[-3000:]
+    _run([str(BIN / "dg"), "launch", "--job", "siro_warehouse_audit_job"], env)
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        audits = instance.get_runs(RunsFilter(job_name="siro_warehouse_audit_job"))
+        assert [run.status for run in audits] == [DagsterRunStatus.SUCCESS]
+        checked = instance.get_records_for_run(audits[0].run_id,
+                                               of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+    assert checked and all(r.event_log_entry.dagster_event.event_specific_data.passed for r in checked)
     # The request budget shared by every process lives beside the warehouse.
     assert (tmp_path / ".siro-rate-budget.sqlite").exists()

@@ -19,11 +19,11 @@ from siro_assets.simulator.server import run_in_thread
 from tests.support import NOW, partition_range_tags
 
 TOKEN = "rate-budget-test-token"
-RATE_PER_SECOND = 20  # 1,200 requests/minute: a few seconds of traffic is enough
+RATE_PER_SECOND = 10  # 600 requests/minute: a few seconds of traffic is enough
 BURST = 10  # the pacer's default burst
 # Server arrival times jitter by a few ms around the slots the pacer hands out.
 JITTER_ALLOWANCE = 4
-RUN_RANGES = (("2026-03-01", "2026-03-03"), ("2026-03-04", "2026-03-06"))
+RUN_RANGES = (("2026-03-02", "2026-03-03"), ("2026-03-04", "2026-03-05"))
 
 
 def _siro(base_url: str, warehouse: str):
@@ -140,6 +140,6 @@ def test_two_runs_and_a_sensor_in_separate_processes_share_one_budget(limited_se
     assert all(ok for _, ok, _ in outcomes), outcomes
     run_requests = sum(n for kind, _, n in outcomes if kind == "run")
     sensor_ticks = next(n for kind, _, n in outcomes if kind == "sensor")
-    assert run_requests >= 50 and sensor_ticks >= 5, outcomes  # enough traffic to matter
+    assert run_requests >= 30 and sensor_ticks >= 5, outcomes  # enough traffic to matter
     assert api.rate_limited_count == 0, f"{api.rate_limited_count} requests got 429"
     assert _max_excess(arrivals) <= JITTER_ALLOWANCE, (len(arrivals), _max_excess(arrivals))
