@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from .connection import sql_string
 from .schema import (
     RECORD_JSON_SHAPE,
     RECORDINGS_COLUMN_NAMES,
@@ -268,8 +269,7 @@ def swap_partitions(
     warehouse keeps its previous rows for those partitions.
     """
     ensure_schema(con)
-    escaped = str(stage.sealed_path()).replace("'", "''")
-    con.execute(f"ATTACH '{escaped}' AS stage (READ_ONLY)")
+    con.execute(f"ATTACH {sql_string(stage.sealed_path())} AS stage (READ_ONLY)")
     columns = ", ".join(RECORDINGS_COLUMN_NAMES)
     try:
         con.execute("BEGIN TRANSACTION")
