@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from .connection import sql_string
+from .lost_values import lost_values_sql, raw_types_sql
 from .schema import (
     RECORD_JSON_SHAPE,
     RECORDINGS_COLUMN_NAMES,
@@ -37,29 +38,6 @@ class StagingValidationError(ValueError):
     createdAt, or a value of the wrong type in a field the pipeline decides on."""
 
 
-# Fields whose silent loss would change what consumers see: a `deleted` or
-# `rootDataPurgedAt` read as NULL would resurrect a removed recording downstream, a
-# `crm` / `summary` / `entityExtractions` read as NULL would drop its derived rows.
-# json_transform is lenient (a value of the wrong type becomes NULL without an error),
-# so each is compared with its raw JSON, which one multi-path json_extract yields.
-# (API field, typed column, the JSON type the API documents for it)
-_GUARDED = (
-    ("updatedAt", "updated_at", "VARCHAR"),
-    ("deleted", "deleted", "BOOLEAN"),
-    ("deletedAt", "deleted_at", "VARCHAR"),
-    ("rootDataPurgedAt", "root_data_purged_at", "VARCHAR"),
-    ("crm", "crm", "OBJECT"),
-    ("summary", "summary", "ARRAY"),
-    ("entityExtractions", "entity_extractions", "ARRAY"),
-)
-_RAW_GUARDED = "[" + ", ".join(f"'$.{field}'" for field, _, _ in _GUARDED) + "]"
-_LOST_VALUES = "list_filter([" + ", ".join(
-    f"CASE WHEN json_type(raw[{i}]) <> 'NULL' AND (json_type(raw[{i}]) <> '{json_type}' "
-    f"OR {column} IS NULL) THEN '{field}' END"
-    for i, (field, column, json_type) in enumerate(_GUARDED, start=1)
-) + "], lambda x: x IS NOT NULL)"
-
-
 _TYPED_SELECT = f"""
 WITH page AS (
     SELECT $body::VARCHAR AS body, $seq::BIGINT AS seq
@@ -73,7 +51,7 @@ WITH page AS (
     -- One json_transform per record into the whole typed shape: each `->>` would
     -- re-parse the record's text, which costs several times more.
     SELECT r, seq, json_transform(r, '{RECORD_JSON_SHAPE}') AS t,
-           json_extract(r, {_RAW_GUARDED}) AS raw
+           {raw_types_sql('r')} AS raw
     FROM records
 ), shaped AS (
 SELECT
@@ -102,10 +80,12 @@ SELECT
     CAST(TRY_CAST(t.createdAt AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS DATE) AS partition_date,
     $ingested_at::TIMESTAMPTZ                      AS ingested_at,
     seq,
-    raw
+    raw,
+    t
 FROM typed
 )
-SELECT * EXCLUDE (raw), {_LOST_VALUES} AS lost_values FROM shaped
+-- The lost-value guard (lost_values.py) compares typed values with raw JSON types.
+SELECT * EXCLUDE (raw, t), {lost_values_sql('payload', 'raw')} AS lost_values FROM shaped
 """
 
 @dataclass(frozen=True)
