@@ -18,14 +18,11 @@ from pathlib import Path
 
 import duckdb
 
-from .connection import sql_string
 from .lost_values import lost_values_sql, raw_types_sql
 from .schema import (
     RECORD_JSON_SHAPE,
     RECORDINGS_COLUMN_NAMES,
     RECORDINGS_COLUMNS,
-    SCHEMA,
-    ensure_schema,
     recordings_ddl,
 )
 
@@ -232,43 +229,7 @@ class RecordingsStage:
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def _quietly(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Clean-up that must not hide the error that made it necessary."""
-    try:
-        con.execute(sql)
-    except duckdb.Error as exc:  # e.g. the connection is already unusable
-        logger.warning("DuckDB clean-up %r failed after an earlier error: %s", sql, exc)
+# The swap lives in swap.py; re-exported here for callers that import it with the stage.
+from .swap import swap_partitions  # noqa: E402
 
-
-def swap_partitions(
-    con: duckdb.DuckDBPyConnection, stage: RecordingsStage, partitions: Sequence[date]
-) -> int:
-    """Replace `partitions` of `siro.recordings` with the stage's rows in one transaction.
-
-    Returns the number of rows inserted. On any error the transaction rolls back and the
-    warehouse keeps its previous rows for those partitions.
-    """
-    ensure_schema(con)
-    con.execute(f"ATTACH {sql_string(stage.sealed_path())} AS stage (READ_ONLY)")
-    columns = ", ".join(RECORDINGS_COLUMN_NAMES)
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(
-                f"DELETE FROM {SCHEMA}.recordings WHERE partition_date IN (SELECT unnest($p::DATE[]))",
-                {"p": list(partitions)},
-            )
-            con.execute(
-                f"INSERT INTO {SCHEMA}.recordings ({columns}) SELECT {columns} FROM stage.recordings"
-            )
-            inserted = con.execute(
-                f"SELECT count(*) FROM {SCHEMA}.recordings WHERE partition_date IN (SELECT unnest($p::DATE[]))",
-                {"p": list(partitions)},
-            ).fetchone()[0]
-            con.execute("COMMIT")
-        except BaseException:
-            _quietly(con, "ROLLBACK")
-            raise
-    finally:
-        _quietly(con, "DETACH stage")
-    return inserted
+__all__ = ["RecordingsStage", "StageSummary", "StagingValidationError", "swap_partitions"]

@@ -37,14 +37,14 @@ def page(records: list[dict], cursor: str | None = None) -> bytes:
     return json.dumps({"data": records, "cursor": cursor}).encode()
 
 
-def load(path, pages_by_day: dict[date, list[bytes]], partitions: list[date]):
+def load(path, pages_by_day: dict[date, list[bytes]], partitions: list[date], **swap_options):
     with RecordingsStage() as stage:
         for day, pages in pages_by_day.items():
             for body in pages:
                 stage.add_page(body, window_start=day)
         summary = stage.finalize(partitions)
         with duckdb_connection(path) as con:
-            swap_partitions(con, stage, partitions)
+            swap_partitions(con, stage, partitions, **swap_options)
     return summary
 
 
@@ -110,7 +110,8 @@ def test_failed_swap_rolls_back_and_keeps_previous_rows(tmp_path, monkeypatch):
     before = rows(db)
 
     with RecordingsStage() as stage:
-        stage.add_page(page([rec("b", "2026-01-01T02:00:00.000Z")]), window_start=D1)
+        stage.add_page(page([rec("a", "2026-01-01T01:00:00.000Z", "2026-01-01T03:00:00.000Z"),
+                             rec("b", "2026-01-01T02:00:00.000Z")]), window_start=D1)
         stage.finalize([D1])
         con = open_duckdb(db)
         real_execute = con.execute
@@ -133,7 +134,7 @@ def test_other_partitions_are_untouched_by_a_swap(tmp_path):
     db = tmp_path / "w.duckdb"
     load(db, {D1: [page([rec("a", "2026-01-01T01:00:00.000Z")])],
               D2: [page([rec("b", "2026-01-02T01:00:00.000Z")])]}, [D1, D2])
-    load(db, {D1: [page([rec("c", "2026-01-01T03:00:00.000Z")])]}, [D1])
+    load(db, {D1: [page([rec("c", "2026-01-01T03:00:00.000Z")])]}, [D1], allow_removals=True)
     assert rows(db) == [("b", D2), ("c", D1)]
 
 
