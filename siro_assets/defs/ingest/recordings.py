@@ -22,7 +22,7 @@ from pydantic import Field
 from .fetch_days import stage_days
 
 from ..partitions import dates_in_range, daily_partitions, partition_key
-from ..resources import WAREHOUSE_POOL, SiroApiResource, WarehouseResource
+from ..resources import SiroApiResource, WarehouseResource
 from ...api_client.timestamps import format_ts
 from ...warehouse.schema import RECORDINGS_COLUMNS, SCHEMA
 from ...warehouse.identity import check_organization, recorded_organization
@@ -93,7 +93,9 @@ RECORDINGS_TABLE_SCHEMA = TableSchema(
     key=RECORDINGS_KEY,
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
+    # No pool: most of this step is waiting on the API, and a 30-day backfill must not
+    # hold the warehouse slot while it does. Its one write, the swap, takes the
+    # warehouse's writer lock (WarehouseResource.get_connection) for the transaction only.
     group_name="siro_ingest",
     kinds={"duckdb"},
     metadata={"dagster/table_name": f"{SCHEMA}.recordings", "dagster/column_schema": RECORDINGS_TABLE_SCHEMA},
