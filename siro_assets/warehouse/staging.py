@@ -2,13 +2,12 @@
 
 Pages go to disk as they arrive (memory stays bounded however large a day is) and are
 parsed once, set-wise, by DuckDB's JSON functions into the typed raw-table shape. Only
-the final swap touches the shared warehouse file, in one transaction: a crash or a
-kill before its COMMIT leaves the previous partition contents untouched.
+the final swap (`swap.py`) touches the shared warehouse file, in one transaction: a
+crash or a kill before its COMMIT leaves the previous partition contents untouched.
 """
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -25,9 +24,10 @@ from .schema import (
     RECORDINGS_COLUMNS,
     recordings_ddl,
 )
+# The swap lives in swap.py; re-exported for callers that import it with the stage.
+from .swap import swap_partitions
 
-
-logger = logging.getLogger("siro_assets.warehouse")
+__all__ = ["RecordingsStage", "StageSummary", "StagingValidationError", "swap_partitions"]
 
 
 class StagingValidationError(ValueError):
@@ -228,8 +228,3 @@ class RecordingsStage:
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
 
-
-# The swap lives in swap.py; re-exported here for callers that import it with the stage.
-from .swap import swap_partitions  # noqa: E402
-
-__all__ = ["RecordingsStage", "StageSummary", "StagingValidationError", "swap_partitions"]

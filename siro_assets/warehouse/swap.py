@@ -29,8 +29,8 @@ from .schema import RECORDINGS_COLUMN_NAMES, SCHEMA, ensure_schema
 
 logger = logging.getLogger("siro_assets.warehouse")
 
-#: The run-config flag that lets a run remove recordings (named in errors and docs).
-ALLOW_REMOVALS_FLAG = "allow_removals"
+#: The run config that lets `siro/recordings` remove recordings (a genuine purge).
+ALLOW_REMOVALS_RUN_CONFIG = '{"ops": {"siro__recordings": {"config": {"allow_removals": true}}}}'
 
 
 class PartitionShrinkError(RuntimeError):
@@ -50,11 +50,12 @@ _NEWEST = "coalesce({}.updated_at, '-infinity'::TIMESTAMPTZ)"
 
 # Warehouse rows of the days that are newer than the stage's view of them: a newer
 # version of a staged id, or an id created or changed after the stage began fetching.
+_FETCHED_AT = "coalesce($fetched_at::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)"
 _KEEP = f"""
     EXISTS (SELECT 1 FROM stage.recordings AS s
             WHERE s.id = w.id AND {_NEWEST.format('w')} > {_NEWEST.format('s')})
     OR (NOT EXISTS (SELECT 1 FROM stage.recordings AS s WHERE s.id = w.id)
-        AND greatest(w.created_at, {_NEWEST.format("w")}) >= coalesce($fetched_at::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ))
+        AND greatest(w.created_at, {_NEWEST.format('w')}) >= {_FETCHED_AT})
 """
 
 _MISSING = f"""
@@ -131,6 +132,5 @@ def _shrink_message(missing) -> str:
         f"lists ({_counts(missing)}). The API returns deleted recordings with `deleted: true` "
         "and never drops them, so this looks like an API incident; the previous rows are kept "
         "and a later run will retry. For a genuine purge, run the day again with run config "
-        f"`{{\"ops\": {{\"siro__recordings\": {{\"config\": {{\"{ALLOW_REMOVALS_FLAG}\": true}}}}}}}}` "
-        "(see docs/ARCHITECTURE.md)."
+        f"`{ALLOW_REMOVALS_RUN_CONFIG}` (see docs/ARCHITECTURE.md)."
     )

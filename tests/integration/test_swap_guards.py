@@ -14,7 +14,7 @@ from siro_assets.simulator import FixedClock, SimulatorApi, World, WorldConfig
 from siro_assets.simulator.server import run_in_thread
 from siro_assets.warehouse.connection import duckdb_connection
 from siro_assets.warehouse.identity import OrganizationMismatchError
-from siro_assets.warehouse.swap import PartitionShrinkError
+from siro_assets.warehouse.swap import ALLOW_REMOVALS_RUN_CONFIG
 from tests.support import NOW, simulated_siro
 
 DAY = date(2026, 3, 2)
@@ -82,8 +82,9 @@ def test_an_empty_answer_for_a_day_is_refused_and_keeps_the_rows(warehouse, http
     assert f"{DAY}: {len(before)} recording(s)" in failure.message
     assert _rows(warehouse) == before
 
-    # The documented override, for a genuine purge.
-    purge = {"ops": {"siro__recordings": {"config": {"allow_removals": True}}}}
+    # The override the error names, for a genuine purge.
+    assert ALLOW_REMOVALS_RUN_CONFIG in failure.message
+    purge = json.loads(ALLOW_REMOVALS_RUN_CONFIG)
     _run(incident, warehouse, run_config=purge)
     assert _rows(warehouse) == []
 

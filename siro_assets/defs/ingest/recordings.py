@@ -27,7 +27,7 @@ from ...api_client.timestamps import format_ts
 from ...warehouse.schema import RECORDINGS_COLUMNS, SCHEMA
 from ...warehouse.identity import check_organization, recorded_organization
 from ...warehouse.staging import RecordingsStage
-from ...warehouse.swap import ALLOW_REMOVALS_FLAG, swap_partitions
+from ...warehouse.swap import swap_partitions
 
 RECORDINGS_KEY = AssetKey([SCHEMA, "recordings"])
 
@@ -60,7 +60,8 @@ def _markdown_table(columns: list[str], rows: list[tuple]) -> str:
 
 
 class RecordingsConfig(Config):
-    """Run configuration of `siro/recordings` (all optional)."""
+    """Run configuration of `siro/recordings` (all optional). `warehouse/swap.py` names
+    `allow_removals` in its refusal message, with the op name `siro__recordings`."""
 
     allow_removals: bool = Field(
         default=False,
@@ -70,9 +71,6 @@ class RecordingsConfig(Config):
             "a recording, so a shrinking day means an API incident."
         ),
     )
-
-
-assert ALLOW_REMOVALS_FLAG in RecordingsConfig.model_fields  # the name errors tell operators
 
 
 def _check_organization_before_fetching(warehouse: WarehouseResource, organization_id: str) -> None:
