@@ -53,7 +53,11 @@ def main() -> int:
             count = con.execute(f"SELECT count(*) FROM siro.{name}").fetchone()[0]
             print(f"  siro.{name:<32} {count:>8} rows")
     print(
-        "\nOpen it:   .venv/bin/python -c \"import duckdb; print(duckdb.connect('" + str(database) + "', read_only=True).sql('FROM siro.recording_crm LIMIT 5'))\""
+        # The file is attached under a fixed alias, so this works whatever the file is
+        # called (a file named siro.duckdb would make `siro.` ambiguous if opened directly).
+        "\nOpen it:   .venv/bin/python -c \"from siro_assets.warehouse.connection import open_duckdb; "
+        "print(open_duckdb(" + repr(str(database)).replace('"', '\\"') + ", read_only=True)"
+        ".sql('FROM siro.recording_crm LIMIT 5'))\""
         "\nUI:        make dev   (SIRO_SIMULATOR=1 DAGSTER_HOME=$PWD .venv/bin/dg dev, then http://127.0.0.1:3000)"
     )
     return 0

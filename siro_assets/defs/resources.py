@@ -32,7 +32,7 @@ from ..api_client import (
 )
 from ..api_client.pacing import SharedRequestPacer, budget_key
 from ..api_client.timestamps import parse_ts
-from ..warehouse.connection import open_duckdb
+from ..warehouse.connection import open_duckdb, writer_lock
 
 SIMULATOR_TOKEN = "simulator-token"
 TOKEN_ENV_VAR = "SIRO_API_TOKEN"
@@ -42,8 +42,10 @@ DUCKDB_PATH_ENV_VAR = "SIRO_DUCKDB_PATH"
 # the one directory that the code server, run workers and CLI runs all see.
 RATE_BUDGET_FILE_NAME = ".siro-rate-budget.sqlite"
 
-# Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to one
-# run at a time because DuckDB admits a single writing process per file.
+# The derived rebuilds (pure warehouse work) run in this pool; dagster.yaml makes it an
+# op-granularity pool of one, so a step holds the slot only while it runs. Every write
+# also takes the warehouse's writer lock (`get_connection`), which serialises writers
+# across processes, including `dg launch` runs that bypass the run queue.
 WAREHOUSE_POOL = "siro_duckdb"
 
 STALE_STAGE_SECONDS = 24 * 3600
@@ -239,14 +241,17 @@ class WarehouseResource(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection, closed (releasing the file lock) on exit."""
-        con = open_duckdb(
-            self.database, lock_timeout=self.lock_timeout_seconds, config=self.connection_config
-        )
-        try:
-            yield con
-        finally:
-            con.close()
+        """A read-write connection holding the warehouse's one-writer slot (a lock file
+        beside it, shared by every process); both are released on exit, so open it only
+        around the write itself."""
+        with writer_lock(self.database, timeout=self.lock_timeout_seconds):
+            con = open_duckdb(
+                self.database, lock_timeout=self.lock_timeout_seconds, config=self.connection_config
+            )
+            try:
+                yield con
+            finally:
+                con.close()
 
     @contextmanager
     def read_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
