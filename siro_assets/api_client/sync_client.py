@@ -37,7 +37,7 @@ __all__ = ["SiroClient"]
 class SiroClient(ClientCore):
     """Synchronous Siro API client. Use as a context manager or call ``close()``.
 
-    ``pacer=None`` uses the process-wide default pacer (900 requests/min, burst 10)
+    ``pacer=None`` uses the process-wide default pacer (950 requests/min, burst 10)
     so that every client sharing the token shares one budget.
     """
 

@@ -4,30 +4,49 @@ from __future__ import annotations
 
 import duckdb
 
+from .connection import sql_string
+from .identity import claim_organization
 from .schema import RECORDINGS_COLUMN_NAMES, SCHEMA, ensure_schema
-from .staging import RecordingsStage, _quietly
+from .swap import _quietly
+
+_NEWEST = "coalesce({}.updated_at, '-infinity'::TIMESTAMPTZ)"
+# The staged days: a changed recording keeps its createdAt, so its partition.
+_STAGED_DAYS = "partition_date IN (SELECT DISTINCT partition_date FROM stage.recordings)"
 
 
-def upsert_recordings(con: duckdb.DuckDBPyConnection, stage: RecordingsStage) -> int:
+def upsert_recordings(
+    con: duckdb.DuckDBPyConnection, stage, *, organization_id: str | None = None
+) -> int:
     """Replace the warehouse rows of the stage's recordings (matched by id) with the
     staged versions, and add the new ones, in one transaction; return how many.
 
-    A recording's `createdAt` never changes, so each row lands in the day partition it
-    already had; every other recording of those days is left as it is. On any error the
-    transaction rolls back and the warehouse keeps its previous rows.
+    Every other recording of those days is left as it is, and a warehouse row newer (by
+    `updatedAt`) than its staged version is kept, as in `swap_partitions`.
+    `organization_id` is recorded on the first write and must match afterwards. On any
+    error the transaction rolls back and the warehouse keeps its previous rows.
     """
     ensure_schema(con)
-    escaped = str(stage.sealed_path()).replace("'", "''")
-    con.execute(f"ATTACH '{escaped}' AS stage (READ_ONLY)")
+    con.execute(f"ATTACH {sql_string(stage.sealed_path())} AS stage (READ_ONLY)")
     columns = ", ".join(RECORDINGS_COLUMN_NAMES)
     try:
         con.execute("BEGIN TRANSACTION")
         try:
+            if organization_id is not None:
+                claim_organization(con, organization_id)
             con.execute(
-                f"DELETE FROM {SCHEMA}.recordings WHERE id IN (SELECT id FROM stage.recordings)"
+                f"""
+                DELETE FROM {SCHEMA}.recordings AS w
+                WHERE {_STAGED_DAYS}
+                  AND EXISTS (SELECT 1 FROM stage.recordings AS s
+                              WHERE s.id = w.id AND {_NEWEST.format('s')} >= {_NEWEST.format('w')})
+                """
             )
             upserted = con.execute(
-                f"INSERT INTO {SCHEMA}.recordings ({columns}) SELECT {columns} FROM stage.recordings"
+                f"""
+                INSERT INTO {SCHEMA}.recordings ({columns})
+                SELECT {columns} FROM stage.recordings
+                WHERE id NOT IN (SELECT id FROM {SCHEMA}.recordings WHERE {_STAGED_DAYS})
+                """
             ).fetchone()[0]
             con.execute("COMMIT")
         except BaseException:
