@@ -196,7 +196,7 @@ def test_data_variety(three_days: list[dict]) -> None:
 
 def test_day_generation_is_lazy() -> None:
     # No wall-clock bound here (it flaked on a loaded machine); a 1,000-recording day takes
-    # ~0.1 s on the 2-core machine, which bench/ingest_throughput.py exercises at scale.
+    # ~0.1 s on the 2-core machine, which bench/throughput.py exercises at scale.
     big = World(WorldConfig(recordings_per_day=1000, start_date=date(2020, 1, 1)))
     recs = big.day(date(2026, 1, 6))
     assert len(recs) > 800
