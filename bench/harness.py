@@ -161,6 +161,17 @@ async def _parse_free(base_url: str, days: Sequence[date], page_size: int, concu
     return figures
 
 
+def warm_up(base_url: str, days: Sequence[date]) -> None:
+    """One one-record page per day, so the simulator generates its days before anything
+    is measured (generating a 200,000-recording day takes longer than a request timeout)."""
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}-warm-up"},
+                      timeout=1800) as http:
+        for day in days:
+            start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+            query = created_window(start, start + timedelta(days=1), page_size=1)
+            http.get("/v1/core/recordings", params=query.to_params()).raise_for_status()
+
+
 def parse_free_fetch(base_url: str, days: Sequence[date], *, page_size: int, concurrency: int = 8,
                      requests_per_minute: float = math.inf, token: str = TOKEN + "-parse-free") -> FetchFigures:
     """Fetch every enriched page of `days` as bytes, following cursors, parsing nothing.

@@ -15,7 +15,7 @@ import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from harness import TOKEN, machine, parse_free_fetch, peak_rss_mib, quick_mode, simulator_server
+from harness import TOKEN, machine, parse_free_fetch, peak_rss_mib, quick_mode, simulator_server, warm_up
 
 from siro_assets.api_client import AsyncSiroClient, RequestPacer
 from siro_assets.defs.ingest.fetch_days import stage_days
@@ -31,6 +31,7 @@ def main() -> None:
     print(f"# memory: one day of ~{per_day:,} recordings\n# {machine()}")
     with simulator_server(now=now, recordings_per_day=per_day, page_size_cap=1000) as url, \
             tempfile.TemporaryDirectory() as tmp:
+        warm_up(url, [day])
         at_start = peak_rss_mib()
         started = time.perf_counter()
         with RecordingsStage(directory=tmp) as stage:
