@@ -39,8 +39,10 @@ class _GatedApi(SimulatorApi):
         self.backfill_waiting = threading.Event()
 
     def _list(self, params):
-        start = params.get("createdAt:gt")
-        if start and BACKFILL[0] <= parse_ts(start).date() <= BACKFILL[1]:
+        # A listing window of the backfill overlaps its days (windows may span several
+        # days and start one millisecond before the first midnight).
+        start, end = params.get("createdAt:gt"), params.get("createdAt:lt")
+        if start and end and parse_ts(start).date() <= BACKFILL[1] and parse_ts(end).date() > BACKFILL[0]:
             self.backfill_waiting.set()
             self.gate.wait(120)
         return super()._list(params)
