@@ -1,4 +1,7 @@
-"""Siro external API client: typed models, pacing, retries. Imports nothing from Dagster."""
+"""Siro external API client: typed models, pacing, retries.
+
+Imports httpx, pydantic and tenacity only: nothing from Dagster, DuckDB or the rest of `siro_assets`.
+"""
 
 from .client import DEFAULT_BASE_URL, AsyncSiroClient, Page, RequestStats, SiroClient
 from .errors import (
