@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +25,8 @@ import psycopg2
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from siro_assets.partitions import day_start
+from siro_assets.defs.partitions import day_start
+from siro_assets.defs.resources import WAREHOUSE_POOL
 from siro_assets.simulator import World, WorldConfig
 from siro_assets.warehouse.connection import duckdb_connection
 
@@ -42,11 +44,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"code server exited: {proc.stdout.read()}")
+            raise RuntimeError("code server exited; see code-server.log in the test's tmp dir")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -82,10 +91,16 @@ def deployment_env(tmp_path, postgres_server, monkeypatch):
 def code_server(deployment_env, tmp_path):
     """`dagster code-server start` for the project, as the compose file runs it."""
     port = _free_port()
+    # Output to a file, not a pipe nobody drains: the runs inherit the code server's
+    # stdout, and a full pipe would block them mid-run.
+    log = (tmp_path / "code-server.log").open("w")
     proc = subprocess.Popen(
         [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(port),
          "-m", "siro_assets.definitions"],
-        env=deployment_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=deployment_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
+        # Its own process group: the proxy's `dagster api grpc` child (and any run still
+        # going) must not outlive the test.
+        start_new_session=True,
     )
     try:
         _wait_for_port(port, proc, timeout=60)
@@ -97,13 +112,20 @@ def code_server(deployment_env, tmp_path):
         yield port, workspace
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            _kill_group(proc.pid)
+            log.close()
 
 
-def _cli(argv: list[str], env: dict[str, str]) -> None:
-    result = subprocess.run([str(BIN / "dagster"), *argv], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def _cli_all(commands: list[list[str]], env: dict[str, str]) -> None:
+    """Run several `dagster` CLI commands side by side; each must succeed."""
+    procs = [subprocess.Popen([str(BIN / "dagster"), *argv], env=env, cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for argv in commands]
+    for argv, proc in zip(commands, procs):
+        output = proc.communicate(timeout=180)[0]
+        assert proc.returncode == 0, f"dagster {' '.join(argv[:2])}: {output[-3000:]}"
 
 
 def _wait_for_runs(instance: DagsterInstance, run_ids: list[str], timeout: float) -> list:
@@ -113,7 +135,11 @@ def _wait_for_runs(instance: DagsterInstance, run_ids: list[str], timeout: float
         if all(run.is_finished for run in runs):
             return runs
         time.sleep(0.5)
-    raise AssertionError(f"runs did not finish: {[(r.run_id, r.status) for r in runs]}")
+    tails = {
+        run.run_id: [entry.message for entry in instance.all_logs(run.run_id)][-8:]
+        for run in runs if not run.is_finished
+    }
+    raise AssertionError(f"runs did not finish: {[(r.run_id, r.status) for r in runs]}; last events: {tails}")
 
 
 def _failure_report(instance: DagsterInstance, run_ids: list[str]) -> str:
@@ -137,41 +163,47 @@ def _truth_count(day: str) -> int:
 def test_queued_runs_materialize_through_the_daemon_into_postgres_storage(
     deployment_env, code_server, postgres_server
 ):
-    port, workspace = code_server
-    # The workspace file names the location as the daemon knows it (siro_assets).
-    grpc = ["-w", str(workspace)]
-    # The sensor is on by default and would add runs for today's changes; this test is
-    # about the queue, so it runs only the two runs it launches.
-    _cli(["sensor", "stop", "recordings_updated_sensor", *grpc], deployment_env)
-    # What the deployment's one-shot init does (compose `init`, Helm migrate job): the pool
-    # exists with its limit before the first queued run. Left to `default_limit` alone,
-    # the daemon creates the pool in the same pass that checks it, and a burst of runs
-    # queued before that pass all start together.
-    _cli(["instance", "concurrency", "set", "siro_duckdb", "1"], deployment_env)
-
-    run_ids = []
-    for day in DAYS:
-        run_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"siro-deploy-test/{day}/{os.getpid()}"))
-        # `dagster job launch` submits to the instance's run coordinator: the run is QUEUED
-        # in PostgreSQL until the daemon starts it.
-        _cli(["job", "launch", "-j", "siro_recordings_job", "--run-id", run_id,
-              "--tags", json.dumps({"dagster/partition": day}), *grpc], deployment_env)
-        run_ids.append(run_id)
-
+    _port, workspace = code_server
+    # Creating the instance creates its schema in PostgreSQL once, before CLI processes
+    # that would otherwise race to migrate a brand-new database.
     instance = DagsterInstance.from_config(deployment_env["DAGSTER_HOME"])
+    # What the deployment's one-shot init does (`dagster instance concurrency set
+    # siro_duckdb 1` in compose's `init`): the pool exists with its limit before the first
+    # run is queued. Left to `default_limit` alone, the daemon creates the pool in the same
+    # pass that checks it, and a burst of runs queued before that pass all start together.
+    instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
+
+    # The workspace file names the location as the daemon knows it (siro_assets).
+    workspace_args = ["-w", str(workspace)]
+    run_ids = [str(uuid.uuid4()) for _ in DAYS]
+    commands = [
+        # The sensor is on by default and would add runs for today's changes; this test is
+        # about the queue, so it runs only the runs it launches.
+        ["sensor", "stop", "recordings_updated_sensor", *workspace_args],
+        # `dagster job launch` submits to the instance's run coordinator: the run waits
+        # QUEUED in PostgreSQL until the daemon starts it.
+        *(["job", "launch", "-j", "siro_recordings_job", "--run-id", run_id,
+           "--tags", json.dumps({"dagster/partition": day}), *workspace_args]
+          for run_id, day in zip(run_ids, DAYS)),
+    ]
+    _cli_all(commands, deployment_env)
+
     try:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert {instance.get_run_by_id(r).status for r in run_ids} == {DagsterRunStatus.QUEUED}
 
-        daemon = subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-            env=deployment_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        try:
-            runs = _wait_for_runs(instance, run_ids, timeout=150)
-        finally:
-            daemon.terminate()
-            daemon_output = daemon.communicate(timeout=60)[0]
+        daemon_log = Path(deployment_env["DAGSTER_HOME"]) / "daemon.log"
+        with daemon_log.open("w") as out:
+            daemon = subprocess.Popen(
+                [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
+                env=deployment_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True,
+            )
+            try:
+                runs = _wait_for_runs(instance, run_ids, timeout=150)
+            finally:
+                daemon.terminate()
+                daemon.wait(timeout=60)
+        daemon_output = daemon_log.read_text()
         assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 2, (
             _failure_report(instance, run_ids) + daemon_output[-3000:]
         )
