@@ -66,7 +66,12 @@ RECORDINGS_TABLE_SCHEMA = TableSchema(
     pool=WAREHOUSE_POOL,
     group_name="siro_ingest",
     kinds={"duckdb"},
-    metadata={"dagster/table_name": f"{SCHEMA}.recordings", "dagster/column_schema": RECORDINGS_TABLE_SCHEMA},
+    metadata={
+        "dagster/table_name": f"{SCHEMA}.recordings",
+        "dagster/column_schema": RECORDINGS_TABLE_SCHEMA,
+        # Lets Dagster's DuckDB I/O managers load any partition range of this table.
+        "partition_expr": "partition_date",
+    },
 )
 def recordings(
     context: AssetExecutionContext, siro_api: SiroApiResource, warehouse: WarehouseResource
