@@ -73,7 +73,8 @@ def stage_and_swap(con: duckdb.DuckDBPyConnection, world: World, days: list[date
         created_to=datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), timezone.utc),
     )
     with RecordingsStage(directory=stage_dir) as stage:
-        stage.add_page(json.dumps({"data": records, "cursor": None}), window_start=days[0])
+        for start in range(0, len(records), 100):  # API-sized pages, as the raw asset stages them
+            stage.add_page(json.dumps({"data": records[start:start + 100], "cursor": None}), window_start=days[0])
         stage.finalize(days)
         return swap_partitions(con, stage, days)
 
@@ -132,6 +133,13 @@ def main() -> int:
             results[label] = table_counts(con)
             print(f"{label}: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
             con.close()
+        con = duckdb.connect(str(tmp / "plain.duckdb"))
+        con.execute("CHECKPOINT")
+        con.close()
+        size = (tmp / "plain.duckdb").stat().st_size / 2**20
+        rows = results["duckdb file"]["recordings"]
+        print(f"duckdb file: {size:.1f} MiB for {rows} recordings and their derived rows "
+              f"({size * 2**20 / max(rows, 1) / 1024:.1f} KiB per recording)")
         same = results["duckdb file"] == results["ducklake"]
         print(f"row counts {'identical' if same else 'DIFFER'}: {results['ducklake']}")
         files = list((tmp / "lake_data").rglob("*.parquet"))
