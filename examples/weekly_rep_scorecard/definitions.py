@@ -13,7 +13,8 @@ import os
 from dagster import Definitions
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
-from siro_assets.definitions import defs as siro_defs
+# The module, not its `defs`: Dagster refuses a module with two Definitions at module scope.
+from siro_assets import definitions as siro_project
 
 from .assets import weekly_rep_scorecard
 from .warehouse_reader import SiroWarehouseReader
@@ -35,10 +36,10 @@ def consumer_definitions(warehouse_database: str, scorecard_database: str) -> De
 
 
 defs = Definitions.merge(
-    siro_defs,
+    siro_project.defs,
     consumer_definitions(
         # The same file the pipeline writes (SIRO_DUCKDB_PATH or its default).
-        warehouse_database=siro_defs.resources["warehouse"].database,
+        warehouse_database=siro_project.defs.resources["warehouse"].database,
         scorecard_database=os.environ.get("SCORECARD_DUCKDB_PATH", DEFAULT_SCORECARD_PATH),
     ),
 )

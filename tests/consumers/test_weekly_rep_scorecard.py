@@ -71,6 +71,16 @@ def merged(tmp_path, warehouse) -> Definitions:
     )
 
 
+def test_merged_definitions_keep_the_project_job_to_siro_assets(merged):
+    """The project's job selects `siro/recordings` downstream; merged with a consumer it
+    must still resolve (one partitions definition) and leave the consumer's asset out."""
+    job = merged.resolve_job_def("siro_recordings_job")
+    keys = job.asset_layer.executable_asset_keys
+    assert SCORECARD not in keys and PLAIN_EAGER_TWIN not in keys
+    assert RECORDING_CRM in keys and EXTRACTIONS in keys
+    merged.get_repository_def().load_all_definitions()  # every job, schedule and sensor
+
+
 def _materialize_consumers(merged: Definitions, week: str, instance, keys=(SCORECARD,)):
     upstream = [merged.resolve_assets_def(key) for key in (RECORDING_CRM, EXTRACTIONS)]
     result = materialize(
