@@ -239,7 +239,8 @@ def default_duckdb_path(simulated: bool) -> str:
 
     Simulated data gets its own file so it can never mix with real data.
     """
-    name = "siro_simulator.duckdb" if simulated else "siro.duckdb"
+    # Not `siro.duckdb`: DuckDB would name the catalog `siro`, colliding with the schema.
+    name = "siro_simulator.duckdb" if simulated else "siro_warehouse.duckdb"
     return str(Path("data") / name)
 
 

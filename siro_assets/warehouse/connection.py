@@ -23,6 +23,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from .schema import SCHEMA
+
 logger = logging.getLogger("siro_assets.warehouse")
 
 
@@ -55,6 +57,14 @@ def open_duckdb(
     """
     config = {"memory_limit": DEFAULT_MEMORY_LIMIT, **(config or {})}
     path = Path(path)
+    if path.stem == SCHEMA:
+        # DuckDB names the attached file's catalog after its stem; a catalog `siro` makes
+        # every `siro.<table>` reference ambiguous ("use a fully qualified path").
+        raise ValueError(
+            f"The warehouse file must not be named {path.name!r}: DuckDB would call its "
+            f"catalog {SCHEMA!r}, which collides with the schema {SCHEMA!r}. "
+            "Use another name, e.g. siro_warehouse.duckdb (SIRO_DUCKDB_PATH)."
+        )
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     retrying = Retrying(

@@ -189,3 +189,15 @@ def test_two_versions_in_one_page_keep_the_newest_and_only_one(tmp_path):
     ])]}, [D1])
     assert summary.duplicates_dropped == 2
     assert rows(db, "SELECT id, title FROM siro.recordings") == [("a", "newest, seen last")]
+
+
+def test_a_warehouse_named_like_the_schema_is_refused_with_the_reason(tmp_path):
+    """DuckDB would name the catalog of `siro.duckdb` `siro`, making `siro.<table>` ambiguous."""
+    # The trap is real: without the guard, every reference to the schema fails.
+    raw = duckdb.connect(str(tmp_path / "siro.duckdb"))
+    raw.execute("CREATE SCHEMA siro")
+    with pytest.raises(duckdb.BinderException, match="Ambiguous reference"):
+        raw.execute("CREATE TABLE siro.recordings (id VARCHAR)")
+    raw.close()
+    with pytest.raises(ValueError, match="collides with the schema"):
+        open_duckdb(tmp_path / "siro.duckdb")
