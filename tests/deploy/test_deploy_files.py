@@ -122,3 +122,14 @@ def test_helm_values_mount_the_warehouse_on_run_pods_only(helm):
     assert pvc["metadata"]["name"] == "siro-warehouse"
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
     assert helm["postgresql"]["enabled"] is False
+
+
+def test_everything_the_dockerfile_copies_is_in_its_build_context():
+    allowed = {line[1:].rstrip("/") for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+               if line.startswith("!")}
+    copied = set()
+    for line in (DEPLOY / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            copied.update(part.rstrip("/") for part in line.split()[1:-1])
+    assert copied and copied <= allowed
+    assert all((ROOT / path).exists() for path in copied)
