@@ -6,25 +6,23 @@ import time
 from datetime import date
 
 from dagster import (
-    AssetKey,
     AssetExecutionContext,
     BackfillPolicy,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableSchema,
     asset,
 )
 
 from .fetch_days import stage_days
 
+from ..catalog import OWNERS, RAW_KINDS, RECORDINGS_KEY, raw_code_version, raw_table_schema, table_metadata
+from ..freshness import RAW_FRESHNESS_POLICY
 from ..partitions import dates_in_range, daily_partitions, partition_key
 from ..resources import WAREHOUSE_POOL, SiroApiResource, WarehouseResource
 from ...api_client.timestamps import format_ts
-from ...warehouse.schema import RECORDINGS_COLUMNS, SCHEMA
+from ...warehouse.schema import SCHEMA
 from ...warehouse.staging import RecordingsStage, swap_partitions
 
-RECORDINGS_KEY = AssetKey([SCHEMA, "recordings"])
 
 _PREVIEW_SQL = f"""
 SELECT id, strftime(created_at, '%Y-%m-%d %H:%M:%S.%g') AS created_at, title, deleted,
@@ -54,9 +52,7 @@ def _markdown_table(columns: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-RECORDINGS_TABLE_SCHEMA = TableSchema(
-    columns=[TableColumn(name, sql_type.replace(" NOT NULL", "")) for name, sql_type in RECORDINGS_COLUMNS]
-)
+RECORDINGS_TABLE_SCHEMA = raw_table_schema()
 
 
 @asset(
@@ -65,8 +61,11 @@ RECORDINGS_TABLE_SCHEMA = TableSchema(
     backfill_policy=BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
     group_name="siro_ingest",
-    kinds={"duckdb"},
-    metadata={"dagster/table_name": f"{SCHEMA}.recordings", "dagster/column_schema": RECORDINGS_TABLE_SCHEMA},
+    owners=OWNERS,
+    kinds=RAW_KINDS,
+    code_version=raw_code_version(),
+    freshness_policy=RAW_FRESHNESS_POLICY,
+    metadata=table_metadata(f"{SCHEMA}.recordings", RECORDINGS_TABLE_SCHEMA),
 )
 def recordings(
     context: AssetExecutionContext, siro_api: SiroApiResource, warehouse: WarehouseResource
