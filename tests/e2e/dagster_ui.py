@@ -1,4 +1,4 @@
-"""A real Dagster webserver and daemon on 127.0.0.1, the way users run them, for the UI tests.
+"""A real Dagster code server, webserver and daemon on 127.0.0.1, as deployed, for the UI tests.
 
 Both run against the in-process simulator (SIRO_SIMULATOR=1) with a throwaway DAGSTER_HOME
 (the repo's dagster.yaml) and DuckDB file. Every wait is bounded; a failure names what it
@@ -53,6 +53,12 @@ class DagsterUi:
         self.warehouse = workdir / "warehouse.duckdb"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.code_port = free_port()
+        self.workspace = workdir / "workspace.yaml"
+        self.workspace.write_text(
+            "load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
+            f"      port: {self.code_port}\n      location_name: siro_assets\n"
+        )
         self._procs: dict[str, subprocess.Popen] = {}
         self._http = httpx.Client(timeout=60)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SIRO_", "DAGSTER_"))}
@@ -77,16 +83,33 @@ class DagsterUi:
         log.close()
 
     def start_webserver(self) -> None:
-        """Start the webserver and wait until it answers with the code location loaded."""
+        """Start the code server, then the webserver on it; wait until the location is loaded.
+
+        One gRPC code server (as in a deployment) serves the webserver, the daemon and run
+        launches, so the definitions are loaded once instead of once per process.
+        """
+        self._start(
+            "code_server",
+            [str(BIN / "dagster"), "api", "grpc", "-m", "siro_assets.definitions", "-h", "127.0.0.1",
+             "-p", str(self.code_port), "--location-name", "siro_assets", "-d", str(ROOT)],
+        )
+        self.wait_for("the code server to listen", self._code_server_listening, STARTUP_TIMEOUT)
         self._start(
             "webserver",
-            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.port), "-w", "workspace.yaml"],
+            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.port), "-w", str(self.workspace)],
         )
         self.wait_for("the webserver to load the code location", self._location_loaded, STARTUP_TIMEOUT)
 
     def start_daemon(self) -> None:
         """Start the daemon (schedules, sensors, backfills, the run queue)."""
-        self._start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"])
+        self._start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(self.workspace)])
+
+    def _code_server_listening(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.code_port), timeout=1).close()
+        except OSError:
+            return False
+        return True
 
     def stop(self) -> None:
         """Stop the processes this object started (and their children), by their ids."""
