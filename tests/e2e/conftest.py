@@ -38,16 +38,73 @@ query Backfill($id: String!) {
 }
 """
 
+AUTOMATIONS = """
+query Automations {
+  repositoryOrError(repositorySelector: {repositoryName: "__repository__", repositoryLocationName: "siro_assets"}) {
+    ... on Repository {
+      sensors { id name description sensorState { status } }
+      schedules { id name description scheduleState { status } }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+STOP_SENSOR = """
+mutation Stop($id: String!) {
+  stopSensor(id: $id) { __typename ... on StopSensorMutationResult { instigationState { status } } }
+}
+"""
+
+STOP_SCHEDULE = """
+mutation Stop($id: String!) {
+  stopRunningSchedule(id: $id) { __typename ... on ScheduleStateResult { scheduleState { status } } }
+}
+"""
+
 # Terminal backfill statuses; only COMPLETED_SUCCESS is what the tests want.
 FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @dataclass
 class Backfilled:
-    """The running UI and the backfill it has finished."""
+    """The running UI, the backfill it has finished, and the automations as first loaded."""
 
     ui: DagsterUi
     backfill: dict
+    default_automations: dict[str, dict]
+    """name -> {description, status} of every sensor and schedule before the test stopped them."""
+
+
+def automations(ui: DagsterUi) -> dict[str, dict]:
+    """Every sensor and schedule of the code location: id, description and status."""
+    repository = ui.graphql(AUTOMATIONS)["repositoryOrError"]
+    found = {}
+    for sensor in repository["sensors"]:
+        found[sensor["name"]] = {"kind": "sensor", "id": sensor["id"], "description": sensor["description"],
+                                 "status": sensor["sensorState"]["status"]}
+    for schedule in repository["schedules"]:
+        found[schedule["name"]] = {"kind": "schedule", "id": schedule["id"],
+                                   "description": schedule["description"],
+                                   "status": schedule["scheduleState"]["status"]}
+    return found
+
+
+def stop_automation(ui: DagsterUi, automation: dict) -> str:
+    """Toggle a sensor or schedule off through GraphQL (the UI's switch); returns the new status."""
+    if automation["kind"] == "sensor":
+        result = ui.graphql(STOP_SENSOR, {"id": automation["id"]})["stopSensor"]
+        return result["instigationState"]["status"]
+    result = ui.graphql(STOP_SCHEDULE, {"id": automation["id"]})["stopRunningSchedule"]
+    return result["scheduleState"]["status"]
 
 
 def launch_backfill(ui: DagsterUi, asset_paths: list[list[str]], partitions: list[str]) -> str:
@@ -76,12 +133,19 @@ def backfill_status(ui: DagsterUi, backfill_id: str) -> dict:
 def backfilled_ui(tmp_path_factory) -> Backfilled:
     """A webserver and daemon on 127.0.0.1 whose instance has a finished two-day backfill.
 
-    The backfill is submitted before the daemon starts: the backfill daemon evaluates once
-    at start-up and then every 30 s, so this order saves most of one interval.
+    The sensor and schedules start RUNNING by default; they are switched off (through
+    GraphQL, as the UI's toggles do) before the daemon starts, so that the instance holds
+    exactly the backfill: the wall-clock simulator would otherwise hand the sensor today's
+    changes. The backfill is submitted before the daemon starts too: the backfill daemon
+    evaluates once at start-up and then every 30 s, so this order saves most of a cycle.
     """
     ui = DagsterUi(tmp_path_factory.mktemp("dagster_ui"))
     try:
         ui.start_webserver()
+        defaults = automations(ui)
+        for automation in defaults.values():
+            if automation["status"] == "RUNNING":
+                assert stop_automation(ui, automation) == "STOPPED", automation
         backfill_id = launch_backfill(ui, SIRO_ASSET_PATHS, BACKFILL_PARTITIONS)
         ui.start_daemon()
         backfill = ui.wait_for(
@@ -90,6 +154,6 @@ def backfilled_ui(tmp_path_factory) -> Backfilled:
             BACKFILL_TIMEOUT,
             interval=1.0,
         )
-        yield Backfilled(ui=ui, backfill=backfill)
+        yield Backfilled(ui=ui, backfill=backfill, default_automations=defaults)
     finally:
         ui.stop()

@@ -67,10 +67,19 @@ def _shot(page, name: str) -> Path:
     return path
 
 
-def test_the_ui_draws_every_asset_partitions_and_check_results(backfilled_ui, browser_page):
+@pytest.fixture
+def page(request, browser_page):
+    """The browser page; when the test fails, what it showed is saved as failure.png."""
+    yield browser_page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        _shot(browser_page, "failure")
+
+
+def test_the_ui_draws_every_asset_partitions_and_check_results(backfilled_ui, page):
     from playwright.sync_api import expect
 
-    ui, page = backfilled_ui.ui, browser_page
+    ui = backfilled_ui.ui
 
     # The asset graph, every group expanded (the UI's own `expanded` URL state): each siro
     # asset is drawn with its status loaded (its asset-check summary).
@@ -90,6 +99,16 @@ def test_the_ui_draws_every_asset_partitions_and_check_results(backfilled_ui, br
     page.get_by_text(f"Materialized ({len(BACKFILL_PARTITIONS)})").wait_for(state="visible")
     page.get_by_text("api_requests", exact=True).first.wait_for(state="visible")
     _shot(page, "recordings-partitions")
+
+    # The same asset's numeric metadata, plotted (Overview > Metadata > Events > Plots).
+    page.goto(f"{ui.url}/assets/siro/recordings?view=overview")
+    page.get_by_role("button", name="Plots").click()
+    # By event time: the partitions axis only spans the latest days, and March is long ago.
+    page.get_by_role("button", name="Events").last.click()
+    page.get_by_text("Columns", exact=True).first.click()  # fold the long column list away
+    for label in ("api_requests", "api_429s", "duration_seconds"):
+        page.get_by_text(label, exact=True).first.wait_for(state="visible")
+    _shot(page, "recordings-plots")
 
     # An asset check's result, with its metadata.
     page.goto(f"{ui.url}/assets/siro/recordings?view=checks&checkDetail=id_unique")

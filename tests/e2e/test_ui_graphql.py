@@ -14,7 +14,7 @@ from siro_assets.defs.freshness import partition_deadline
 from siro_assets.defs.partitions import partition_key
 from siro_assets.warehouse.connection import duckdb_connection
 
-from .conftest import BACKFILL_PARTITIONS, SIRO_ASSET_PATHS
+from .conftest import BACKFILL_PARTITIONS, SIRO_ASSET_PATHS, automations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dagster_ui"), pytest.mark.timeout(600)]
 
@@ -120,3 +120,13 @@ def test_backfill_through_graphql_materializes_every_asset_and_passes_its_checks
             assert "offending_rows" in {m["label"] for m in execution["evaluation"]["metadataEntries"]}
             seen += 1
     assert seen >= 2 * len(SIRO_ASSET_PATHS) - 1  # every table has at least one data check; most two
+
+
+def test_sensor_and_schedules_are_on_by_default_with_descriptions_and_toggle_off(backfilled_ui):
+    defaults = backfilled_ui.default_automations
+    assert set(defaults) == {"recordings_updated_sensor", "nightly_recordings_schedule", "partition_freshness_schedule"}
+    for name, automation in defaults.items():
+        assert automation["status"] == "RUNNING", name
+        assert automation["description"], name
+    # The fixture switched them off through GraphQL before the daemon started.
+    assert {a["status"] for a in automations(backfilled_ui.ui).values()} == {"STOPPED"}
