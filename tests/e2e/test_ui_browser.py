@@ -18,7 +18,8 @@ from siro_assets.defs.automation.sensors import recordings_updated_sensor
 
 from .conftest import BACKFILL_PARTITIONS, SIRO_ASSET_PATHS
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dagster_ui"), pytest.mark.timeout(600)]
+# Both UI test modules share one worker (tests/conftest.py) and so one server.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

@@ -16,7 +16,8 @@ from siro_assets.warehouse.connection import duckdb_connection
 
 from .conftest import BACKFILL_PARTITIONS, SIRO_ASSET_PATHS, automations
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dagster_ui"), pytest.mark.timeout(600)]
+# Both UI test modules share one worker (tests/conftest.py) and so one server.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 MATERIALIZATIONS = """
 query Materializations($path: [String!]!, $partitions: [String!]) {
