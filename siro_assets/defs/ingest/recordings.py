@@ -7,14 +7,11 @@ from datetime import date
 from pathlib import Path
 
 from dagster import (
-    AssetKey,
     AssetExecutionContext,
     BackfillPolicy,
     Config,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableSchema,
     asset,
 )
 from pydantic import Field
@@ -22,16 +19,17 @@ from pydantic import Field
 from .fetch_days import stage_days
 from .refresh import stage_changed, updated_since
 
+from ..catalog import OWNERS, RAW_KINDS, RECORDINGS_KEY, raw_code_version, raw_table_schema, table_metadata
+from ..freshness import RAW_FRESHNESS_POLICY
 from ..partitions import dates_in_range, daily_partitions, partition_key
 from ..resources import SiroApiResource, WarehouseResource
 from ...api_client.timestamps import format_ts
-from ...warehouse.schema import RECORDINGS_COLUMNS, SCHEMA
+from ...warehouse.schema import SCHEMA
 from ...warehouse.identity import check_organization, recorded_organization
 from ...warehouse.staging import RecordingsStage
 from ...warehouse.swap import swap_partitions
 from ...warehouse.upsert import upsert_recordings
 
-RECORDINGS_KEY = AssetKey([SCHEMA, "recordings"])
 
 # DuckDB's buffer pool for the swap or upsert: it streams the stage into the warehouse,
 # so a smaller pool costs nothing, and it keeps the run's peak memory flat however
@@ -89,9 +87,7 @@ def _check_organization_before_fetching(warehouse: WarehouseResource, organizati
     check_organization(recorded, organization_id, database=f"The warehouse {warehouse.database}")
 
 
-RECORDINGS_TABLE_SCHEMA = TableSchema(
-    columns=[TableColumn(name, sql_type.replace(" NOT NULL", "")) for name, sql_type in RECORDINGS_COLUMNS]
-)
+RECORDINGS_TABLE_SCHEMA = raw_table_schema()
 
 
 @asset(
@@ -102,8 +98,11 @@ RECORDINGS_TABLE_SCHEMA = TableSchema(
     # hold the warehouse slot while it does. Its one write, the swap, takes the
     # warehouse's writer lock (WarehouseResource.get_connection) for the transaction only.
     group_name="siro_ingest",
-    kinds={"duckdb"},
-    metadata={"dagster/table_name": f"{SCHEMA}.recordings", "dagster/column_schema": RECORDINGS_TABLE_SCHEMA},
+    owners=OWNERS,
+    kinds=RAW_KINDS,
+    code_version=raw_code_version(),
+    freshness_policy=RAW_FRESHNESS_POLICY,
+    metadata=table_metadata(f"{SCHEMA}.recordings", RECORDINGS_TABLE_SCHEMA),
 )
 def recordings(
     context: AssetExecutionContext,
