@@ -20,8 +20,8 @@ def crm_writeback_plan(context: AssetExecutionContext, warehouse: WarehouseResou
     integration connection `integration_connection_id`.
 
     The target comes from the recording's own `crm` block, by model name, case-insensitive:
-    Opportunity, Account, Lead -> that object; Engagement / Appointment / Event ->
-    `crm.engagement`; Contact -> every `crm.contacts` element and User -> every `crm.users`
+    Opportunity / Deal, Account / Company, Lead -> that object; Engagement / Appointment /
+    Event / Meeting -> `crm.engagement`; Contact -> every `crm.contacts` element and User -> every `crm.users`
     element (one row each, `object_position` = index in the list).
 
     `plan_status` (first match wins): `unknown_model` (model not in that list),
@@ -33,8 +33,11 @@ def crm_writeback_plan(context: AssetExecutionContext, warehouse: WarehouseResou
     recordings, have no rows.
 
     `idempotency_key` is the sha256 hex of the canonical JSON array
-    `[integration_connection_id, crm_model_name, external_id, crm_field_name, value]`:
-    the same write has the same key on every rebuild; a different value, a different key.
+    `[integration_connection_id, object_type, external_id, lower(trim(crm_field_name)),
+    value, recording_id]`: this recording's write, equal on every rebuild; another
+    recording writing the same value has another key (A -> B -> A). Whether a value is
+    already in the CRM is judged by the delivery ledger against the field's last
+    acknowledged value, not by this key.
 
     Joins: `recording_id` -> `siro.recordings.id`; (`recording_id`, `extraction_position`,
     `mapping_position`) -> `siro.recording_entity_extractions` (`position`,
@@ -42,9 +45,11 @@ def crm_writeback_plan(context: AssetExecutionContext, warehouse: WarehouseResou
     `siro.recording_crm_links` (`object_type`, `position`).
 
     Newest wins: `siro_assets.transforms.writeback_plan.LATEST_WRITES_SQL` selects, across
-    all partitions, one `ready` row per (`integration_connection_id`, `crm_model_name`,
-    `external_id`, `crm_field_name`): the one from the newest `recording_created_at` (ties:
-    the larger `recording_id`). That is the candidate a delivery step compares with its
-    ledger, so a field never goes back to an older recording's value.
+    all partitions, one `ready` row per (`integration_connection_id`, `object_type`,
+    `external_id`, case-folded `crm_field_name`): the one from the newest
+    `recording_created_at` of a recording live now (ties: the larger `recording_id`). That
+    is the target `siro/crm_writebacks` compares with its ledger, so a field never goes
+    back to an older recording's value, and a rejected newest value is never replaced by
+    an older one.
     """
     return materialize_derived(context, warehouse, CRM_WRITEBACK_PLAN)
