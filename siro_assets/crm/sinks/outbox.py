@@ -1,0 +1,64 @@
+"""The embedded default: due writes are appended to `siro.crm_outbox` for any
+reverse-ETL tool to pick up. "Delivered" means queued there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime, timezone
+
+import duckdb
+
+from ..config import OutboxSettings
+from ..ledger import queue_outbox
+from ..writes import DELIVERED, CallStats, FieldWrite, Outcome
+from .base import Prepared, outcomes_for
+
+OUTBOX_BATCH = 1000
+
+
+class OutboxSink:
+    """Queues writes in the warehouse; opens a connection only for each batch's insert."""
+
+    name = "outbox"
+
+    def __init__(
+        self,
+        settings: OutboxSettings,
+        connect: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]],
+        *,
+        run_id: str | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.settings = settings
+        self.stats = CallStats()
+        self._connect = connect
+        self._run_id = run_id
+        self._now = now
+
+    def prepare(self, writes: list[FieldWrite]) -> tuple[list[Prepared], list[Outcome]]:
+        """Values are queued as extracted; there is no schema to check them against."""
+        fingerprint = self.settings.fingerprint()
+        return [Prepared(w, w.object_type, w.crm_field_name, w.value, fingerprint) for w in writes], []
+
+    def batches(self, prepared: list[Prepared]) -> Iterator[list[Prepared]]:
+        """Batches of up to 1,000 writes."""
+        for start in range(0, len(prepared), OUTBOX_BATCH):
+            yield prepared[start:start + OUTBOX_BATCH]
+
+    def send(self, batch: list[Prepared]) -> list[Outcome]:
+        """Insert the batch into the outbox in one transaction."""
+        now = self._now()
+        rows = [
+            (p.write.delivery_key, now, self._run_id, p.write.connection_id, p.write.object_type,
+             p.write.crm_model_name, p.write.external_id, p.write.crm_field_name, p.write.value_json,
+             p.write.recording_id)
+            for p in batch
+        ]
+        with self._connect() as con:
+            queue_outbox(con, rows)
+        return outcomes_for(batch, DELIVERED)
+
+    def close(self) -> None:
+        """Nothing to release."""
