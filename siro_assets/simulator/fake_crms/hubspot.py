@@ -41,6 +41,7 @@ class FakeHubSpot:
         objects: dict[str, list[dict]] | None = None,
         missing_ids: set[str] | None = None,
         requests_per_window: int = 100,
+        validation_rules: dict[tuple[str, str], Any] | None = None,
         faults: CrmFaults | None = None,
     ) -> None:
         self.clock = clock
@@ -48,6 +49,8 @@ class FakeHubSpot:
         self.objects = objects or HUBSPOT_OBJECTS
         self.missing_ids = set(missing_ids or ())
         self.requests_per_window = requests_per_window
+        self.validation_rules = validation_rules or {}
+        """(objectType, property) -> callable(value) returning an error message or None."""
         self.faults = faults or CrmFaults()
         self.records: dict[tuple[str, str], dict[str, str]] = {}
         self.journal = Journal()
@@ -98,7 +101,7 @@ class FakeHubSpot:
                 return status, out_headers, content
             return reply(404, _error("NOT_FOUND", "Not found"))
 
-    def _invalid(self, prop: dict | None, name: str, value: Any) -> dict | None:
+    def _invalid(self, object_type: str, prop: dict | None, name: str, value: Any) -> dict | None:
         def bad(error: str, message: str) -> dict:
             return {"isValid": False, "message": message, "error": error, "name": name}
 
@@ -125,7 +128,9 @@ class FakeHubSpot:
             chosen = value.split(";") if prop.get("fieldType") == "checkbox" else [value]
             if any(c not in allowed for c in chosen):
                 return bad("INVALID_OPTION", f'{value} was not one of the allowed options: {sorted(allowed)}')
-        return None
+        rule = self.validation_rules.get((object_type, name))
+        message = rule(value) if rule else None
+        return bad("VALIDATION_RULE", message) if message else None
 
     def _batch_update(self, object_type: str, body: bytes):
         props = {p["name"]: p for p in self.objects.get(object_type, [])}
@@ -144,7 +149,7 @@ class FakeHubSpot:
             problem
             for item in inputs
             for name, value in (item.get("properties") or {}).items()
-            if (problem := self._invalid(props.get(name), name, value))
+            if (problem := self._invalid(object_type, props.get(name), name, value))
         ]
         if problems:
             # One invalid input fails the whole batch.
