@@ -175,10 +175,26 @@ def orphaned_intents(con: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple]
     ).fetchall()
 
 
-_UPSERT_INTENT = f"""
+def _rows(shape: dict[str, str]) -> str:
+    """A FROM clause that unnests `$rows` (a JSON array of objects of `shape`) into columns.
+
+    Passing a batch as one JSON parameter makes each ledger write one statement: DuckDB's
+    `executemany` runs a statement per row, which costs milliseconds each.
+    """
+    structure = json.dumps([shape]).replace("'", "''")
+    return f"(SELECT unnest(from_json($rows::JSON, '{structure}'), recursive := true))"
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, rows: list[dict]) -> None:
+    con.execute(sql, {"rows": json.dumps(rows, default=str)})
+
+
+_V = "VARCHAR"
+_INTENT_SHAPE = {k: _V for k in ("c", "o", "e", "f", "name", "value", "rec", "key", "run", "now")}
+_INTENT = f"""
 INSERT INTO {STATE_TABLE} ({_FIELD}, crm_field_name, pending_value, pending_recording_id,
                            pending_delivery_key, pending_run_id, pending_since)
-VALUES (?, ?, ?, ?, ?, ?::JSON, ?, ?, ?, ?)
+SELECT c, o, e, f, name, value::JSON, rec, key, run, now::TIMESTAMPTZ FROM {_rows(_INTENT_SHAPE)}
 ON CONFLICT ({_FIELD}) DO UPDATE SET
     crm_field_name = excluded.crm_field_name, pending_value = excluded.pending_value,
     pending_recording_id = excluded.pending_recording_id,
@@ -190,63 +206,64 @@ ON CONFLICT ({_FIELD}) DO UPDATE SET
 def record_intent(con: duckdb.DuckDBPyConnection, writes: Iterable[FieldWrite], run_id: str, now: datetime) -> None:
     """Before sending: note what is about to be sent, so a crash leaves the field due, not lost."""
     rows = [
-        (*w.identity, w.crm_field_name, w.value_json, w.recording_id, w.delivery_key, run_id, now)
+        dict(c=w.connection_id, o=w.object_type, e=w.external_id, f=w.field_key, name=w.crm_field_name,
+             value=w.value_json, rec=w.recording_id, key=w.delivery_key, run=run_id, now=now.isoformat())
         for w in writes
     ]
     if rows:
-        _transaction(con, lambda: con.executemany(_UPSERT_INTENT, rows))
+        _transaction(con, lambda: _run(con, _INTENT, rows))
 
 
-def _state_params(outcome: Outcome, now: datetime) -> dict:
-    w = outcome.write
-    return dict(
-        c=w.connection_id, o=w.object_type, e=w.external_id, f=w.field_key, name=w.crm_field_name,
-        value=w.value_json, rec=w.recording_id, key=w.delivery_key, now=now,
-        delivered=outcome.status == DELIVERED, keep_pending=outcome.status == FAILED,
-        outcome=outcome.status, status=outcome.http_status, code=outcome.error_code,
-        message=outcome.error_message, fp=outcome.fingerprint,
-    )
+_OUTCOME_SHAPE = {**{k: _V for k in ("c", "o", "e", "f", "name", "value", "rec", "key", "now", "outcome",
+                                     "code", "message", "fp")}, "status": "INTEGER", "delivered": "BOOLEAN"}
 
-
-_STATE_OUTCOME = f"""
+# One row per outcome. In `excluded`, `deliveries` is 1 for a delivery and 0 otherwise,
+# which is how the update below tells them apart.
+_OUTCOME = f"""
 INSERT INTO {STATE_TABLE} ({_FIELD}, crm_field_name, acked_value, acked_recording_id,
     acked_delivery_key, acked_at, deliveries, last_outcome, last_value, last_recording_id,
     last_http_status, last_error_code, last_error_message, last_fingerprint, last_attempt_at)
-VALUES ($c, $o, $e, $f, $name,
-        CASE WHEN $delivered THEN $value::JSON END, CASE WHEN $delivered THEN $rec END,
-        CASE WHEN $delivered THEN $key END, CASE WHEN $delivered THEN $now::TIMESTAMPTZ END,
-        CASE WHEN $delivered THEN 1 ELSE 0 END,
-        $outcome, $value::JSON, $rec, $status, $code, $message, $fp, $now)
+SELECT c, o, e, f, name,
+       CASE WHEN delivered THEN value::JSON END, CASE WHEN delivered THEN rec END,
+       CASE WHEN delivered THEN key END, CASE WHEN delivered THEN now::TIMESTAMPTZ END,
+       CASE WHEN delivered THEN 1 ELSE 0 END,
+       outcome, value::JSON, rec, status, code, message, fp, now::TIMESTAMPTZ
+FROM {_rows(_OUTCOME_SHAPE)}
 ON CONFLICT ({_FIELD}) DO UPDATE SET
     crm_field_name = excluded.crm_field_name,
-    acked_value = CASE WHEN $delivered THEN excluded.last_value ELSE acked_value END,
-    acked_recording_id = CASE WHEN $delivered THEN excluded.last_recording_id ELSE acked_recording_id END,
-    acked_delivery_key = CASE WHEN $delivered THEN $key ELSE acked_delivery_key END,
-    acked_at = CASE WHEN $delivered THEN excluded.last_attempt_at ELSE acked_at END,
-    deliveries = deliveries + CASE WHEN $delivered THEN 1 ELSE 0 END,
+    acked_value = CASE WHEN excluded.deliveries = 1 THEN excluded.last_value ELSE acked_value END,
+    acked_recording_id = CASE WHEN excluded.deliveries = 1 THEN excluded.last_recording_id ELSE acked_recording_id END,
+    acked_delivery_key = CASE WHEN excluded.deliveries = 1 THEN excluded.acked_delivery_key ELSE acked_delivery_key END,
+    acked_at = CASE WHEN excluded.deliveries = 1 THEN excluded.last_attempt_at ELSE acked_at END,
+    deliveries = deliveries + excluded.deliveries,
     -- A failure leaves the CRM's value unknown (the write may have landed): keep the intent.
-    pending_value = CASE WHEN $keep_pending THEN pending_value END,
-    pending_recording_id = CASE WHEN $keep_pending THEN pending_recording_id END,
-    pending_delivery_key = CASE WHEN $keep_pending THEN pending_delivery_key END,
-    pending_run_id = CASE WHEN $keep_pending THEN pending_run_id END,
-    pending_since = CASE WHEN $keep_pending THEN pending_since END,
+    pending_value = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_value END,
+    pending_recording_id = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_recording_id END,
+    pending_delivery_key = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_delivery_key END,
+    pending_run_id = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_run_id END,
+    pending_since = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_since END,
     last_outcome = excluded.last_outcome, last_value = excluded.last_value,
     last_recording_id = excluded.last_recording_id, last_http_status = excluded.last_http_status,
     last_error_code = excluded.last_error_code, last_error_message = excluded.last_error_message,
     last_fingerprint = excluded.last_fingerprint, last_attempt_at = excluded.last_attempt_at
 """
 
+_LOG_SHAPE = {**{k: _V for k in ("now", "run", "sink", "c", "o", "e", "name", "value", "rec", "outcome", "code",
+                                 "message", "key")}, "status": "INTEGER"}
 _LOG = f"""
-INSERT INTO {LOG_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?::JSON, ?, ?, ?, ?, ?, ?)
+INSERT INTO {LOG_TABLE}
+SELECT now::TIMESTAMPTZ, run, sink, c, o, e, name, value::JSON, rec, outcome, status, code, message, key
+FROM {_rows(_LOG_SHAPE)}
 """
 
 
-def _log_row(outcome: Outcome, sink: str, run_id: str, now: datetime) -> tuple:
+def _outcome_row(outcome: Outcome, sink: str, run_id: str, now: datetime) -> dict:
     w = outcome.write
-    return (
-        now, run_id, sink, w.connection_id, w.object_type, w.external_id, w.crm_field_name,
-        w.value_json, w.recording_id, outcome.status, outcome.http_status, outcome.error_code,
-        outcome.error_message, w.delivery_key,
+    return dict(
+        c=w.connection_id, o=w.object_type, e=w.external_id, f=w.field_key, name=w.crm_field_name,
+        value=w.value_json, rec=w.recording_id, key=w.delivery_key, now=now.isoformat(), run=run_id, sink=sink,
+        outcome=outcome.status, status=outcome.http_status, code=outcome.error_code,
+        message=outcome.error_message, fp=outcome.fingerprint, delivered=outcome.status == DELIVERED,
     )
 
 
@@ -257,12 +274,12 @@ def record_outcomes(
     """After sending: the log rows, and the field state (acknowledged value, reject, failure)."""
     if not outcomes:
         return
+    rows = [_outcome_row(o, sink, run_id, now) for o in outcomes]
 
     def work() -> None:
-        con.executemany(_LOG, [_log_row(o, sink, run_id, now) for o in outcomes])
+        _run(con, _LOG, rows)
         if update_state:
-            for outcome in outcomes:
-                con.execute(_STATE_OUTCOME, _state_params(outcome, now))
+            _run(con, _OUTCOME, rows)
 
     _transaction(con, work)
 
@@ -272,13 +289,14 @@ def log_orphans(con: duckdb.DuckDBPyConnection, orphans: Sequence[tuple], run_id
     if not orphans:
         return
     rows = [
-        (now, run_id, "ledger", c, o, e, f, value, rec, FAILED, None, "outcome_unknown",
-         f"run {prior} ended between sending and recording the outcome; the value is re-sent", key)
+        dict(now=now.isoformat(), run=run_id, sink="ledger", c=c, o=o, e=e, name=f, value=value, rec=rec,
+             outcome=FAILED, status=None, code="outcome_unknown", key=key,
+             message=f"run {prior} ended between sending and recording the outcome; the value is re-sent")
         for c, o, e, f, value, rec, key, prior in orphans
     ]
 
     def work() -> None:
-        con.executemany(_LOG, rows)
+        _run(con, _LOG, rows)
         # Adopt the intent so it is logged once; it is cleared when the re-send is recorded.
         con.execute(
             f"UPDATE {STATE_TABLE} SET pending_run_id = ? WHERE pending_value IS NOT NULL "
@@ -288,11 +306,22 @@ def log_orphans(con: duckdb.DuckDBPyConnection, orphans: Sequence[tuple], run_id
     _transaction(con, work)
 
 
-def queue_outbox(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple]) -> None:
+_OUTBOX_SHAPE = {k: _V for k in ("key", "now", "run", "c", "o", "model", "e", "name", "value", "rec")}
+_OUTBOX = f"""
+INSERT INTO {OUTBOX_TABLE}
+SELECT key, now::TIMESTAMPTZ, run, c, o, model, e, name, value::JSON, rec FROM {_rows(_OUTBOX_SHAPE)}
+ON CONFLICT DO NOTHING
+"""
+
+
+def queue_outbox(con: duckdb.DuckDBPyConnection, writes: Sequence[FieldWrite], run_id: str | None, now: datetime) -> None:
     """Append writes to `siro.crm_outbox`; a delivery already queued is not queued twice."""
-    _transaction(con, lambda: con.executemany(
-        f"INSERT INTO {OUTBOX_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?::JSON, ?) ON CONFLICT DO NOTHING", rows,
-    ))
+    rows = [
+        dict(key=w.delivery_key, now=now.isoformat(), run=run_id, c=w.connection_id, o=w.object_type,
+             model=w.crm_model_name, e=w.external_id, name=w.crm_field_name, value=w.value_json, rec=w.recording_id)
+        for w in writes
+    ]
+    _transaction(con, lambda: _run(con, _OUTBOX, rows))
 
 
 # Fields whose current target the CRM rejected or failed on: what the writeback check reports.

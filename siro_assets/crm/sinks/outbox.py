@@ -49,15 +49,8 @@ class OutboxSink:
 
     def send(self, batch: list[Prepared]) -> list[Outcome]:
         """Insert the batch into the outbox in one transaction."""
-        now = self._now()
-        rows = [
-            (p.write.delivery_key, now, self._run_id, p.write.connection_id, p.write.object_type,
-             p.write.crm_model_name, p.write.external_id, p.write.crm_field_name, p.write.value_json,
-             p.write.recording_id)
-            for p in batch
-        ]
         with self._connect() as con:
-            queue_outbox(con, rows)
+            queue_outbox(con, [p.write for p in batch], self._run_id, self._now())
         return outcomes_for(batch, DELIVERED)
 
     def close(self) -> None:
