@@ -6,6 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
+# Every recipe runs as if the venv were activated, so `dg` finds the project's venv.
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
 .PHONY: demo test dev simulator bench clean
 
 $(STAMP): pyproject.toml
@@ -20,11 +24,12 @@ demo: $(STAMP)
 
 ## The whole test suite.
 test: $(STAMP)
+	$(BIN)/dg check defs
 	$(BIN)/python -m pytest -n 2 -q
 
-## The Dagster UI on the simulator (http://127.0.0.1:3000).
+## The Dagster UI on the simulator (http://127.0.0.1:3000), with the schedule and sensor daemon.
 dev: $(STAMP)
-	SIRO_SIMULATOR=1 DAGSTER_HOME=$(CURDIR) $(BIN)/dagster dev
+	SIRO_SIMULATOR=1 DAGSTER_HOME=$(CURDIR) $(BIN)/dg dev
 
 ## The simulator as an HTTP server on 127.0.0.1:8787.
 simulator: $(STAMP)

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from siro_assets.ingest import stage_days  # noqa: E402
+from siro_assets.defs.ingest.fetch_days import stage_days  # noqa: E402
 from siro_assets.api_client import AsyncSiroClient, RequestPacer, RetryPolicy  # noqa: E402
 from siro_assets.api_client.timestamps import format_ts  # noqa: E402
 from siro_assets.transforms import DERIVED_TABLES, rebuild_partitions  # noqa: E402

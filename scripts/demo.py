@@ -1,6 +1,6 @@
 """`make demo`: materialize the last few days against the built-in simulator.
 
-Runs the real `dagster asset materialize` command (one single-run backfill over the
+Runs the real `dg launch` command (one single-run backfill over the
 range) and then prints what landed in DuckDB and how to look at it in the UI.
 """
 
@@ -20,18 +20,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> int:
     os.environ.setdefault("SIRO_SIMULATOR", "1")
     os.chdir(ROOT)
-    from siro_assets.resources import build_resources_from_env
+    from siro_assets.defs.resources import build_resources_from_env
     from siro_assets.warehouse.connection import duckdb_connection
 
     today = datetime.now(timezone.utc).date()
     first, last = today - timedelta(days=DAYS), today - timedelta(days=1)
     command = [
-        str(Path(sys.executable).parent / "dagster"),
-        "asset",
-        "materialize",
-        "-m",
-        "siro_assets.definitions",
-        "--select",
+        str(Path(sys.executable).parent / "dg"),
+        "launch",
+        "--assets",
         "siro/recordings*",
         "--partition-range",
         f"{first:%Y-%m-%d}...{last:%Y-%m-%d}",
@@ -55,7 +52,7 @@ def main() -> int:
             print(f"  siro.{name:<32} {count:>8} rows")
     print(
         "\nOpen it:   .venv/bin/python -c \"import duckdb; print(duckdb.connect('" + str(database) + "', read_only=True).sql('FROM siro.recording_crm LIMIT 5'))\""
-        "\nUI:        make dev   (SIRO_SIMULATOR=1 DAGSTER_HOME=$PWD .venv/bin/dagster dev, then http://127.0.0.1:3000)"
+        "\nUI:        make dev   (SIRO_SIMULATOR=1 DAGSTER_HOME=$PWD .venv/bin/dg dev, then http://127.0.0.1:3000)"
     )
     return 0
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from siro_assets.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
-from siro_assets.resources import SiroApiResource
+from siro_assets.defs.automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from siro_assets.defs.resources import SiroApiResource
 
 # A frozen simulator clock well past the days the tests materialize, so those days are
 # complete; tests that need the world to move build a resource with a later clock.

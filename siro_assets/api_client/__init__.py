@@ -1,6 +1,10 @@
-"""Siro external API client: typed models, pacing, retries. Imports nothing from Dagster."""
+"""Siro external API client: typed models, pacing, retries.
 
-from .client import DEFAULT_BASE_URL, AsyncSiroClient, Page, RequestStats, SiroClient
+Imports httpx, pydantic and tenacity only: nothing from Dagster, DuckDB or the rest of `siro_assets`.
+"""
+
+from .async_client import AsyncSiroClient
+from .core import DEFAULT_BASE_URL, Page, RequestStats
 from .errors import (
     SiroAuthError,
     SiroBadRequestError,
@@ -23,6 +27,7 @@ from .models import (
 from .pacing import RequestPacer, default_pacer
 from .query import RecordingsQuery, created_window
 from .retry import RetryPolicy
+from .sync_client import SiroClient
 from .timestamps import MS, format_ts, parse_ts
 
 __all__ = [

@@ -3,6 +3,8 @@
 The world is a pure function of a clock (see :mod:`.world`); :class:`SimulatorApi` answers
 requests against it, :class:`SimulatorTransport` plugs it into httpx without a port, and
 :mod:`.server` serves it over HTTP (``python -m siro_assets.simulator``).
+
+May import `siro_assets.api_client` (timestamps); never Dagster, DuckDB or the warehouse.
 """
 
 from .api import FAULT_KINDS, FaultConfig, SimulatedDisconnect, SimulatorApi

@@ -1,6 +1,7 @@
 """Set-wise SQL that turns `siro.recordings` into the derived warehouse tables.
 
-No Dagster here: each function takes a DuckDB connection and partition dates.
+No Dagster here: each function takes a DuckDB connection and partition dates. May import
+`siro_assets.warehouse` (schema names); never Dagster, httpx or the API client.
 """
 
 from .crm import RECORDING_CRM, RECORDING_CRM_LINKS

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from siro_assets.partitions import day_start
+from siro_assets.defs.partitions import day_start
 from siro_assets.simulator import World, WorldConfig
 from siro_assets.api_client.timestamps import format_ts
 from siro_assets.warehouse.connection import duckdb_connection
@@ -78,13 +78,14 @@ def dagster_env(tmp_path, simulator_url, monkeypatch):
         SIRO_API_TOKEN=TOKEN,
         SIRO_DUCKDB_PATH=str(tmp_path / "e2e.duckdb"),
         SIRO_PARTITIONS_START="2026-01-01",
+        # As if the venv were activated, the way the README's commands run.
+        VIRTUAL_ENV=str(BIN.parent),
     )
     return env
 
 
 def _materialize_cmd(partition_range: str) -> list[str]:
-    return [str(BIN / "dagster"), "asset", "materialize", "-m", "siro_assets.definitions",
-            "--select", "siro/recordings*", "--partition-range", partition_range]
+    return [str(BIN / "dg"), "launch", "--assets", "siro/recordings*", "--partition-range", partition_range]
 
 
 def _truth_count(first: date, last: date) -> int:
@@ -104,6 +105,7 @@ def test_partition_range_backfill_through_the_cli(dagster_env):
         ).fetchone()[0]
     assert rows == _truth_count(date(2026, 3, 1), date(2026, 3, 3))
     assert crm_rows == live
+    assert "SupersessionWarning" not in result.stdout + result.stderr
 
 
 def test_two_overlapping_cli_runs_share_one_duckdb_file(dagster_env):
@@ -135,6 +137,8 @@ def test_bad_token_fails_fast_without_leaking_it(dagster_env):
 def test_definitions_load_without_any_configuration(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_")}
     env["DAGSTER_HOME"] = str(tmp_path)
-    result = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-m", "siro_assets.definitions"],
+    env["VIRTUAL_ENV"] = str(BIN.parent)
+    result = subprocess.run([str(BIN / "dg"), "check", "defs"],
                             env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "All definitions loaded successfully" in result.stdout + result.stderr

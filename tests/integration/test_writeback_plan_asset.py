@@ -11,9 +11,9 @@ from datetime import date
 
 from dagster import AssetKey, materialize
 
-from siro_assets.assets.writebacks import crm_writeback_plan
-from siro_assets.checks import derived_table_checks
-from siro_assets.jobs import recordings_pipeline_selection
+from siro_assets.defs.derived.assets import derived_assets
+from siro_assets.defs.checks import derived_table_checks
+from siro_assets.defs.automation.jobs import recordings_pipeline_selection
 from siro_assets.definitions import defs
 from siro_assets.transforms import CRM_WRITEBACK_PLAN, LATEST_WRITES_SQL
 from siro_assets.warehouse.connection import duckdb_connection
@@ -22,6 +22,7 @@ from tests.raw_payloads import load_raw, recording, ref
 
 D1, D2 = date(2026, 1, 5), date(2026, 1, 6)
 KEY = AssetKey(["siro", "crm_writeback_plan"])
+crm_writeback_plan = next(a for a in derived_assets if a.key == KEY)
 CRM = {
     "integrationConnectionId": "ic",
     "opportunity": ref("so", "O"),

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import duckdb
 import pytest
 
-from siro_assets.ingest import day_windows
+from siro_assets.defs.ingest.fetch_days import day_windows
 from siro_assets.warehouse.connection import duckdb_connection, open_duckdb
 from siro_assets.warehouse.staging import RecordingsStage, StagingValidationError, swap_partitions
 

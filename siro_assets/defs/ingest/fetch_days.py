@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from .partitions import day_start
-from .api_client import AsyncSiroClient, created_window
-from .warehouse.staging import RecordingsStage
+from ..partitions import day_start
+from ...api_client import AsyncSiroClient, created_window
+from ...warehouse.staging import RecordingsStage
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import time
 from datetime import date
 
 from dagster import (
+    AssetKey,
     AssetExecutionContext,
     BackfillPolicy,
     MaterializeResult,
@@ -15,13 +16,15 @@ from dagster import (
     asset,
 )
 
-from ..ingest import stage_days
-from ..jobs import RECORDINGS_KEY
+from .fetch_days import stage_days
+
 from ..partitions import dates_in_range, daily_partitions, partition_key
 from ..resources import WAREHOUSE_POOL, SiroApiResource, WarehouseResource
-from ..api_client.timestamps import format_ts
-from ..warehouse.schema import RECORDINGS_COLUMNS, SCHEMA
-from ..warehouse.staging import RecordingsStage, swap_partitions
+from ...api_client.timestamps import format_ts
+from ...warehouse.schema import RECORDINGS_COLUMNS, SCHEMA
+from ...warehouse.staging import RecordingsStage, swap_partitions
+
+RECORDINGS_KEY = AssetKey([SCHEMA, "recordings"])
 
 _PREVIEW_SQL = f"""
 SELECT id, strftime(created_at, '%Y-%m-%d %H:%M:%S.%g') AS created_at, title, deleted,
@@ -61,12 +64,12 @@ RECORDINGS_TABLE_SCHEMA = TableSchema(
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
-    group_name="siro",
+    group_name="siro_ingest",
     kinds={"duckdb"},
     metadata={"dagster/table_name": f"{SCHEMA}.recordings", "dagster/column_schema": RECORDINGS_TABLE_SCHEMA},
 )
 def recordings(
-    context: AssetExecutionContext, siro: SiroApiResource, warehouse: WarehouseResource
+    context: AssetExecutionContext, siro_api: SiroApiResource, warehouse: WarehouseResource
 ) -> MaterializeResult:
     """Every Siro recording, one row per recording, in the UTC day of its `createdAt`.
 
@@ -83,7 +86,7 @@ def recordings(
     """
     started = time.monotonic()
     days: list[date] = dates_in_range(context.partition_key_range)
-    identity = siro.verify_token()
+    identity = siro_api.verify_token()
     context.log.info(
         f"Token OK for organization {identity.organization_id}; fetching {len(days)} day(s) "
         f"{partition_key(days[0])}..{partition_key(days[-1])}"
@@ -91,7 +94,7 @@ def recordings(
 
     # Stage beside the warehouse: the same disk, not a /tmp that may be RAM-backed.
     with RecordingsStage(directory=warehouse.staging_directory()) as stage:
-        client = siro.async_client()
+        client = siro_api.async_client()
 
         async def fetch() -> None:
             async with client:
@@ -99,8 +102,8 @@ def recordings(
                     client,
                     stage,
                     days,
-                    concurrency=siro.max_concurrent_windows,
-                    page_size=siro.page_size,
+                    concurrency=siro_api.max_concurrent_windows,
+                    page_size=siro_api.page_size,
                 )
 
         asyncio.run(fetch())
@@ -119,6 +122,7 @@ def recordings(
     return MaterializeResult(
         metadata={
             "dagster/row_count": rows,
+            "dagster/table_name": f"{SCHEMA}.recordings",
             "rows_inserted": inserted,
             "deleted": deleted,
             "linked": linked,
@@ -132,7 +136,7 @@ def recordings(
             "api_5xx": stats.server_errors,
             "api_bytes": stats.bytes,
             "duration_seconds": round(time.monotonic() - started, 3),
-            "fetched_up_to": format_ts(siro.now()),
+            "fetched_up_to": format_ts(siro_api.now()),
             "preview": MetadataValue.md(
                 _markdown_table(
                     ["id", "created_at", "title", "deleted", "linked", "summary_sections", "extractions"],

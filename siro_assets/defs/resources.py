@@ -21,7 +21,7 @@ from dagster import ConfigurableResource, EnvVar
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from .api_client import (
+from ..api_client import (
     DEFAULT_BASE_URL,
     AsyncSiroClient,
     CallerIdentity,
@@ -30,8 +30,8 @@ from .api_client import (
     SiroAuthError,
     SiroClient,
 )
-from .api_client.timestamps import parse_ts
-from .warehouse.connection import open_duckdb
+from ..api_client.timestamps import parse_ts
+from ..warehouse.connection import open_duckdb
 
 SIMULATOR_TOKEN = "simulator-token"
 
@@ -55,7 +55,7 @@ def _process_pacer(requests_per_minute: float) -> RequestPacer:
 
 @lru_cache(maxsize=8)
 def _simulated_world(seed: int, recordings_per_day: int, start_date: str):
-    from .simulator import World, WorldConfig
+    from ..simulator import World, WorldConfig
 
     # Cached so the world's per-day generation cache survives across clients in a process.
     return World(
@@ -117,7 +117,7 @@ class SiroApiResource(ConfigurableResource):
 
     def simulator_api(self):
         """The in-process simulator this resource talks to (only with `use_simulator`)."""
-        from .simulator import FixedClock, SimulatorApi, WallClock
+        from ..simulator import FixedClock, SimulatorApi, WallClock
 
         world = _simulated_world(
             self.simulator_seed, self.simulator_recordings_per_day, self.simulator_start_date
@@ -130,7 +130,7 @@ class SiroApiResource(ConfigurableResource):
 
     def _connection_args(self) -> tuple[str, str, object]:
         if self.use_simulator:
-            from .simulator import SimulatorTransport
+            from ..simulator import SimulatorTransport
 
             # A configured token is sent to the simulator too, so it exercises the same
             # code path (and the same secrecy) as a real one.
@@ -250,7 +250,7 @@ def build_resources_from_env() -> dict[str, ConfigurableResource]:
             base_url=EnvVar("SIRO_API_BASE_URL") if os.environ.get("SIRO_API_BASE_URL") else DEFAULT_BASE_URL,
         )
     database = EnvVar("SIRO_DUCKDB_PATH") if os.environ.get("SIRO_DUCKDB_PATH") else default_duckdb_path(simulated)
-    return {"siro": siro, "warehouse": WarehouseResource(database=database)}
+    return {"siro_api": siro, "warehouse": WarehouseResource(database=database)}
 
 
 __all__ = [

@@ -7,7 +7,7 @@ from datetime import timedelta
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
 from .jobs import recordings_job
-from .partitions import daily_partitions, partition_key
+from ..partitions import daily_partitions, partition_key
 
 NIGHTLY_MINUTE = 15
 

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
-from .api_client.timestamps import format_ts, parse_ts
+from ...api_client.timestamps import format_ts, parse_ts
 
 __all__ = [
     "CURSOR_VERSION",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dagster import AssetKey, AssetSelection, define_asset_job
+from dagster import AssetSelection, define_asset_job
 
-RECORDINGS_KEY = AssetKey(["siro", "recordings"])
+from ..ingest.recordings import RECORDINGS_KEY
 
 # The raw table and everything derived from it: rematerializing a day of raw rows
 # always refreshes that day downstream too, so derived tables never go stale.

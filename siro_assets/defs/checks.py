@@ -14,11 +14,11 @@ from pathlib import Path
 import duckdb
 from dagster import AssetCheckResult, AssetChecksDefinition, AssetKey, MetadataValue, asset_check
 
-from .assets.derived_factory import asset_key
-from .jobs import RECORDINGS_KEY
+from .derived.assets import asset_key
+from .ingest.recordings import RECORDINGS_KEY
 from .resources import WarehouseResource
-from .transforms import DERIVED_TABLES, RECORDING_CRM, DerivedTable
-from .warehouse.schema import SCHEMA
+from ..transforms import DERIVED_TABLES, RECORDING_CRM, DerivedTable
+from ..warehouse.schema import SCHEMA
 
 RECORDINGS_TABLE = f"{SCHEMA}.recordings"
 SAMPLE_SIZE = 5

@@ -24,10 +24,10 @@ from dagster import (
 
 from .change_tracking import ChangePlan, ChangeRange, SensorCursor, plan_changes, query_start
 from .jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, recordings_job
-from .partitions import daily_partitions, partition_date, partition_key
-from .resources import MissingTokenError, SiroApiResource
-from .api_client import Page, RecordingsQuery, SiroError
-from .api_client.timestamps import format_ts, parse_ts
+from ..partitions import daily_partitions, partition_date, partition_key
+from ..resources import MissingTokenError, SiroApiResource
+from ...api_client import Page, RecordingsQuery, SiroError
+from ...api_client.timestamps import format_ts, parse_ts
 
 __all__ = ["SensorSettings", "recordings_updated_sensor", "run_requests_for", "SENSOR_NAME"]
 
@@ -147,20 +147,20 @@ def _log_plan(context: SensorEvaluationContext, plan: ChangePlan, ranges: list[C
         "createdAt days they belong to (raw table and everything downstream). See docs/SENSOR.md."
     ),
 )
-def recordings_updated_sensor(context: SensorEvaluationContext, siro: SiroApiResource):
+def recordings_updated_sensor(context: SensorEvaluationContext, siro_api: SiroApiResource):
     """Request runs for the day partitions whose recordings changed since the last tick.
 
     An API error skips the tick and keeps the cursor, so the next tick catches up.
     """
     settings = SensorSettings.from_env()
     cursor = SensorCursor.from_json(context.cursor)
-    now = siro.now()
+    now = siro_api.now()
     since = query_start(cursor, now, settings.lookback)
     # No enrichment flags: the listing only needs ids and timestamps, the runs fetch the rest.
     query = RecordingsQuery(updated_gte=since, page_size=settings.page_size)
     kept = format_ts(cursor.watermark) if cursor.watermark else f"none yet (listing from {format_ts(since)})"
     try:
-        with siro.client() as client:
+        with siro_api.client() as client:
             changed = list(_changes(client.iter_recording_pages(query), context.log))
             requests = client.stats.requests
     except (SiroError, MissingTokenError) as err:

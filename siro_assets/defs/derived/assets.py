@@ -1,0 +1,139 @@
+"""Every table derived from `siro/recordings`, one asset per `transforms.DERIVED_TABLES` entry.
+
+Each derived table is rebuilt from `siro/recordings` for the same daily partitions
+(identity mapping, the default between assets with the same `partitions_def`), in one
+run for any range of days, inside the `siro_duckdb` pool that serialises DuckDB writers.
+The table's own description (in `transforms/`) is the asset's description, so the UI and
+the SQL's documentation cannot drift apart.
+"""
+
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    TableColumn,
+    TableColumnConstraints,
+    TableSchema,
+    asset,
+)
+
+from ...transforms import (
+    CRM_WRITEBACK_PLAN,
+    DERIVED_TABLES,
+    RECORDING_CRM,
+    RECORDING_CRM_LINKS,
+    RECORDING_DAILY_STATS,
+    RECORDING_ENTITY_EXTRACTIONS,
+    RECORDING_SUMMARIES,
+    DerivedTable,
+    rebuild_partitions,
+)
+from ...warehouse.schema import SCHEMA
+from ..ingest.recordings import RECORDINGS_KEY
+from ..partitions import daily_partitions, dates_in_range, partition_key
+from ..resources import WAREHOUSE_POOL, WarehouseResource
+
+# The UI's groups tell the story: the CRM view, the conversation view, the writebacks.
+GROUPS: dict[str, str] = {
+    RECORDING_CRM_LINKS.name: "siro_crm",
+    RECORDING_CRM.name: "siro_crm",
+    RECORDING_SUMMARIES.name: "siro_conversations",
+    RECORDING_ENTITY_EXTRACTIONS.name: "siro_conversations",
+    RECORDING_DAILY_STATS.name: "siro_conversations",
+    CRM_WRITEBACK_PLAN.name: "siro_writebacks",
+}
+
+# Per-day numbers the UI plots (Dagster charts numeric metadata over time).
+PLOTTED_COLUMNS: dict[str, tuple[str, ...]] = {
+    RECORDING_DAILY_STATS.name: (
+        "recordings", "deleted", "purged", "linked_share", "summarised_share",
+        "extraction_count", "mean_duration_ms",
+    ),
+}
+
+
+def asset_key(table: DerivedTable) -> AssetKey:
+    """The asset key of a derived table: `siro/<table name>`."""
+    return AssetKey([SCHEMA, table.name])
+
+
+def table_schema(table: DerivedTable) -> TableSchema:
+    """The table's columns as Dagster's TableSchema (shown as the asset's column schema)."""
+    columns = []
+    for column in table.columns:
+        required = "NOT NULL" in column.sql_type
+        columns.append(
+            TableColumn(
+                name=column.name,
+                type=column.sql_type.replace(" NOT NULL", ""),
+                description=column.description,
+                constraints=TableColumnConstraints(nullable=not required),
+            )
+        )
+    return TableSchema(columns=columns)
+
+
+def _plotted_metadata(warehouse: WarehouseResource, table: DerivedTable, days: list) -> dict:
+    names = PLOTTED_COLUMNS.get(table.name)
+    # One result's metadata is stamped on every partition of a ranged run, so per-day
+    # numbers are only meaningful for a one-day run.
+    if not names or len(days) != 1:
+        return {}
+    with warehouse.read_connection() as con:
+        row = con.execute(
+            f"SELECT {', '.join(names)} FROM {table.qualified_name} WHERE partition_date = ?", [days[0]]
+        ).fetchone()
+    return {name: value for name, value in zip(names, row or (None,) * len(names), strict=True) if value is not None}
+
+
+def materialize_derived(
+    context: AssetExecutionContext, warehouse: WarehouseResource, table: DerivedTable
+) -> MaterializeResult:
+    """Rebuild the run's partition range of `table` from `siro.recordings`, in one transaction."""
+    days = dates_in_range(context.partition_key_range)
+    with warehouse.get_connection() as con:
+        rows = rebuild_partitions(con, table, days)
+        table_rows = con.execute(f"SELECT count(*) FROM {table.qualified_name}").fetchone()[0]
+    first, last = partition_key(days[0]), partition_key(days[-1])
+    context.log.info(f"Rebuilt {table.qualified_name} for {first}..{last}: {rows} row(s)")
+    return MaterializeResult(
+        metadata={
+            # Like siro/recordings: the rows of the partitions this run rebuilt.
+            "dagster/row_count": rows,
+            "dagster/column_schema": table_schema(table),
+            "dagster/table_name": table.qualified_name,
+            "table_rows": table_rows,
+            "partitions": len(days),
+            "partition_range": f"{first}...{last}",
+            **_plotted_metadata(warehouse, table, days),
+        }
+    )
+
+
+def build_derived_asset(table: DerivedTable) -> AssetsDefinition:
+    """The asset that rebuilds `table`; its description is the table's description."""
+
+    @asset(
+        key=asset_key(table),
+        description=table.description,
+        deps=[RECORDINGS_KEY],
+        partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        pool=WAREHOUSE_POOL,
+        group_name=GROUPS[table.name],
+        kinds={"duckdb"},
+        metadata={
+            "dagster/table_name": table.qualified_name,
+            "dagster/column_schema": table_schema(table),
+        },
+    )
+    def _derived(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        return materialize_derived(context, warehouse, table)
+
+    return _derived
+
+
+derived_assets: list[AssetsDefinition] = [build_derived_asset(table) for table in DERIVED_TABLES]

@@ -1,0 +1,77 @@
+"""Each folder imports only what its `__init__` docstring allows (see docs/ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "siro_assets"
+
+# folder -> top-level modules (or siro_assets subpackages) it must never import.
+FORBIDDEN: dict[str, set[str]] = {
+    "api_client": {"dagster", "dagster_duckdb", "duckdb", "siro_assets.defs", "siro_assets.warehouse",
+                   "siro_assets.transforms", "siro_assets.simulator", "siro_assets.crm"},
+    "transforms": {"dagster", "dagster_duckdb", "httpx", "siro_assets.defs", "siro_assets.api_client",
+                   "siro_assets.simulator", "siro_assets.crm"},
+    "warehouse": {"dagster", "dagster_duckdb", "httpx", "siro_assets.defs", "siro_assets.api_client",
+                  "siro_assets.simulator"},
+    "simulator": {"dagster", "dagster_duckdb", "duckdb", "siro_assets.defs", "siro_assets.warehouse",
+                  "siro_assets.transforms"},
+    "crm": {"dagster", "dagster_duckdb", "siro_assets.defs", "siro_assets.simulator"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of every module `path` imports (relative imports resolved)."""
+    package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _violations(folder: str) -> list[str]:
+    found = []
+    for path in sorted((PACKAGE / folder).rglob("*.py")):
+        for name in imported_modules(path):
+            for banned in FORBIDDEN[folder]:
+                if name == banned or name.startswith(banned + "."):
+                    found.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    return found
+
+
+@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
+def test_folder_respects_its_import_rule(folder):
+    if not (PACKAGE / folder).is_dir():
+        pytest.skip(f"siro_assets/{folder} does not exist yet")
+    assert _violations(folder) == []
+
+
+def test_the_rule_catches_a_violation(tmp_path, monkeypatch):
+    fake = tmp_path / "siro_assets" / "transforms"
+    fake.mkdir(parents=True)
+    (fake / "bad.py").write_text("import httpx\nfrom ..defs.resources import WarehouseResource\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "siro_assets")
+    assert sorted(_violations("transforms")) == [
+        "transforms/bad.py imports httpx",
+        "transforms/bad.py imports siro_assets.defs.resources",
+        "transforms/bad.py imports siro_assets.defs.resources.WarehouseResource",
+    ]
+
+
+def test_every_folder_says_what_it_may_import():
+    for init in sorted(PACKAGE.rglob("__init__.py")):
+        docstring = ast.get_docstring(ast.parse(init.read_text()))
+        assert docstring, f"{init.relative_to(PACKAGE.parent)} has no docstring"
