@@ -250,7 +250,10 @@ def build_resources_from_env() -> dict[str, ConfigurableResource]:
             base_url=EnvVar("SIRO_API_BASE_URL") if os.environ.get("SIRO_API_BASE_URL") else DEFAULT_BASE_URL,
         )
     database = EnvVar("SIRO_DUCKDB_PATH") if os.environ.get("SIRO_DUCKDB_PATH") else default_duckdb_path(simulated)
-    return {"siro_api": siro, "warehouse": WarehouseResource(database=database)}
+    # Imported here: the writebacks package imports this module for WarehouseResource.
+    from .writebacks.resource import crm_resource_from_env
+
+    return {"siro_api": siro, "warehouse": WarehouseResource(database=database), "crm": crm_resource_from_env()}
 
 
 __all__ = [
