@@ -189,7 +189,13 @@ class Delivery:
             try:
                 outcomes = sink.send(batch)
             except DeliveryStopped as exc:
-                outcomes, stopped = exc.outcomes, exc
+                stopped = exc
+                # Writes of the batch the sink had not answered for were not applied.
+                answered = {id(o.write) for o in exc.outcomes}
+                outcomes = exc.outcomes + [
+                    Outcome(p.write, FAILED, exc.http_status, exc.code, exc.message, p.fingerprint)
+                    for p in batch if id(p.write) not in answered
+                ]
             self.report.count(outcomes)
             self._record(outcomes, sink.name)
             if stopped is not None:

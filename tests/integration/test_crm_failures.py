@@ -313,3 +313,21 @@ def test_three_runs_under_twenty_percent_faults_end_exactly_as_the_rule_says():
     lost = sum(1 for f in (bed.sf, bed.hs, bed.http) for e in f.journal.entries if not e.acknowledged)
     assert lost >= 5
     assert outstanding(bed.con) == []
+
+
+def test_a_revoked_hubspot_token_fails_the_batch_and_stops():
+    bed = Bed(routing=Routing(connections=settings(hubspot={"batch_size": 1})))
+    bed.load(D1, [recording(f"r{n}", D1, crm=crm_block("ic_hs", opportunity=f"d{n}"), entityExtractions=[extraction("x", ("Deal", "note"))])
+                  for n in range(3)])
+    original = bed.hs.handle
+
+    def revoke_after_properties(method, path, headers, body, base):
+        if method == "POST":
+            bed.hs.token = "revoked"
+        return original(method, path, headers, body, base)
+
+    bed.hs.handle = revoke_after_properties
+    report = bed.run()
+    assert report.stopped == ["hubspot: INVALID_AUTHENTICATION"] and (report.failed, report.delivered) == (1, 0)
+    assert len([r for r in bed.hs.requests if r[0] == "POST"]) == 1      # the other batches were not tried
+    assert bed.log("outcome, error_code, http_status") == [("failed", "INVALID_AUTHENTICATION", 401)]
