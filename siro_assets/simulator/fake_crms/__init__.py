@@ -4,6 +4,9 @@ response lost *after* a write was applied) and an injectable clock.
 
 In-process: `httpx.Client(transport=FakeCrmTransport(FakeCrms(...)))` against
 `http://fake-crm/salesforce` etc. Over HTTP: `python -m siro_assets.simulator.fake_crms`.
+
+Imports only the simulator's clock; never Dagster, DuckDB or `siro_assets.crm` (the fakes
+must not share code with the sinks they test).
 """
 
 from .common import (
