@@ -18,7 +18,12 @@ import httpx
 from ..calls import CrmCalls, CrmUnreachable
 from ..config import HttpSettings
 from ..writes import DELIVERED, CallStats, FieldWrite, Outcome
-from .base import DeliveryStopped, Prepared, chunk_records, error_of, failed, json_body, outcomes_for, reject
+from .base import (
+    DeliveryStopped, Prepared, chunk_records, error_of, failed, group_records, json_body, outcomes_for, reject,
+)
+
+# Records per ledger round trip (intent, then outcomes); each record is still its own request.
+RECORDS_PER_BATCH = 50
 
 
 def idempotency_key(batch: list[Prepared]) -> str:
@@ -60,11 +65,20 @@ class HttpSink:
         return [Prepared(w, w.crm_model_name.strip(), w.crm_field_name.strip(), w.value, fingerprint) for w in writes], []
 
     def batches(self, prepared: list[Prepared]) -> Iterator[list[Prepared]]:
-        """One record per request."""
-        return chunk_records(prepared, 1)
+        """Up to `RECORDS_PER_BATCH` records: one ledger transaction each side, one request per record."""
+        return chunk_records(prepared, RECORDS_PER_BATCH)
 
     def send(self, batch: list[Prepared]) -> list[Outcome]:
-        """PATCH one record's fields."""
+        """PATCH each record's fields, one request per record."""
+        outcomes: list[Outcome] = []
+        for record in group_records(batch).values():
+            try:
+                outcomes += self._patch(record)
+            except DeliveryStopped as exc:
+                raise DeliveryStopped(exc.code, exc.message, outcomes + exc.outcomes, exc.http_status) from None
+        return outcomes
+
+    def _patch(self, batch: list[Prepared]) -> list[Outcome]:
         first = batch[0]
         url = "/".join((
             self.settings.url.rstrip("/"), quote(first.wire_object, safe=""), quote(first.write.external_id, safe="")
