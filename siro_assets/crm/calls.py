@@ -8,7 +8,6 @@ CRM's rate window. Everything else is returned to the sink to interpret. The
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -19,8 +18,6 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_resu
 
 from ..api_client.pacing import RequestPacer
 from .writes import CallStats
-
-logger = logging.getLogger("siro_assets.crm")
 
 _RETRIED_STATUSES = {429, 500, 502, 503, 504}
 

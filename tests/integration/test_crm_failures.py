@@ -10,7 +10,6 @@ from datetime import date, timedelta
 import pytest
 
 from siro_assets.crm import Routing, outstanding
-from siro_assets.crm.sinks import SinkFactory
 from siro_assets.simulator.fake_crms import DISCONNECT, LOCKED, LOST_RESPONSE, RATE_LIMIT, SERVER_ERROR
 
 from tests.crm_support import SF_ID, Bed, crm_block, extraction, recording, settings

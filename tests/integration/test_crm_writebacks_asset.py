@@ -4,7 +4,7 @@ environment."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date
 
 import pytest
 from dagster import materialize
