@@ -4,6 +4,7 @@ under 20% faults."""
 
 from __future__ import annotations
 
+import copy
 import random
 from datetime import date, timedelta
 
@@ -11,6 +12,7 @@ import pytest
 
 from siro_assets.crm import Routing, outstanding
 from siro_assets.simulator.fake_crms import DISCONNECT, LOCKED, LOST_RESPONSE, RATE_LIMIT, SERVER_ERROR
+from siro_assets.simulator.fake_crms.schemas import SALESFORCE_OBJECTS
 
 from tests.crm_support import SF_ID, Bed, crm_block, extraction, recording, settings
 
@@ -330,3 +332,23 @@ def test_a_revoked_hubspot_token_fails_the_batch_and_stops():
     assert report.stopped == ["hubspot: INVALID_AUTHENTICATION"] and (report.failed, report.delivered) == (1, 0)
     assert len([r for r in bed.hs.requests if r[0] == "POST"]) == 1      # the other batches were not tried
     assert bed.log("outcome, error_code, http_status") == [("failed", "INVALID_AUTHENTICATION", 401)]
+
+
+def test_a_reject_is_retried_once_the_crm_schema_or_the_settings_change():
+    objects = copy.deepcopy(SALESFORCE_OBJECTS)
+    bed = Bed(salesforce={"objects": objects})
+    bed.load(D1, [recording("r", D1, crm=crm_block("ic_sf", opportunity=OPP),
+                            entityExtractions=[extraction("Negotiation", ("Opportunity", "StageName"))])])
+    assert bed.run().rejected == 1
+    assert bed.run().rejects_outstanding == 1            # same value, same schema: not re-tried
+    stage = next(f for f in objects["Opportunity"] if f["name"] == "StageName")
+    stage["picklistValues"].append({"value": "Negotiation", "active": True})   # an admin adds the option
+    assert bed.run().delivered == 1
+    assert bed.sf.records[("Opportunity", OPP)] == {"StageName": "Negotiation"}
+    # A CRM-side reject waits for a settings change (here: another API version).
+    bed.sf.validation_rules[("Opportunity", "Note__c")] = lambda v: "locked by a rule"
+    bed.load(D1, [recording("r", D1, crm=crm_block("ic_sf", opportunity=OPP), entityExtractions=[
+        extraction("Negotiation", ("Opportunity", "StageName")), extraction("n", ("Opportunity", "Note__c"), name="n")])])
+    assert bed.run().rejected == 1 and bed.run().rejects_outstanding == 1
+    bed.sf.validation_rules.clear()
+    assert bed.run(routing=Routing(connections=settings(salesforce={"api_version": "61.0"}))).delivered == 1
