@@ -18,7 +18,7 @@ import duckdb
 from ..transforms import LATEST_WRITES_SQL
 from ..transforms.writeback_plan import CRM_WRITEBACK_PLAN
 from ..warehouse.schema import SCHEMA, ensure_schema
-from .writes import DELIVERED, FAILED, REJECTED, FieldWrite, Outcome
+from .writes import DELIVERED, FAILED, REJECTED, SKIPPED_UNCHANGED, FieldWrite, Outcome
 
 STATE_TABLE = f"{SCHEMA}.crm_writeback_state"
 LOG_TABLE = f"{SCHEMA}.crm_writeback_log"
@@ -261,7 +261,9 @@ def _outcome_row(outcome: Outcome, sink: str, run_id: str, now: datetime) -> dic
     w = outcome.write
     return dict(
         c=w.connection_id, o=w.object_type, e=w.external_id, f=w.field_key, name=w.crm_field_name,
-        value=w.value_json, rec=w.recording_id, key=w.delivery_key, now=now.isoformat(), run=run_id, sink=sink,
+        value=w.value_json, rec=w.recording_id, now=now.isoformat(), run=run_id, sink=sink,
+        # An unchanged field was not delivered: it has no delivery key of its own.
+        key=None if outcome.status == SKIPPED_UNCHANGED else w.delivery_key,
         outcome=outcome.status, status=outcome.http_status, code=outcome.error_code,
         message=outcome.error_message, fp=outcome.fingerprint, delivered=outcome.status == DELIVERED,
     )
