@@ -153,9 +153,17 @@ class SiroApiResource(ConfigurableResource):
         )
         return (token, base_url), options
 
-    def client(self) -> SiroClient:
-        """A synchronous client sharing this process's request pacer."""
+    def client(self, *, retry: RetryPolicy | None = None, timeout: float | None = None) -> SiroClient:
+        """A synchronous client sharing this process's request pacer.
+
+        ``retry`` and ``timeout`` override the resource's settings for callers with a
+        tighter deadline than a run (the sensor must finish a tick within 60 s).
+        """
         args, options = self._client_args()
+        if retry is not None:
+            options["retry"] = retry
+        if timeout is not None:
+            options["timeout"] = timeout
         return SiroClient(*args, **options)
 
     def async_client(self) -> AsyncSiroClient:

@@ -94,8 +94,8 @@ def clients(monkeypatch):
     made = []
     original = SiroApiResource.client
 
-    def recording_client(self):
-        client = original(self)
+    def recording_client(self, **options):
+        client = original(self, **options)
         made.append(client)
         return client
 

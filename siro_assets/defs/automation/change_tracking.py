@@ -1,4 +1,4 @@
-"""Pure bookkeeping for the `updatedAt` sensor: the cursor, deduplication, grouping.
+"""Pure bookkeeping for the `updatedAt` sensor: deduplication, grouping, run keys.
 
 No Dagster here, so every edge case (ties at the watermark, late-visible changes,
 bursts over many days) is tested without a Dagster instance.
@@ -7,27 +7,33 @@ How it fits together, per tick:
 
 1. ``query_start(cursor, now, lookback)`` is the ``updatedAt:gte`` bound to list from:
    ``watermark - lookback``, or ``now - lookback`` on the very first tick.
-2. The sensor lists every recording updated since then, cheaply, and feeds
-   ``(id, createdAt, updatedAt)`` triples to ``plan_changes``.
+2. The sensor lists the recordings updated since then in ``updatedAt`` chunks within
+   a time and page budget (``backlog_walk.py``) and feeds the ``(id, createdAt,
+   updatedAt)`` triples of the chunks it listed completely to ``plan_changes``, with
+   the end of the last complete chunk as ``listed_through``.
 3. ``plan_changes`` drops the ``(id, updatedAt)`` pairs the cursor says were already
    requested (``updatedAt:gte`` is inclusive, and the lookback re-lists on purpose),
    groups the rest by the UTC day of ``createdAt``, and returns the next cursor.
-4. ``ChangePlan.ranges(max_runs)`` merges the changed days into at most ``max_runs``
-   day ranges; each range becomes one run whose key names the days, the newest
-   ``updatedAt`` and a hash of the exact changes, so a later change to the same days is
-   a new key while a repeated tick produces the same key.
+4. ``build_ranges`` merges the changed days, and the pending days due for another
+   request (``pending_runs.py``), into at most ``max_runs`` day ranges; each range
+   becomes one run whose key names the days, the newest ``updatedAt`` and a hash of the
+   exact changes (and re-requests), so a later change to the same days is a new key
+   while a repeated tick produces the same key.
+
+The cursor itself lives in ``sensor_cursor.py`` (re-exported here).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from functools import cached_property
 from datetime import date, datetime, timedelta, timezone
 
-from ...api_client.timestamps import format_ts, parse_ts
+from ...api_client.timestamps import format_ts
+from .sensor_cursor import CURSOR_VERSION, InvalidSensorCursor, Pair, PendingRequest, SensorCursor
 
 __all__ = [
     "CURSOR_VERSION",
@@ -36,104 +42,18 @@ __all__ = [
     "InvalidSensorCursor",
     "PartitionChanges",
     "SensorCursor",
+    "build_ranges",
     "group_days",
     "plan_changes",
     "query_start",
     "run_key_for",
 ]
 
-CURSOR_VERSION = 1
-
-Pair = tuple[str, datetime]
-"""One observed change: (recording id, its updatedAt)."""
-
-RESET_HINT = (
-    "Reset it with `dagster sensor cursor recordings_updated_sensor --delete` "
-    "(the next tick starts from now minus the lookback) or `--set` a valid cursor."
-)
-
-
-class InvalidSensorCursor(ValueError):
-    """The stored sensor cursor is not one this code wrote (hand-edited or corrupted)."""
-
 
 def _utc(dt: datetime, what: str) -> datetime:
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got naive {dt.isoformat()}")
     return dt.astimezone(timezone.utc)
-
-
-@dataclass(frozen=True)
-class SensorCursor:
-    """What the sensor remembers between ticks.
-
-    ``watermark`` is the newest ``updatedAt`` the sensor has observed (None until the
-    API has returned anything). ``seen`` holds the ``(id, updatedAt)`` pairs already
-    requested whose ``updatedAt`` is inside the lookback window below the watermark:
-    exactly the pairs the next listing can return again, so nothing older needs
-    remembering. ``since`` is the first tick's start (``now - lookback``): a floor for
-    the listing, kept only while ``watermark - lookback`` is still below it, so that
-    neither an idle first tick nor an early first change makes the sensor reach
-    further back than where it started.
-    """
-
-    watermark: datetime | None = None
-    seen: frozenset[Pair] = field(default_factory=frozenset)
-    since: datetime | None = None
-
-    def to_json(self) -> str:
-        """Compact JSON: ``{"v": 1, "watermark": ts, "seen": {updatedAt: [ids]}}`` (+ ``"since"``).
-
-        Pairs are grouped by ``updatedAt`` because ties (bulk CRM syncs) are common, and
-        everything is sorted so equal cursors serialise identically.
-        """
-        by_ts: dict[str, list[str]] = defaultdict(list)
-        for rid, updated in self.seen:
-            by_ts[format_ts(updated)].append(rid)
-        doc = {
-            "v": CURSOR_VERSION,
-            "watermark": format_ts(self.watermark) if self.watermark is not None else None,
-            "seen": {ts: sorted(ids) for ts, ids in sorted(by_ts.items())},
-        }
-        if self.since is not None:
-            doc["since"] = format_ts(self.since)
-        return json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
-
-    @classmethod
-    def from_json(cls, raw: str | None) -> SensorCursor:
-        """Parse a stored cursor; ``None`` or blank (no cursor yet, or cleared) is the first tick.
-
-        Blank counts as cleared because the Dagster UI's cursor dialog saves an emptied
-        text box as ``""``. Anything else that is not a cursor written by ``to_json``
-        raises ``InvalidSensorCursor`` naming how to reset it: guessing a starting point
-        would silently skip or replay changes.
-        """
-        if raw is None or not raw.strip():
-            return cls()
-        try:
-            doc = json.loads(raw)
-            if not isinstance(doc, dict) or doc.get("v") != CURSOR_VERSION:
-                raise ValueError(f"expected an object with \"v\": {CURSOR_VERSION}")
-            wm_raw = doc.get("watermark")
-            watermark = parse_ts(wm_raw) if wm_raw is not None else None
-            since_raw = doc.get("since")
-            since = parse_ts(since_raw) if since_raw is not None else None
-            seen_raw = doc.get("seen") or {}
-            if not isinstance(seen_raw, Mapping):
-                raise ValueError("\"seen\" must be an object of updatedAt -> [ids]")
-            seen: set[Pair] = set()
-            for ts, ids in seen_raw.items():
-                if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                    raise ValueError(f"\"seen\"[{ts!r}] must be a list of ids")
-                updated = parse_ts(ts)
-                seen.update((rid, updated) for rid in ids)
-        except (ValueError, TypeError) as exc:
-            shown = raw if len(raw) <= 120 else raw[:117] + "..."
-            raise InvalidSensorCursor(f"Unreadable sensor cursor {shown!r}: {exc}. {RESET_HINT}") from exc
-        if watermark is None and seen:
-            raise InvalidSensorCursor(f"Sensor cursor has ids but no watermark: {raw[:120]!r}. {RESET_HINT}")
-        return cls(watermark=watermark, seen=frozenset(seen), since=since)
-
 
 @dataclass(frozen=True)
 class PartitionChanges:
@@ -155,35 +75,58 @@ class ChangeRange:
 
     The range may include days without changes when ``ranges()`` had to merge across
     gaps to stay within the run budget; re-pulling such a day is harmless.
+    ``retried`` are the pending days this run requests again (their earlier run
+    failed); ``newest_updated_at`` is None when the range holds only such days.
     """
 
     first_day: date
     last_day: date
-    newest_updated_at: datetime
+    newest_updated_at: datetime | None
     pairs: tuple[Pair, ...]
     changed_days: tuple[date, ...]
+    retried: Mapping[date, PendingRequest] = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.retried is None:
+            object.__setattr__(self, "retried", {})
+
+    @property
+    def requested_days(self) -> tuple[date, ...]:
+        """The days this run must cover: changed days and re-requested days."""
+        return tuple(sorted({*self.changed_days, *self.retried}))
 
     @property
     def count(self) -> int:
         """How many (id, updatedAt) changes this run covers."""
         return len(self.pairs)
 
-    @property
+    @cached_property
     def run_key(self) -> str:
         """``first..last@newestUpdatedAt#hash``; see ``run_key_for``."""
-        return run_key_for(self.first_day, self.last_day, self.newest_updated_at, self.pairs)
+        return run_key_for(self.first_day, self.last_day, self.newest_updated_at, self.pairs, self.retried)
 
 
-def run_key_for(first_day: date, last_day: date, newest: datetime, pairs: Iterable[Pair]) -> str:
+def run_key_for(
+    first_day: date,
+    last_day: date,
+    newest: datetime | None,
+    pairs: Iterable[Pair],
+    retried: Mapping[date, PendingRequest] | None = None,
+) -> str:
     """A run key that is the same for the same changes and new for any new change.
 
     Dagster remembers sensor run keys forever, so a key per day alone would silently
     drop every later change to that day; the newest ``updatedAt`` plus a hash of the
     exact ``(id, updatedAt)`` set make each distinct batch of changes its own key.
+    A re-requested day adds its earlier request's key and the new attempt number to the
+    hash, so a re-request is a new key (Dagster would drop the old one) while a repeated
+    tick still produces the same key.
     """
     lines = sorted(f"{rid}@{format_ts(updated)}" for rid, updated in pairs)
+    lines += sorted(f"retry:{d.isoformat()}:{p.key}:{p.attempt + 1}" for d, p in (retried or {}).items())
     digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:10]
-    return f"{first_day.isoformat()}..{last_day.isoformat()}@{format_ts(newest)}#{digest}"
+    stamp = format_ts(newest) if newest is not None else "retry"
+    return f"{first_day.isoformat()}..{last_day.isoformat()}@{stamp}#{digest}"
 
 
 def group_days(days: Iterable[date], max_runs: int) -> list[tuple[date, date]]:
@@ -232,19 +175,29 @@ class ChangePlan:
 
     def ranges(self, max_runs: int) -> list[ChangeRange]:
         """The changed days as at most ``max_runs`` ranges, oldest first."""
-        out = []
-        for first, last in group_days(self.partitions, max_runs):
-            parts = [p for d, p in sorted(self.partitions.items()) if first <= d <= last]
-            out.append(
-                ChangeRange(
-                    first_day=first,
-                    last_day=last,
-                    newest_updated_at=max(p.newest_updated_at for p in parts),
-                    pairs=tuple(pair for p in parts for pair in p.pairs),
-                    changed_days=tuple(p.day for p in parts),
-                )
+        return build_ranges(self.partitions, {}, max_runs)
+
+
+def build_ranges(
+    partitions: Mapping[date, PartitionChanges],
+    retried: Mapping[date, PendingRequest],
+    max_runs: int,
+) -> list[ChangeRange]:
+    """Changed days and re-requested days as at most ``max_runs`` ranges, oldest first."""
+    out = []
+    for first, last in group_days([*partitions, *retried], max_runs):
+        parts = [p for d, p in sorted(partitions.items()) if first <= d <= last]
+        out.append(
+            ChangeRange(
+                first_day=first,
+                last_day=last,
+                newest_updated_at=max((p.newest_updated_at for p in parts), default=None),
+                pairs=tuple(pair for p in parts for pair in p.pairs),
+                changed_days=tuple(p.day for p in parts),
+                retried={d: r for d, r in sorted(retried.items()) if first <= d <= last},
             )
-        return out
+        )
+    return out
 
 
 def query_start(cursor: SensorCursor, now: datetime, lookback: timedelta) -> datetime:
@@ -271,6 +224,7 @@ def plan_changes(
     *,
     first_day: date | None = None,
     last_day: date | None = None,
+    listed_through: datetime | None = None,
 ) -> tuple[ChangePlan, SensorCursor]:
     """Deduplicate one listing against the cursor and group it by ``createdAt`` day.
 
@@ -281,9 +235,11 @@ def plan_changes(
     tick; days after ``last_day`` are not, so that the lookback requests them once the
     partition exists (Siro's clock may run slightly ahead of Dagster's).
 
-    The new cursor's watermark is the newest ``updatedAt`` observed, never lower than
-    the old one and never beyond what the API actually returned: a change stamped later
-    than anything listed so far can therefore not be skipped. Until something is
+    The new cursor's watermark is the newest ``updatedAt`` observed, or
+    ``listed_through`` (the end of the last ``updatedAt`` chunk that was listed
+    completely, when the listing was cut into chunks) if that is later; never lower than
+    the old one and never beyond what the API actually returned or covered: a change
+    stamped later than anything listed so far can therefore not be skipped. Until something is
     observed, the cursor keeps the first tick's start (``since``) instead, so an idle
     sensor neither drifts forward with the clock nor reaches back into history. The seen
     set keeps only pairs the next listing can return again
@@ -326,7 +282,7 @@ def plan_changes(
         for day, pairs in sorted(by_day.items())
     }
 
-    candidates = [w for w in (cursor.watermark, newest_observed) if w is not None]
+    candidates = [w for w in (cursor.watermark, newest_observed, listed_through) if w is not None]
     watermark = max(candidates) if candidates else None
     since = cursor.since if cursor.watermark is not None else start
     if since is not None and watermark is not None and watermark - lookback >= since:
@@ -341,4 +297,4 @@ def plan_changes(
         duplicates=duplicates,
         skipped=dict(sorted(skipped.items())),
     )
-    return plan, SensorCursor(watermark=watermark, seen=seen, since=since)
+    return plan, replace(cursor, watermark=watermark, seen=seen, since=since)

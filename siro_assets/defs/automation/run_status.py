@@ -1,0 +1,85 @@
+"""Where the sensor's requested runs stand, read from the Dagster instance.
+
+The only Dagster-facing half of the pending-days bookkeeping (`pending_runs.py` decides).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
+
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
+
+from .jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from .pending_runs import RequestState
+from ..partitions import partition_date
+
+__all__ = ["REQUEST_TAG", "queued_days", "request_key_of", "request_states"]
+
+# Every run the sensor requests carries its run key here. Dagster's automatic run
+# retries copy a run's tags, so the retries of a request are found by it too.
+REQUEST_TAG = "siro/request"
+RUN_ID_KEY_PREFIX = "run:"
+
+# Spelled here because `dagster` exports them only from private modules.
+PARTITION_TAG = "dagster/partition"
+WILL_RETRY_TAG = "dagster/will_retry"
+AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
+
+_RUNNING = {DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING, DagsterRunStatus.MANAGED}
+_NOT_STARTED = {DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED}
+
+
+def request_key_of(run: DagsterRun) -> str:
+    """The key a pending day uses for ``run``: its request tag, else its run id."""
+    return run.tags.get(REQUEST_TAG) or f"{RUN_ID_KEY_PREFIX}{run.run_id}"
+
+
+def _runs_of(instance: DagsterInstance, key: str) -> Sequence[DagsterRun]:
+    if key.startswith(RUN_ID_KEY_PREFIX):
+        group = instance.get_run_group(key[len(RUN_ID_KEY_PREFIX):])
+        return list(group[1]) if group else []
+    return [record.dagster_run for record in instance.get_run_records(RunsFilter(tags={REQUEST_TAG: key}))]
+
+
+def _state(runs: Sequence[DagsterRun]) -> RequestState:
+    statuses = {run.status for run in runs}
+    if not runs:
+        return RequestState.MISSING
+    if DagsterRunStatus.SUCCESS in statuses:
+        return RequestState.SUCCEEDED
+    if statuses & _RUNNING:
+        return RequestState.RUNNING
+    if statuses & _NOT_STARTED:
+        return RequestState.QUEUED
+    if any(r.tags.get(WILL_RETRY_TAG) == "true" and AUTO_RETRY_RUN_ID_TAG not in r.tags for r in runs):
+        return RequestState.RETRYING
+    return RequestState.FAILED
+
+
+def request_states(instance: DagsterInstance, keys: Iterable[str]) -> dict[str, RequestState]:
+    """The state of each request: one run-storage query per distinct key."""
+    return {key: _state(_runs_of(instance, key)) for key in sorted(set(keys))}
+
+
+def _days_of(run: DagsterRun) -> list[date]:
+    single = run.tags.get(PARTITION_TAG)
+    if single:
+        return [partition_date(single)]
+    first, last = run.tags.get(PARTITION_RANGE_START_TAG), run.tags.get(PARTITION_RANGE_END_TAG)
+    if not (first and last):
+        return []
+    a, b = partition_date(first), partition_date(last)
+    return [a + timedelta(days=k) for k in range((b - a).days + 1)]
+
+
+def queued_days(instance: DagsterInstance, job_name: str) -> dict[date, str]:
+    """Days covered by a run of ``job_name`` that is queued and has not started fetching,
+    mapped to that run's request key. Such a run fetches every change listed until it
+    starts, so the sensor adds no second run for those days."""
+    records = instance.get_run_records(RunsFilter(job_name=job_name, statuses=sorted(_NOT_STARTED, key=str)))
+    out: dict[date, str] = {}
+    for record in records:
+        for day in _days_of(record.dagster_run):
+            out.setdefault(day, request_key_of(record.dagster_run))
+    return out
