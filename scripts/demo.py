@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> int:
     os.environ.setdefault("SIRO_SIMULATOR", "1")
     os.chdir(ROOT)
-    from siro_assets.defs.resources import build_resources_from_env
+    from siro_assets.defs.resources import warehouse_path_from_env
     from siro_assets.warehouse.connection import duckdb_connection
 
     today = datetime.now(timezone.utc).date()
@@ -41,7 +41,9 @@ def main() -> int:
     if result.returncode:
         return result.returncode
 
-    database = Path(build_resources_from_env()["warehouse"].database).resolve()
+    # The same variables the run resolved (SIRO_DUCKDB_PATH or the simulator default);
+    # the resource holds an `EnvVar` for it, which only Dagster may resolve.
+    database = warehouse_path_from_env().resolve()
     with duckdb_connection(database, read_only=True) as con:
         tables = con.execute(
             "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'siro' ORDER BY 1"
@@ -51,7 +53,11 @@ def main() -> int:
             count = con.execute(f"SELECT count(*) FROM siro.{name}").fetchone()[0]
             print(f"  siro.{name:<32} {count:>8} rows")
     print(
-        "\nOpen it:   .venv/bin/python -c \"import duckdb; print(duckdb.connect('" + str(database) + "', read_only=True).sql('FROM siro.recording_crm LIMIT 5'))\""
+        # The file is attached under a fixed alias, so this works whatever the file is
+        # called (a file named siro.duckdb would make `siro.` ambiguous if opened directly).
+        "\nOpen it:   .venv/bin/python -c \"from siro_assets.warehouse.connection import open_duckdb; "
+        "print(open_duckdb(" + repr(str(database)).replace('"', '\\"') + ", read_only=True)"
+        ".sql('FROM siro.recording_crm LIMIT 5'))\""
         "\nUI:        make dev   (SIRO_SIMULATOR=1 DAGSTER_HOME=$PWD .venv/bin/dg dev, then http://127.0.0.1:3000)"
     )
     return 0

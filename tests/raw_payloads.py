@@ -55,10 +55,14 @@ def ref(siro_id: str, external_id: str) -> dict:
 def load_raw(
     con: duckdb.DuckDBPyConnection, records: Iterable[dict], partitions: Sequence[date]
 ) -> int:
-    """Replace `partitions` of `siro.recordings` with `records`, as one API page."""
+    """Replace `partitions` of `siro.recordings` with `records`, as one API page.
+
+    Tests set up whatever state they need, so ids missing from `records` are removed
+    (`allow_removals`), as an operator's purge would.
+    """
     partitions = list(partitions)
     with RecordingsStage() as stage:
         body = json.dumps({"data": list(records), "cursor": None}, ensure_ascii=False)
         stage.add_page(body, window_start=partitions[0])
         stage.finalize(partitions)
-        return swap_partitions(con, stage, partitions)
+        return swap_partitions(con, stage, partitions, allow_removals=True)

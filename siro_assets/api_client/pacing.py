@@ -11,18 +11,35 @@ shared by sync clients in many threads and async clients on several event loops.
 ``aiolimiter`` was not used because it is asyncio-only and bound to one event loop,
 which cannot give a single budget across threads and loops.
 
+``SharedRequestPacer`` keeps the same schedule in a small SQLite file instead, so every
+process on the machine that uses the same token (the sensor in the code server, each run
+worker, each CLI run) draws on one budget: a row per token, keyed by a hash of the token
+(never the token itself), updated in one ``BEGIN IMMEDIATE`` transaction per request.
+SQLite (standard library) gives the cross-process lock, a crash-safe update and one file
+for any number of tokens, with nothing hand-written to get wrong.
+
 Clock and sleep functions are injectable so tests can verify pacing on fake time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
 
-__all__ = ["RequestPacer", "default_pacer", "DEFAULT_REQUESTS_PER_MINUTE", "DEFAULT_BURST"]
+__all__ = [
+    "RequestPacer",
+    "SharedRequestPacer",
+    "budget_key",
+    "default_pacer",
+    "DEFAULT_REQUESTS_PER_MINUTE",
+    "DEFAULT_BURST",
+]
 
 # 10% headroom under the documented 1,000/min so clock skew and other consumers of
 # the same token do not push us into 429s.
@@ -77,11 +94,13 @@ class RequestPacer:
         if self._interval == 0.0:
             return 0.0
         with self._lock:
-            now = self._clock()
-            tat = now if self._tat is None or self._tat < now else self._tat
-            delay = max(0.0, tat - self._tolerance - now)
-            self._tat = tat + self._interval
+            delay, self._tat = self._next_slot(self._tat, self._clock())
             return delay
+
+    def _next_slot(self, tat: float | None, now: float) -> tuple[float, float]:
+        """GCRA: (wait before the claimed slot, the next theoretical arrival time)."""
+        tat = now if tat is None or tat < now else tat
+        return max(0.0, tat - self._tolerance - now), tat + self._interval
 
     def acquire(self) -> float:
         """Block (``time.sleep``) until this caller may send a request; return the wait."""
@@ -96,6 +115,98 @@ class RequestPacer:
         if delay > 0:
             await self._async_sleep(delay)
         return delay
+
+
+def budget_key(token: str) -> str:
+    """The name a token's budget is stored under: a hash, so the file never holds the token."""
+    return hashlib.sha256(b"siro-rate-budget\0" + token.encode()).hexdigest()[:32]
+
+
+class SharedRequestPacer(RequestPacer):
+    """A ``RequestPacer`` whose schedule lives in ``path``, shared by every process using it.
+
+    ``key`` names the budget (use ``budget_key(token)``: Siro's limit is per token). The
+    clock must mean the same in every process, so it defaults to the wall clock; a stored
+    schedule implausibly far ahead of it (a clock stepped back, a copied file) is reset
+    rather than obeyed. Waiting happens outside the file lock, as with ``RequestPacer``.
+    """
+
+    # No honest queue of waiting callers runs this far ahead of now.
+    MAX_AHEAD_SECONDS = 600.0
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        key: str,
+        requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE,
+        *,
+        burst: int = DEFAULT_BURST,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        lock_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(requests_per_minute, burst=burst, clock=clock, sleep=sleep, async_sleep=async_sleep)
+        if not key:
+            raise ValueError("key must be non-empty")
+        self.path = os.fspath(path)
+        self.key = key
+        self._lock_timeout = lock_timeout
+        self._con: sqlite3.Connection | None = None
+        self._con_pid: int | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"SharedRequestPacer(path={self.path!r}, requests_per_minute={self.requests_per_minute:g}, "
+            f"burst={self.burst})"
+        )
+
+    def _connection(self) -> sqlite3.Connection:
+        # Called with the thread lock held. A connection must not cross a fork.
+        if self._con is None or self._con_pid != os.getpid():
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            con = sqlite3.connect(
+                self.path, timeout=self._lock_timeout, isolation_level=None, check_same_thread=False
+            )
+            # Losing the schedule in an OS crash costs at most one burst: skip fsyncs.
+            con.execute("PRAGMA synchronous = OFF")
+            con.execute("CREATE TABLE IF NOT EXISTS budgets (key TEXT PRIMARY KEY, tat REAL NOT NULL)")
+            self._con, self._con_pid = con, os.getpid()
+        return self._con
+
+    def reserve(self) -> float:
+        """Claim the next slot of the shared budget; return how long to wait for it."""
+        if self._interval == 0.0:
+            return 0.0
+        with self._lock:
+            con = self._connection()
+            # IMMEDIATE takes the file's write lock before reading, so the read-modify-write
+            # is atomic across processes; other processes wait (busy timeout) meanwhile.
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                now = self._clock()
+                row = con.execute("SELECT tat FROM budgets WHERE key = ?", [self.key]).fetchone()
+                tat = row[0] if row else None
+                if tat is not None and tat > now + self.MAX_AHEAD_SECONDS:
+                    tat = None
+                delay, new_tat = self._next_slot(tat, now)
+                con.execute(
+                    "INSERT INTO budgets (key, tat) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
+                    [self.key, new_tat],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return delay
+
+    def close(self) -> None:
+        """Close this process's connection to the budget file (reopened on next use)."""
+        with self._lock:
+            if self._con is not None and self._con_pid == os.getpid():
+                self._con.close()
+            self._con = None
 
 
 _default_pacer: RequestPacer | None = None

@@ -1,30 +1,78 @@
-"""Asset checks on the warehouse tables.
+"""Asset checks on the warehouse tables, and the whole-table audit job.
 
-Derived-table checks compare each derived table with `siro.recordings` as a whole (not
-only the partitions of the run), so a day whose raw rows were refreshed without its
-derived rows shows up too; the failing result names the partitions to rebuild.
+Inside a run, every check looks only at the days that run wrote (its partition or
+partition-range tags), so a check costs what the run's days cost, however long the
+history grows. The same checks run without partitions — in `siro_warehouse_audit_job`,
+or executed alone from the UI — look at the whole table. One definition per rule keeps
+the two modes from drifting apart; the `scope` metadata says which one ran.
+
+`id_unique` and `keys_not_null` block: a raw table that fails them stops the run before
+any derived table is rebuilt from it. The other checks report and let the run finish.
+Every check runs in the warehouse pool and reads through a read-only connection.
+
+Duplicates of an id *across* days (impossible unless a recording's `createdAt` changed)
+are only seen by the audit: a run-scoped check cannot see other days for free.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the real annotation
 # objects of context and resource parameters.
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
-from dagster import AssetCheckResult, AssetChecksDefinition, AssetKey, MetadataValue, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetKey,
+    AssetSelection,
+    MetadataValue,
+    asset_check,
+    define_asset_job,
+)
 
+from .automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from .derived.assets import asset_key
 from .ingest.recordings import RECORDINGS_KEY
-from .resources import WarehouseResource
+from .resources import WAREHOUSE_POOL, WarehouseResource
 from ..transforms import DERIVED_TABLES, RECORDING_CRM, DerivedTable
 from ..warehouse.schema import SCHEMA
 
 RECORDINGS_TABLE = f"{SCHEMA}.recordings"
 SAMPLE_SIZE = 5
+PARTITION_TAG = "dagster/partition"
 
 # Recordings that must have no derived rows.
 _REMOVED = "(r.deleted IS TRUE OR r.root_data_purged_at IS NOT NULL)"
+
+# The first and last day a check looks at; a scope of None is the whole table.
+DayRange = tuple[date, date]
+
+
+def run_scope(run_tags: Mapping[str, str]) -> DayRange | None:
+    """The days a run wrote, from its partition or partition-range tags; None if it has neither."""
+    if PARTITION_RANGE_START_TAG in run_tags and PARTITION_RANGE_END_TAG in run_tags:
+        return (date.fromisoformat(run_tags[PARTITION_RANGE_START_TAG]),
+                date.fromisoformat(run_tags[PARTITION_RANGE_END_TAG]))
+    if PARTITION_TAG in run_tags:
+        day = date.fromisoformat(run_tags[PARTITION_TAG])
+        return day, day
+    return None
+
+
+def in_scope(alias: str, scope: DayRange | None) -> str:
+    """SQL: `alias`'s rows inside `scope` (dates are parsed `date`s, so inlining them is safe)."""
+    if scope is None:
+        return "TRUE"
+    first, last = scope
+    return f"{alias}.partition_date BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
+
+
+def describe_scope(scope: DayRange | None) -> str:
+    """How the `scope` metadata of a check result names what it looked at."""
+    return "whole table" if scope is None else f"{scope[0].isoformat()}...{scope[1].isoformat()}"
 
 
 @dataclass(frozen=True)
@@ -33,53 +81,59 @@ class _Rule:
 
     name: str
     description: str
-    offenders_sql: Callable[[DerivedTable], str]
+    offenders_sql: Callable[[DerivedTable, DayRange | None], str]
 
 
-def _orphans(table: DerivedTable) -> str:
+def _orphans(table: DerivedTable, scope: DayRange | None) -> str:
     return f"""
     SELECT d.recording_id, d.partition_date
     FROM {table.qualified_name} AS d
-    ANTI JOIN {RECORDINGS_TABLE} AS r ON r.id = d.recording_id
+    ANTI JOIN (SELECT id FROM {RECORDINGS_TABLE} AS r WHERE {in_scope("r", scope)}) AS r
+        ON r.id = d.recording_id
+    WHERE {in_scope("d", scope)}
     """
 
 
-def _removed_rows(table: DerivedTable) -> str:
+def _removed_rows(table: DerivedTable, scope: DayRange | None) -> str:
     return f"""
     SELECT d.recording_id, d.partition_date
     FROM {table.qualified_name} AS d
     JOIN {RECORDINGS_TABLE} AS r ON r.id = d.recording_id
-    WHERE {_REMOVED}
+    WHERE {_REMOVED} AND {in_scope("d", scope)} AND {in_scope("r", scope)}
     """
 
 
-def _not_one_row(table: DerivedTable) -> str:
+def _not_one_row(table: DerivedTable, scope: DayRange | None) -> str:
     # Live recordings with zero or several rows; rows of unknown or removed recordings
     # are the two checks above.
     return f"""
     WITH counts AS (
-        SELECT recording_id, count(*) AS n FROM {table.qualified_name} GROUP BY recording_id
+        SELECT recording_id, count(*) AS n FROM {table.qualified_name} AS d
+        WHERE {in_scope("d", scope)}
+        GROUP BY recording_id
     )
     SELECT r.id AS recording_id, r.partition_date
     FROM {RECORDINGS_TABLE} AS r
     LEFT JOIN counts AS c ON c.recording_id = r.id
-    WHERE NOT {_REMOVED} AND coalesce(c.n, 0) <> 1
+    WHERE NOT {_REMOVED} AND coalesce(c.n, 0) <> 1 AND {in_scope("r", scope)}
     """
 
 
-def _stats_mismatch(table: DerivedTable) -> str:
+def _stats_mismatch(table: DerivedTable, scope: DayRange | None) -> str:
     # Days whose stats row disagrees with the raw table's counts, or that have several rows.
     return f"""
     WITH truth AS (
         SELECT partition_date, count(*) AS recordings,
                count(*) FILTER (WHERE NOT {_REMOVED}) AS active
         FROM {RECORDINGS_TABLE} AS r
+        WHERE {in_scope("r", scope)}
         GROUP BY partition_date
     ),
     stats AS (
         SELECT partition_date, count(*) AS n, any_value(recordings) AS recordings,
                any_value(active_recordings) AS active
-        FROM {table.qualified_name}
+        FROM {table.qualified_name} AS d
+        WHERE {in_scope("d", scope)}
         GROUP BY partition_date
     )
     SELECT NULL::VARCHAR AS recording_id, partition_date
@@ -133,15 +187,21 @@ def _table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
 
 
 def evaluate_offenders(
-    con: duckdb.DuckDBPyConnection, tables: tuple[str, ...], offenders_sql: str
+    con: duckdb.DuckDBPyConnection,
+    tables: tuple[str, ...],
+    offenders_sql: str,
+    scope: DayRange | None = None,
 ) -> AssetCheckResult:
-    """Pass when `offenders_sql` (rows of `recording_id, partition_date`) selects nothing."""
+    """Pass when `offenders_sql` (rows of `recording_id, partition_date`) selects nothing.
+
+    `scope` only labels the result; the SQL must already be limited to it.
+    """
     missing = [t for t in tables if not _table_exists(con, t)]
     if missing:
         return AssetCheckResult(
             passed=False,
             description=f"Table(s) {', '.join(missing)} do not exist yet: materialize the assets first.",
-            metadata={"missing_tables": MetadataValue.json(missing)},
+            metadata={"missing_tables": MetadataValue.json(missing), "scope": describe_scope(scope)},
         )
     con.execute(f"CREATE OR REPLACE TEMP TABLE offenders AS {offenders_sql}")
     count, ids, partitions = con.execute(
@@ -159,6 +219,7 @@ def evaluate_offenders(
         passed=count == 0,
         description=None if count == 0 else f"{count} offending row(s); rebuild the listed partitions.",
         metadata={
+            "scope": describe_scope(scope),
             "offending_rows": count,
             "offending_partitions": len(partitions or []),
             "sample_recording_ids": MetadataValue.json(sample_ids),
@@ -167,14 +228,30 @@ def evaluate_offenders(
     )
 
 
-def evaluate_rule(con: duckdb.DuckDBPyConnection, table: DerivedTable, rule: _Rule) -> AssetCheckResult:
+def evaluate_rule(
+    con: duckdb.DuckDBPyConnection,
+    table: DerivedTable,
+    rule: _Rule,
+    scope: DayRange | None = None,
+) -> AssetCheckResult:
     """Run one derived-table rule on an open connection (separate from Dagster for tests)."""
-    return evaluate_offenders(con, (table.qualified_name, RECORDINGS_TABLE), rule.offenders_sql(table))
+    return evaluate_offenders(
+        con, (table.qualified_name, RECORDINGS_TABLE), rule.offenders_sql(table, scope), scope
+    )
 
 
-def _check_from_sql(asset: AssetKey, name: str, description: str, tables: tuple[str, ...], sql: str):
-    @asset_check(asset=asset, name=name, description=description)
-    def _check(warehouse: WarehouseResource) -> AssetCheckResult:
+def _check_from_sql(
+    asset: AssetKey,
+    name: str,
+    description: str,
+    tables: tuple[str, ...],
+    sql_for: Callable[[DayRange | None], str],
+    *,
+    blocking: bool = False,
+) -> AssetChecksDefinition:
+    @asset_check(asset=asset, name=name, description=description, blocking=blocking, pool=WAREHOUSE_POOL)
+    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+        scope = run_scope(context.op_execution_context.run_tags)
         if not Path(warehouse.database).exists():
             return AssetCheckResult(
                 passed=False,
@@ -183,7 +260,7 @@ def _check_from_sql(asset: AssetKey, name: str, description: str, tables: tuple[
             )
         # A read-only connection: checks must never hold the write lock the runs need.
         with warehouse.read_connection() as con:
-            return evaluate_offenders(con, tables, sql)
+            return evaluate_offenders(con, tables, sql_for(scope), scope)
 
     return _check
 
@@ -191,7 +268,7 @@ def _check_from_sql(asset: AssetKey, name: str, description: str, tables: tuple[
 def _build_check(table: DerivedTable, rule: _Rule) -> AssetChecksDefinition:
     return _check_from_sql(
         asset_key(table), rule.name, rule.description,
-        (table.qualified_name, RECORDINGS_TABLE), rule.offenders_sql(table),
+        (table.qualified_name, RECORDINGS_TABLE), lambda scope: rule.offenders_sql(table, scope),
     )
 
 
@@ -204,35 +281,61 @@ derived_asset_checks: list[AssetChecksDefinition] = [
     check for table in DERIVED_TABLES for check in derived_table_checks(table)
 ]
 
-# Raw-table rules: (name, description, offending rows as recording_id, partition_date).
+
+@dataclass(frozen=True)
+class _RawRule:
+    """One raw-table check; `blocking` ones stop the run before derived tables build."""
+
+    name: str
+    description: str
+    offenders_sql: Callable[[DayRange | None], str]
+    blocking: bool
+
+
 _RAW_RULES = (
-    (
+    _RawRule(
         "id_unique",
-        "Every recording id appears once in siro.recordings (exactly-once across partitions).",
-        f"""SELECT id AS recording_id, min(partition_date) AS partition_date
-            FROM {RECORDINGS_TABLE} GROUP BY id HAVING count(*) > 1""",
+        "Every recording id appears once in siro.recordings (within the run's days in a run; "
+        "across all partitions in the audit). Blocking: derived tables never build from duplicates.",
+        lambda scope: f"""SELECT id AS recording_id, min(partition_date) AS partition_date
+            FROM {RECORDINGS_TABLE} AS r WHERE {in_scope("r", scope)}
+            GROUP BY id HAVING count(*) > 1""",
+        blocking=True,
     ),
-    (
+    _RawRule(
         "created_at_in_partition",
         "Every created_at falls inside its partition's UTC day [00:00, 24:00).",
-        f"""SELECT id AS recording_id, partition_date FROM {RECORDINGS_TABLE}
-            WHERE CAST(created_at AT TIME ZONE 'UTC' AS DATE) <> partition_date""",
+        lambda scope: f"""SELECT id AS recording_id, partition_date FROM {RECORDINGS_TABLE} AS r
+            WHERE CAST(created_at AT TIME ZONE 'UTC' AS DATE) <> partition_date
+              AND {in_scope("r", scope)}""",
+        blocking=False,
     ),
-    (
+    _RawRule(
         "keys_not_null",
-        "No row of siro.recordings lacks an id or a created_at.",
-        f"""SELECT id AS recording_id, partition_date FROM {RECORDINGS_TABLE}
-            WHERE id IS NULL OR created_at IS NULL""",
+        "No row of siro.recordings lacks an id or a created_at. "
+        "Blocking: derived tables never build from rows without keys.",
+        lambda scope: f"""SELECT id AS recording_id, partition_date FROM {RECORDINGS_TABLE} AS r
+            WHERE (id IS NULL OR created_at IS NULL) AND {in_scope("r", scope)}""",
+        blocking=True,
     ),
 )
 
 raw_asset_checks: list[AssetChecksDefinition] = [
-    _check_from_sql(RECORDINGS_KEY, name, description, (RECORDINGS_TABLE,), sql)
-    for name, description, sql in _RAW_RULES
+    _check_from_sql(RECORDINGS_KEY, rule.name, rule.description, (RECORDINGS_TABLE,), rule.offenders_sql,
+                    blocking=rule.blocking)
+    for rule in _RAW_RULES
 ]
 
 # Every check Definitions loads.
 asset_checks: list[AssetChecksDefinition] = [*raw_asset_checks, *derived_asset_checks]
+
+# The whole-table audit: the same checks in a run without partitions, so they look at
+# every day. Run it on demand or on a slow schedule; the cost grows with history.
+warehouse_audit_job = define_asset_job(
+    name="siro_warehouse_audit_job",
+    selection=AssetSelection.checks(*asset_checks),
+    description="Every warehouse check over the whole table (runs without partitions).",
+)
 
 __all__ = [
     "asset_checks",
@@ -241,4 +344,6 @@ __all__ = [
     "evaluate_offenders",
     "evaluate_rule",
     "raw_asset_checks",
+    "run_scope",
+    "warehouse_audit_job",
 ]

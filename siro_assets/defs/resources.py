@@ -30,13 +30,22 @@ from ..api_client import (
     SiroAuthError,
     SiroClient,
 )
+from ..api_client.pacing import SharedRequestPacer, budget_key
 from ..api_client.timestamps import parse_ts
-from ..warehouse.connection import open_duckdb
+from ..warehouse.connection import open_duckdb, writer_lock
 
 SIMULATOR_TOKEN = "simulator-token"
+TOKEN_ENV_VAR = "SIRO_API_TOKEN"
+BASE_URL_ENV_VAR = "SIRO_API_BASE_URL"
+DUCKDB_PATH_ENV_VAR = "SIRO_DUCKDB_PATH"
+# The per-token request budget every process on the machine shares, beside the warehouse:
+# the one directory that the code server, run workers and CLI runs all see.
+RATE_BUDGET_FILE_NAME = ".siro-rate-budget.sqlite"
 
-# Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to one
-# run at a time because DuckDB admits a single writing process per file.
+# The derived rebuilds (pure warehouse work) run in this pool; dagster.yaml makes it an
+# op-granularity pool of one, so a step holds the slot only while it runs. Every write
+# also takes the warehouse's writer lock (`get_connection`), which serialises writers
+# across processes, including `dg launch` runs that bypass the run queue.
 WAREHOUSE_POOL = "siro_duckdb"
 
 STALE_STAGE_SECONDS = 24 * 3600
@@ -51,6 +60,12 @@ def _process_pacer(requests_per_minute: float) -> RequestPacer:
     # One pacer per process and rate: the 1,000 requests/minute budget belongs to the
     # token, so every client a run creates (sync or async, any thread) must share it.
     return RequestPacer(requests_per_minute=requests_per_minute)
+
+
+@lru_cache(maxsize=None)
+def _shared_pacer(path: str, key: str, requests_per_minute: float) -> SharedRequestPacer:
+    # One per process, file and token hash, so a process keeps one connection to the file.
+    return SharedRequestPacer(path, key, requests_per_minute=requests_per_minute)
 
 
 @lru_cache(maxsize=8)
@@ -79,7 +94,10 @@ class SiroApiResource(ConfigurableResource):
         description="Organization integration token (Siro admin -> API Tokens), from SIRO_API_TOKEN.",
         repr=False,  # resources get logged and rendered; the secret must not ride along
     )
-    base_url: str = Field(default=DEFAULT_BASE_URL, description="API base URL (SIRO_API_BASE_URL).")
+    base_url: str | None = Field(
+        default=None,
+        description=f"API base URL; unset: {BASE_URL_ENV_VAR} when the run starts, else {DEFAULT_BASE_URL}.",
+    )
     use_simulator: bool = Field(
         default=False, description="Serve requests from the in-process simulator (SIRO_SIMULATOR=1)."
     )
@@ -97,6 +115,11 @@ class SiroApiResource(ConfigurableResource):
     )
     requests_per_minute: float = Field(
         default=900.0, description="Client-side pacing; Siro allows 1,000 requests/minute per token."
+    )
+    rate_budget_file: str | None = Field(
+        default=None,
+        description="SQLite file holding the request budget shared by every process using the "
+        "same token (beside the warehouse); unset: this process paces on its own.",
     )
     page_size: int = Field(default=100, description="Records asked for per page (the server may cap it).")
     max_concurrent_windows: int = Field(
@@ -141,20 +164,28 @@ class SiroApiResource(ConfigurableResource):
                 "No Siro API token: set SIRO_API_TOKEN to an organization integration token "
                 "(Siro admin -> API Tokens), or SIRO_SIMULATOR=1 to use the built-in simulator."
             )
-        return self.token, self.base_url, None
+        base_url = self.base_url or os.environ.get(BASE_URL_ENV_VAR) or DEFAULT_BASE_URL
+        return self.token, base_url, None
+
+    def _pacer(self, token: str) -> RequestPacer:
+        if self.rate_budget_file and not self.use_simulator:
+            return _shared_pacer(
+                str(Path(self.rate_budget_file).resolve()), budget_key(token.strip()), self.requests_per_minute
+            )
+        return _process_pacer(self.requests_per_minute)
 
     def _client_args(self) -> tuple[tuple, dict]:
         token, base_url, transport = self._connection_args()
         options = dict(
             transport=transport,
-            pacer=_process_pacer(self.requests_per_minute),
+            pacer=self._pacer(token),
             retry=self._retry_policy(),
             timeout=self.timeout_seconds,
         )
         return (token, base_url), options
 
     def client(self, *, retry: RetryPolicy | None = None, timeout: float | None = None) -> SiroClient:
-        """A synchronous client sharing this process's request pacer.
+        """A synchronous client drawing on the token's shared request budget.
 
         ``retry`` and ``timeout`` override the resource's settings for callers with a
         tighter deadline than a run (the sensor must finish a tick within 60 s).
@@ -167,7 +198,7 @@ class SiroApiResource(ConfigurableResource):
         return SiroClient(*args, **options)
 
     def async_client(self) -> AsyncSiroClient:
-        """An asyncio client sharing this process's request pacer."""
+        """An asyncio client drawing on the token's shared request budget."""
         args, options = self._client_args()
         return AsyncSiroClient(*args, **options)
 
@@ -210,14 +241,17 @@ class WarehouseResource(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection, closed (releasing the file lock) on exit."""
-        con = open_duckdb(
-            self.database, lock_timeout=self.lock_timeout_seconds, config=self.connection_config
-        )
-        try:
-            yield con
-        finally:
-            con.close()
+        """A read-write connection holding the warehouse's one-writer slot (a lock file
+        beside it, shared by every process); both are released on exit, so open it only
+        around the write itself."""
+        with writer_lock(self.database, timeout=self.lock_timeout_seconds):
+            con = open_duckdb(
+                self.database, lock_timeout=self.lock_timeout_seconds, config=self.connection_config
+            )
+            try:
+                yield con
+            finally:
+                con.close()
 
     @contextmanager
     def read_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -243,21 +277,45 @@ def default_duckdb_path(simulated: bool) -> str:
     return str(Path("data") / name)
 
 
+def simulator_enabled() -> bool:
+    """Whether `SIRO_SIMULATOR` asks for the built-in simulator (read when the code loads)."""
+    return os.environ.get("SIRO_SIMULATOR", "").strip().lower() in {"1", "true", "yes"}
+
+
+def warehouse_path_from_env() -> Path:
+    """The warehouse file the documented variables select: `SIRO_DUCKDB_PATH` or the default.
+
+    For scripts that need the path itself; resources get it through `EnvVar`.
+    """
+    return Path(os.environ.get(DUCKDB_PATH_ENV_VAR) or default_duckdb_path(simulator_enabled()))
+
+
+def rate_budget_path(warehouse_path: str | Path) -> Path:
+    """The shared request-budget file that sits beside a warehouse file."""
+    return Path(warehouse_path).resolve().parent / RATE_BUDGET_FILE_NAME
+
+
 def build_resources_from_env() -> dict[str, ConfigurableResource]:
     """Map the documented environment variables onto the resources.
 
-    Only *which* variables to bind is decided here; secret values are resolved by
-    Dagster's `EnvVar` when a run or tick starts, so `dagster dev` loads without them.
+    The token is always bound with `EnvVar`, so it is read when a run or tick starts (in
+    that process's environment), never baked in when the code loads: a code server
+    started without it still runs with the run's token, and the UI shows only the name.
+    An unset base URL is likewise looked up when the run starts. `SIRO_SIMULATOR` and the
+    warehouse path choose the resources' shape and are read where the code loads.
     """
-    simulated = os.environ.get("SIRO_SIMULATOR", "").strip().lower() in {"1", "true", "yes"}
+    simulated = simulator_enabled()
     if simulated:
         siro = SiroApiResource(use_simulator=True)
     else:
         siro = SiroApiResource(
-            token=EnvVar("SIRO_API_TOKEN") if os.environ.get("SIRO_API_TOKEN") else None,
-            base_url=EnvVar("SIRO_API_BASE_URL") if os.environ.get("SIRO_API_BASE_URL") else DEFAULT_BASE_URL,
+            token=EnvVar(TOKEN_ENV_VAR),
+            base_url=EnvVar(BASE_URL_ENV_VAR) if os.environ.get(BASE_URL_ENV_VAR) else None,
+            rate_budget_file=str(rate_budget_path(warehouse_path_from_env())),
         )
-    database = EnvVar("SIRO_DUCKDB_PATH") if os.environ.get("SIRO_DUCKDB_PATH") else default_duckdb_path(simulated)
+    database = (
+        EnvVar(DUCKDB_PATH_ENV_VAR) if os.environ.get(DUCKDB_PATH_ENV_VAR) else default_duckdb_path(simulated)
+    )
     # Imported here: the writebacks package imports this module for WarehouseResource.
     from .writebacks.resource import crm_resource_from_env
 
@@ -270,4 +328,7 @@ __all__ = [
     "SiroAuthError",
     "WarehouseResource",
     "build_resources_from_env",
+    "rate_budget_path",
+    "simulator_enabled",
+    "warehouse_path_from_env",
 ]

@@ -1,4 +1,5 @@
-"""The DuckDB warehouse: DDL, the run-private stage and atomic partition swap, connections.
+"""The DuckDB warehouse: DDL, the run-private stage, the lost-value guard, the merging
+partition swap, the warehouse's organization, connections and the writer lock.
 
-Imports DuckDB and tenacity; never Dagster, HTTP or the API client.
+Imports DuckDB, tenacity and filelock; never Dagster, HTTP or the API client.
 """

@@ -1,10 +1,16 @@
-"""Opening the DuckDB warehouse file from several processes.
+"""Opening the DuckDB warehouse file from several processes, whatever the file is called.
 
-DuckDB admits one read-write process per file (or several read-only ones). The design
-keeps every write lock short (runs stage into their own file and hold the warehouse
-only for the swap transaction) and queues writing runs in one pool; waiting on the
-lock here is the safety net for the moments two processes still meet, such as two
-`dagster asset materialize` commands, which bypass the run queue.
+Every connection is an in-memory DuckDB with the warehouse file ATTACHed under the fixed
+alias `warehouse` and made the default catalog (`USE warehouse`). Opened directly, DuckDB
+names a file's catalog after its stem, so the README's own `data/siro.duckdb` would
+yield a catalog `siro` beside the schema `siro`, and every `siro.recordings` would be
+"Ambiguous reference to catalog or schema". With the fixed alias any file name works:
+`siro.duckdb`, names with spaces or non-ASCII letters, names that are SQL keywords.
+
+DuckDB admits one read-write process per file (or several read-only ones). Writers are
+serialised by `writer_lock` (a lock file beside the warehouse) held only around a
+write; waiting on DuckDB's own lock here is the safety net for a process that does not
+take it, such as a DuckDB shell left open on the file.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+from filelock import FileLock, Timeout
 from tenacity import (
     Retrying,
     before_sleep_log,
@@ -24,6 +31,9 @@ from tenacity import (
 )
 
 logger = logging.getLogger("siro_assets.warehouse")
+
+#: The catalog name every connection gives the warehouse file (see the module docstring).
+WAREHOUSE_CATALOG = "warehouse"
 
 
 class WarehouseLockTimeout(RuntimeError):
@@ -41,6 +51,23 @@ def _is_lock_error(exc: BaseException) -> bool:
 DEFAULT_MEMORY_LIMIT = "512MB"
 
 
+def sql_string(value: str | Path) -> str:
+    """`value` as a single-quoted SQL string literal (for ATTACH, which takes no parameters)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _attach(path: Path, *, read_only: bool, config: dict) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:", config=config)
+    try:
+        mode = " (READ_ONLY)" if read_only else ""
+        con.execute(f"ATTACH {sql_string(path)} AS {WAREHOUSE_CATALOG}{mode}")
+        con.execute(f"USE {WAREHOUSE_CATALOG}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def open_duckdb(
     path: str | Path,
     *,
@@ -48,13 +75,19 @@ def open_duckdb(
     lock_timeout: float = 900.0,
     config: dict | None = None,
 ):
-    """Connect to `path`, waiting (jittered backoff) while another process holds its lock.
+    """Connect to the warehouse file `path` (as catalog `warehouse`), waiting (jittered
+    backoff) while another process holds its lock.
 
     Every connection runs in UTC so that `TIMESTAMPTZ -> DATE` means the UTC day.
-    `config` is DuckDB's connection configuration (`memory_limit` defaults to 512MB).
+    `config` is DuckDB's connection configuration (`memory_limit` defaults to 512MB;
+    spill files go beside the warehouse file, not into the working directory).
     """
-    config = {"memory_limit": DEFAULT_MEMORY_LIMIT, **(config or {})}
     path = Path(path)
+    config = {
+        "memory_limit": DEFAULT_MEMORY_LIMIT,
+        "temp_directory": str(path.parent / f"{path.name}.tmp"),
+        **(config or {}),
+    }
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     retrying = Retrying(
@@ -65,7 +98,7 @@ def open_duckdb(
         reraise=True,
     )
     try:
-        con = retrying(duckdb.connect, str(path), read_only=read_only, config=config)
+        con = retrying(_attach, path, read_only=read_only, config=config)
     except duckdb.IOException as exc:
         if _is_lock_error(exc):
             raise WarehouseLockTimeout(
@@ -81,9 +114,48 @@ def open_duckdb(
 def duckdb_connection(
     path: str | Path, *, read_only: bool = False, lock_timeout: float = 900.0
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """`open_duckdb` as a context manager that always closes (and so releases the lock)."""
+    """`open_duckdb` as a context manager that always closes (and so releases the lock).
+
+    The recommended way for consumers to read the warehouse: `siro.recordings` then
+    resolves whatever the file is called.
+    """
     con = open_duckdb(path, read_only=read_only, lock_timeout=lock_timeout)
     try:
         yield con
     finally:
         con.close()
+
+
+def writer_lock_path(path: str | Path) -> Path:
+    """The lock file that serialises writers of the warehouse `path`: beside it."""
+    path = Path(path)
+    return path.parent / f"{path.name}.writer.lock"
+
+
+@contextmanager
+def writer_lock(path: str | Path, *, timeout: float = 900.0) -> Iterator[None]:
+    """Hold the warehouse's one-writer slot, across processes, for the `with` block.
+
+    A lock file beside the warehouse (`filelock`, an OS lock the kernel releases if the
+    holder dies), so every process that writes (run workers, `dg launch` runs that bypass
+    the run queue, scripts) takes turns, and only for the write itself: fetching and
+    staging happen outside it. Waits up to `timeout` seconds, logging once if it must.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(writer_lock_path(path), timeout=timeout)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logger.warning("Waiting for the warehouse writer lock on %s (another run is writing)", path)
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout as exc:
+            raise WarehouseLockTimeout(
+                f"Another process held the writer lock {writer_lock_path(path)} for "
+                f"{timeout:.0f}s; is a writer stuck?"
+            ) from exc
+    try:
+        yield
+    finally:
+        lock.release()

@@ -2,13 +2,12 @@
 
 Pages go to disk as they arrive (memory stays bounded however large a day is) and are
 parsed once, set-wise, by DuckDB's JSON functions into the typed raw-table shape. Only
-the final swap touches the shared warehouse file, in one transaction: a crash or a
-kill before its COMMIT leaves the previous partition contents untouched.
+the final swap (`swap.py`) touches the shared warehouse file, in one transaction: a
+crash or a kill before its COMMIT leaves the previous partition contents untouched.
 """
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -18,45 +17,22 @@ from pathlib import Path
 
 import duckdb
 
+from .lost_values import lost_values_sql, raw_types_sql
 from .schema import (
     RECORD_JSON_SHAPE,
     RECORDINGS_COLUMN_NAMES,
     RECORDINGS_COLUMNS,
-    SCHEMA,
-    ensure_schema,
     recordings_ddl,
 )
+# The swap lives in swap.py; re-exported for callers that import it with the stage.
+from .swap import swap_partitions
 
-
-logger = logging.getLogger("siro_assets.warehouse")
+__all__ = ["RecordingsStage", "StageSummary", "StagingValidationError", "swap_partitions"]
 
 
 class StagingValidationError(ValueError):
     """The API sent records the warehouse cannot store faithfully: no id, no parsable
     createdAt, or a value of the wrong type in a field the pipeline decides on."""
-
-
-# Fields whose silent loss would change what consumers see: a `deleted` or
-# `rootDataPurgedAt` read as NULL would resurrect a removed recording downstream, a
-# `crm` / `summary` / `entityExtractions` read as NULL would drop its derived rows.
-# json_transform is lenient (a value of the wrong type becomes NULL without an error),
-# so each is compared with its raw JSON, which one multi-path json_extract yields.
-# (API field, typed column, the JSON type the API documents for it)
-_GUARDED = (
-    ("updatedAt", "updated_at", "VARCHAR"),
-    ("deleted", "deleted", "BOOLEAN"),
-    ("deletedAt", "deleted_at", "VARCHAR"),
-    ("rootDataPurgedAt", "root_data_purged_at", "VARCHAR"),
-    ("crm", "crm", "OBJECT"),
-    ("summary", "summary", "ARRAY"),
-    ("entityExtractions", "entity_extractions", "ARRAY"),
-)
-_RAW_GUARDED = "[" + ", ".join(f"'$.{field}'" for field, _, _ in _GUARDED) + "]"
-_LOST_VALUES = "list_filter([" + ", ".join(
-    f"CASE WHEN json_type(raw[{i}]) <> 'NULL' AND (json_type(raw[{i}]) <> '{json_type}' "
-    f"OR {column} IS NULL) THEN '{field}' END"
-    for i, (field, column, json_type) in enumerate(_GUARDED, start=1)
-) + "], lambda x: x IS NOT NULL)"
 
 
 _TYPED_SELECT = f"""
@@ -72,7 +48,7 @@ WITH page AS (
     -- One json_transform per record into the whole typed shape: each `->>` would
     -- re-parse the record's text, which costs several times more.
     SELECT r, seq, json_transform(r, '{RECORD_JSON_SHAPE}') AS t,
-           json_extract(r, {_RAW_GUARDED}) AS raw
+           {raw_types_sql('r')} AS raw
     FROM records
 ), shaped AS (
 SELECT
@@ -101,10 +77,12 @@ SELECT
     CAST(TRY_CAST(t.createdAt AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS DATE) AS partition_date,
     $ingested_at::TIMESTAMPTZ                      AS ingested_at,
     seq,
-    raw
+    raw,
+    t
 FROM typed
 )
-SELECT * EXCLUDE (raw), {_LOST_VALUES} AS lost_values FROM shaped
+-- The lost-value guard (lost_values.py) compares typed values with raw JSON types.
+SELECT * EXCLUDE (raw, t), {lost_values_sql('payload', 'raw')} AS lost_values FROM shaped
 """
 
 @dataclass(frozen=True)
@@ -250,45 +228,3 @@ class RecordingsStage:
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
 
-
-def _quietly(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Clean-up that must not hide the error that made it necessary."""
-    try:
-        con.execute(sql)
-    except duckdb.Error as exc:  # e.g. the connection is already unusable
-        logger.warning("DuckDB clean-up %r failed after an earlier error: %s", sql, exc)
-
-
-def swap_partitions(
-    con: duckdb.DuckDBPyConnection, stage: RecordingsStage, partitions: Sequence[date]
-) -> int:
-    """Replace `partitions` of `siro.recordings` with the stage's rows in one transaction.
-
-    Returns the number of rows inserted. On any error the transaction rolls back and the
-    warehouse keeps its previous rows for those partitions.
-    """
-    ensure_schema(con)
-    escaped = str(stage.sealed_path()).replace("'", "''")
-    con.execute(f"ATTACH '{escaped}' AS stage (READ_ONLY)")
-    columns = ", ".join(RECORDINGS_COLUMN_NAMES)
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(
-                f"DELETE FROM {SCHEMA}.recordings WHERE partition_date IN (SELECT unnest($p::DATE[]))",
-                {"p": list(partitions)},
-            )
-            con.execute(
-                f"INSERT INTO {SCHEMA}.recordings ({columns}) SELECT {columns} FROM stage.recordings"
-            )
-            inserted = con.execute(
-                f"SELECT count(*) FROM {SCHEMA}.recordings WHERE partition_date IN (SELECT unnest($p::DATE[]))",
-                {"p": list(partitions)},
-            ).fetchone()[0]
-            con.execute("COMMIT")
-        except BaseException:
-            _quietly(con, "ROLLBACK")
-            raise
-    finally:
-        _quietly(con, "DETACH stage")
-    return inserted

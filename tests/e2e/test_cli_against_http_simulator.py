@@ -142,3 +142,18 @@ def test_definitions_load_without_any_configuration(tmp_path):
                             env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "All definitions loaded successfully" in result.stdout + result.stderr
+
+
+def test_a_warehouse_file_named_siro_duckdb_works_through_the_cli(dagster_env, tmp_path):
+    # DuckDB would name this file's catalog `siro`, the name of the schema; the
+    # directory adds spaces and non-ASCII letters to the path.
+    database = tmp_path / "wärehouse 日本" / "siro.duckdb"
+    dagster_env["SIRO_DUCKDB_PATH"] = str(database)
+    result = subprocess.run(
+        [str(BIN / "dg"), "launch", "--assets", "siro/recordings", "--partition", "2026-03-02"],
+        env=dagster_env, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with duckdb_connection(database, read_only=True) as con:
+        rows = con.execute("SELECT count(*) FROM siro.recordings").fetchone()[0]
+    assert rows == _truth_count(date(2026, 3, 2), date(2026, 3, 2))

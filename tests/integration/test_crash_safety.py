@@ -40,7 +40,8 @@ _KILLED_WRITER = textwrap.dedent(
                 time.sleep(600)
             return result
 
-    swap_partitions(ParkAfterDelete(), stage, [day])
+    # allow_removals: the replacement lacks the day's ids, which is what lets the DELETE run.
+    swap_partitions(ParkAfterDelete(), stage, [day], allow_removals=True)
     """
 )
 

@@ -11,6 +11,7 @@ from datetime import date
 
 import pytest
 from dagster import (
+    build_asset_check_context,
     AssetKey,
     BackfillPolicy,
     DagsterInstance,
@@ -100,7 +101,7 @@ def run(
 def evaluate_checks(warehouse) -> dict[tuple[str, str], bool]:
     """Every derived check invoked directly (no run), as {(table, check name): passed}."""
     return {
-        (c.check_key.asset_key.path[-1], c.check_key.name): c(warehouse=warehouse).passed
+        (c.check_key.asset_key.path[-1], c.check_key.name): c(build_asset_check_context(), warehouse=warehouse).passed
         for c in derived_asset_checks
     }
 
@@ -136,17 +137,20 @@ def test_materialize_one_partition(warehouse):
     result = run(warehouse, key="2026-01-05")
     assert result.success
     outcomes = check_outcomes(result)
-    # Checks cover the whole table: D2's raw rows have no derived rows yet, and the
-    # one-row check says so, naming the partition to build.
-    assert outcomes.pop(("recording_crm", "one_row_per_recording")) is False
-    # ... and so does the stats check: D2 has recordings but no stats row yet.
-    assert outcomes.pop(("recording_daily_stats", "counts_match_recordings")) is False
+    # In a run, checks look at the run's day only: D1 is whole, so every check passes
+    # although D2's raw rows have no derived rows yet ...
     assert all(outcomes.values()), outcomes
-    unbuilt = next(
-        e for e in result.get_asset_check_evaluations() if e.check_name == "one_row_per_recording"
-    )
+    assert {e.metadata["scope"].value for e in result.get_asset_check_evaluations()} == {"2026-01-05...2026-01-05"}
+    # ... which the whole-table audit (the checks without partitions) reports, naming
+    # the partition to build.
+    audit = {(c.check_key.asset_key.path[-1], c.check_key.name): c(build_asset_check_context(), warehouse=warehouse)
+             for c in derived_asset_checks}
+    assert not audit.pop(("recording_daily_stats", "counts_match_recordings")).passed
+    unbuilt = audit.pop(("recording_crm", "one_row_per_recording"))
+    assert not unbuilt.passed and unbuilt.metadata["scope"].value == "whole table"
     assert unbuilt.metadata["sample_partitions"].value == ["2026-01-06"]
     assert unbuilt.metadata["sample_recording_ids"].value == ["b"]
+    assert all(r.passed for r in audit.values())
 
     assert query(warehouse, "SELECT recording_id, is_linked FROM siro.recording_crm ORDER BY 1") == [
         ("a", True), ("unlinked", False)
@@ -240,7 +244,7 @@ def test_checks_fail_on_planted_bad_rows(warehouse):
 
     by_name = {c.check_key.name + "@" + c.check_key.asset_key.path[-1]: c for c in derived_asset_checks}
     def evaluate(name, table):
-        return by_name[f"{name}@{table}"](warehouse=warehouse)
+        return by_name[f"{name}@{table}"](build_asset_check_context(), warehouse=warehouse)
 
     orphan = evaluate("recording_ids_exist", "recording_summaries")
     assert not orphan.passed
@@ -257,16 +261,16 @@ def test_checks_fail_on_planted_bad_rows(warehouse):
     assert not evaluate("counts_match_recordings", "recording_daily_stats").passed
     assert evaluate("recording_ids_exist", "recording_crm_links").passed
 
-    # Inside a run (D2 here, leaving the planted rows alone) failures do not fail the run.
+    # A run of D2 (leaving the planted rows of D1 alone) looks at D2 only: it passes.
     result = run(warehouse, key="2026-01-06")
     assert result.success
-    assert check_outcomes(result)[("recording_summaries", "recording_ids_exist")] is False
+    assert check_outcomes(result)[("recording_summaries", "recording_ids_exist")] is True
 
 
 def test_checks_report_missing_tables(warehouse):
     seed(warehouse, {D1: [rich("a", D1)]})
     check = next(c for c in derived_asset_checks if c.check_key.asset_key.path[-1] == "recording_crm")
-    result = check(warehouse=warehouse)
+    result = check(build_asset_check_context(), warehouse=warehouse)
     assert not result.passed
     assert "siro.recording_crm" in result.description
 

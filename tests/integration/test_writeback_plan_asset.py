@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from dagster import AssetKey, materialize
+from dagster import AssetKey, build_asset_check_context, materialize
 
 from siro_assets.defs.derived.assets import derived_assets
 from siro_assets.defs.checks import derived_table_checks
@@ -124,5 +124,5 @@ def test_materialize_plan_then_a_late_link_turns_ready(warehouse):
             "INSERT INTO siro.crm_writeback_plan SELECT * REPLACE ('gone' AS recording_id) "
             "FROM siro.crm_writeback_plan WHERE recording_id = 'linked' LIMIT 1"
         )
-    outcomes = {d.check_key.name: d(warehouse=warehouse).passed for d in CHECKS}
+    outcomes = {d.check_key.name: d(build_asset_check_context(), warehouse=warehouse).passed for d in CHECKS}
     assert outcomes == {"recording_ids_exist": True, "no_deleted_or_purged_rows": False}

@@ -37,14 +37,14 @@ def page(records: list[dict], cursor: str | None = None) -> bytes:
     return json.dumps({"data": records, "cursor": cursor}).encode()
 
 
-def load(path, pages_by_day: dict[date, list[bytes]], partitions: list[date]):
+def load(path, pages_by_day: dict[date, list[bytes]], partitions: list[date], **swap_options):
     with RecordingsStage() as stage:
         for day, pages in pages_by_day.items():
             for body in pages:
                 stage.add_page(body, window_start=day)
         summary = stage.finalize(partitions)
         with duckdb_connection(path) as con:
-            swap_partitions(con, stage, partitions)
+            swap_partitions(con, stage, partitions, **swap_options)
     return summary
 
 
@@ -110,7 +110,8 @@ def test_failed_swap_rolls_back_and_keeps_previous_rows(tmp_path, monkeypatch):
     before = rows(db)
 
     with RecordingsStage() as stage:
-        stage.add_page(page([rec("b", "2026-01-01T02:00:00.000Z")]), window_start=D1)
+        stage.add_page(page([rec("a", "2026-01-01T01:00:00.000Z", "2026-01-01T03:00:00.000Z"),
+                             rec("b", "2026-01-01T02:00:00.000Z")]), window_start=D1)
         stage.finalize([D1])
         con = open_duckdb(db)
         real_execute = con.execute
@@ -133,7 +134,7 @@ def test_other_partitions_are_untouched_by_a_swap(tmp_path):
     db = tmp_path / "w.duckdb"
     load(db, {D1: [page([rec("a", "2026-01-01T01:00:00.000Z")])],
               D2: [page([rec("b", "2026-01-02T01:00:00.000Z")])]}, [D1, D2])
-    load(db, {D1: [page([rec("c", "2026-01-01T03:00:00.000Z")])]}, [D1])
+    load(db, {D1: [page([rec("c", "2026-01-01T03:00:00.000Z")])]}, [D1], allow_removals=True)
     assert rows(db) == [("b", D2), ("c", D1)]
 
 
@@ -189,3 +190,50 @@ def test_two_versions_in_one_page_keep_the_newest_and_only_one(tmp_path):
     ])]}, [D1])
     assert summary.duplicates_dropped == 2
     assert rows(db, "SELECT id, title FROM siro.recordings") == [("a", "newest, seen last")]
+
+
+_REF = {"id": "s1", "externalId": "x1"}
+_EXTRACTION = {"name": "budget", "value": 5, "mappings": [{"crmModelName": "Deal", "crmFieldName": "amount"}]}
+
+
+@pytest.mark.parametrize(
+    "path, fields",
+    [
+        ("crm.users", {"crm": {"users": {"id": "u1", "externalId": "x"}}}),
+        ("crm.engagement", {"crm": {"engagement": "eng_1"}}),
+        ("crm.contacts", {"crm": {"contacts": "c1,c2"}}),
+        ("crm.lead", {"crm": {"lead": [_REF]}}),
+        ("crm.users[*]", {"crm": {"users": [_REF, "u2"]}}),
+        ("crm.contacts[*]", {"crm": {"contacts": [7]}}),
+        ("summary[*]", {"summary": [{"id": "s", "name": "Next steps", "content": "c"}, "a plain string"]}),
+        ("entityExtractions[*]", {"entityExtractions": [_EXTRACTION, "budget: 5"]}),
+        ("entityExtractions[*].mappings", {"entityExtractions": [
+            {**_EXTRACTION, "mappings": {"crmModelName": "Deal", "crmFieldName": "amount"}}]}),
+        ("entityExtractions[*].mappings[*]", {"entityExtractions": [{**_EXTRACTION, "mappings": ["Deal.amount"]}]}),
+        ("durationInMilliseconds", {"durationInMilliseconds": "three minutes"}),
+    ],
+)
+def test_a_nested_value_of_the_wrong_type_refuses_the_partition(path, fields):
+    broken = rec("a", "2026-01-01T01:00:00.000Z", **fields)
+    with RecordingsStage() as stage:
+        stage.add_page(page([broken, rec("b", "2026-01-01T02:00:00.000Z")]), window_start=D1)
+        with pytest.raises(StagingValidationError) as error:
+            stage.finalize([D1])
+    message = str(error.value)
+    assert f"{path}: 1 recording(s), e.g. ['a']" in message
+    assert "'b'" not in message
+
+
+def test_null_and_empty_nested_values_are_not_type_errors(tmp_path):
+    db = tmp_path / "w.duckdb"
+    harmless = rec(
+        "a", "2026-01-01T01:00:00.000Z",
+        crm={"integrationConnectionId": None, "users": [None, {}], "contacts": None, "engagement": {},
+             "lead": None},
+        summary=[None, {}, {"id": "s", "name": None, "content": None}],
+        entityExtractions=[None, {}, {"name": "n", "value": None, "mappings": None},
+                           {"name": "m", "value": 1, "mappings": [None, {}]}],
+        durationInMilliseconds="60000",
+    )
+    load(db, {D1: [page([harmless])]}, [D1])
+    assert rows(db, "SELECT id, duration_ms, len(summary) FROM siro.recordings") == [("a", 60000.0, 3)]

@@ -4,25 +4,30 @@
 import asyncio
 import time
 from datetime import date
+from pathlib import Path
 
 from dagster import (
     AssetKey,
     AssetExecutionContext,
     BackfillPolicy,
+    Config,
     MaterializeResult,
     MetadataValue,
     TableColumn,
     TableSchema,
     asset,
 )
+from pydantic import Field
 
 from .fetch_days import stage_days
 
 from ..partitions import dates_in_range, daily_partitions, partition_key
-from ..resources import WAREHOUSE_POOL, SiroApiResource, WarehouseResource
+from ..resources import SiroApiResource, WarehouseResource
 from ...api_client.timestamps import format_ts
 from ...warehouse.schema import RECORDINGS_COLUMNS, SCHEMA
-from ...warehouse.staging import RecordingsStage, swap_partitions
+from ...warehouse.identity import check_organization, recorded_organization
+from ...warehouse.staging import RecordingsStage
+from ...warehouse.swap import swap_partitions
 
 RECORDINGS_KEY = AssetKey([SCHEMA, "recordings"])
 
@@ -54,6 +59,29 @@ def _markdown_table(columns: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
+class RecordingsConfig(Config):
+    """Run configuration of `siro/recordings` (all optional). `warehouse/swap.py` names
+    `allow_removals` in its refusal message, with the op name `siro__recordings`."""
+
+    allow_removals: bool = Field(
+        default=False,
+        description=(
+            "Let this run remove recordings the warehouse holds but the API no longer lists "
+            "(a genuine purge). Off, such a run fails and keeps the rows: the API never drops "
+            "a recording, so a shrinking day means an API incident."
+        ),
+    )
+
+
+def _check_organization_before_fetching(warehouse: WarehouseResource, organization_id: str) -> None:
+    """Fail at once (not after an hour of fetching) if the warehouse is another organization's."""
+    if not Path(warehouse.database).exists():
+        return
+    with warehouse.read_connection() as con:
+        recorded = recorded_organization(con)
+    check_organization(recorded, organization_id, database=f"The warehouse {warehouse.database}")
+
+
 RECORDINGS_TABLE_SCHEMA = TableSchema(
     columns=[TableColumn(name, sql_type.replace(" NOT NULL", "")) for name, sql_type in RECORDINGS_COLUMNS]
 )
@@ -63,13 +91,18 @@ RECORDINGS_TABLE_SCHEMA = TableSchema(
     key=RECORDINGS_KEY,
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
+    # No pool: most of this step is waiting on the API, and a 30-day backfill must not
+    # hold the warehouse slot while it does. Its one write, the swap, takes the
+    # warehouse's writer lock (WarehouseResource.get_connection) for the transaction only.
     group_name="siro_ingest",
     kinds={"duckdb"},
     metadata={"dagster/table_name": f"{SCHEMA}.recordings", "dagster/column_schema": RECORDINGS_TABLE_SCHEMA},
 )
 def recordings(
-    context: AssetExecutionContext, siro_api: SiroApiResource, warehouse: WarehouseResource
+    context: AssetExecutionContext,
+    config: RecordingsConfig,
+    siro_api: SiroApiResource,
+    warehouse: WarehouseResource,
 ) -> MaterializeResult:
     """Every Siro recording, one row per recording, in the UTC day of its `createdAt`.
 
@@ -83,10 +116,19 @@ def recordings(
     Each run lists the partition days with every enrichment flag on, stages the pages in
     a private DuckDB file, then replaces the days in one transaction: a failed run
     leaves the previous rows untouched. A range of days runs as one run.
+
+    The swap merges per id: rows changed since this run began fetching (by another,
+    overlapping run) are kept; a swap that would remove recordings the API no longer
+    lists is refused unless run config `allow_removals` is set (a genuine purge); and
+    the warehouse serves one Siro organization, recorded on its first write.
     """
     started = time.monotonic()
     days: list[date] = dates_in_range(context.partition_key_range)
+    # Taken before the first list request: whatever the warehouse holds that is newer
+    # than this came from a run that fetched later, and this run must not undo it.
+    fetched_at = siro_api.now()
     identity = siro_api.verify_token()
+    _check_organization_before_fetching(warehouse, identity.organization_id)
     context.log.info(
         f"Token OK for organization {identity.organization_id}; fetching {len(days)} day(s) "
         f"{partition_key(days[0])}..{partition_key(days[-1])}"
@@ -114,7 +156,14 @@ def recordings(
                 "requested windows; they were left for their own partitions."
             )
         with warehouse.get_connection() as con:
-            inserted = swap_partitions(con, stage, days)
+            inserted = swap_partitions(
+                con,
+                stage,
+                days,
+                fetched_at=fetched_at,
+                organization_id=identity.organization_id,
+                allow_removals=config.allow_removals,
+            )
             rows, deleted, linked, purged = con.execute(_COUNTS_SQL, {"p": days}).fetchone()
             preview_rows = con.execute(_PREVIEW_SQL, {"p": days}).fetchall()
 
