@@ -37,9 +37,9 @@ def test_raw_key_checks_block_and_every_check_runs_in_the_warehouse_pool():
 def test_a_broken_raw_table_stops_the_derived_tables_in_a_real_run(warehouse, monkeypatch):
     real_swap = raw.swap_partitions
 
-    def swap_then_duplicate(con, stage, days):
+    def swap_then_duplicate(con, stage, days, *args, **kwargs):
         # A writer bug: the swap leaves one recording twice in the day.
-        inserted = real_swap(con, stage, days)
+        inserted = real_swap(con, stage, days, *args, **kwargs)
         con.execute("INSERT INTO siro.recordings SELECT * FROM siro.recordings LIMIT 1")
         return inserted
 
@@ -59,7 +59,8 @@ def test_a_broken_raw_table_stops_the_derived_tables_in_a_real_run(warehouse, mo
     assert "siro__recordings_id_unique" in started
     assert not {f"siro__{a.key.path[-1]}" for a in derived_assets} & started
     with duckdb_connection(warehouse.database, read_only=True) as con:
-        tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        tables = {t for (t,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'siro'").fetchall()}
     assert tables == {"recordings"}
 
 

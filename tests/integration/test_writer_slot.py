@@ -24,11 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 JOB = "siro_recordings_job"
 
 
-def test_the_run_queue_starts_todays_run_while_a_backfill_runs(tmp_path):
+def test_the_run_queue_starts_todays_run_while_a_backfill_runs(tmp_path, monkeypatch):
     """With the repo's dagster.yaml, the daemon's dequeue step (the code the run queue
     runs each tick) launches a queued run for today while a 30-day backfill is in
     progress. With a run-granularity pool the backfill held the slot for its whole run."""
     shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    # Creating a run resolves the job's resource config, whose token is an EnvVar.
+    monkeypatch.setenv("SIRO_API_TOKEN", "placeholder-token-for-run-creation")
     # Queued runs need a code location origin; the dequeue decision never loads it.
     origin = RemoteJobOrigin(
         RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("siro_assets"), "__repository__"), JOB

@@ -8,7 +8,11 @@ from ..ingest.recordings import RECORDINGS_KEY
 
 # The raw table and everything derived from it: rematerializing a day of raw rows
 # always refreshes that day downstream too, so derived tables never go stale.
-recordings_pipeline_selection = AssetSelection.assets(RECORDINGS_KEY).downstream()
+# Only siro/* assets: a user's code location that merges these Definitions with its own
+# downstream assets (other partitions, other storage) must not pull them into this job.
+recordings_pipeline_selection = AssetSelection.assets(RECORDINGS_KEY).downstream() & AssetSelection.key_prefixes(
+    RECORDINGS_KEY.path[0]
+)
 
 # A step that fails (Siro still down after the client's own ~60 s of retries) is tried
 # again inside the run after ~20 s and then ~40 s. Dagster's run retries (dagster.yaml)

@@ -128,6 +128,8 @@ def build_derived_asset(table: DerivedTable) -> AssetsDefinition:
         metadata={
             "dagster/table_name": table.qualified_name,
             "dagster/column_schema": table_schema(table),
+            # Lets Dagster's DuckDB I/O managers load any partition range of this table.
+            "partition_expr": "partition_date",
         },
     )
     def _derived(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:

@@ -96,7 +96,12 @@ RECORDINGS_TABLE_SCHEMA = TableSchema(
     # warehouse's writer lock (WarehouseResource.get_connection) for the transaction only.
     group_name="siro_ingest",
     kinds={"duckdb"},
-    metadata={"dagster/table_name": f"{SCHEMA}.recordings", "dagster/column_schema": RECORDINGS_TABLE_SCHEMA},
+    metadata={
+        "dagster/table_name": f"{SCHEMA}.recordings",
+        "dagster/column_schema": RECORDINGS_TABLE_SCHEMA,
+        # Lets Dagster's DuckDB I/O managers load any partition range of this table.
+        "partition_expr": "partition_date",
+    },
 )
 def recordings(
     context: AssetExecutionContext,

@@ -1,0 +1,1 @@
+"""Worked examples of code that lives outside siro_assets and consumes its tables."""
