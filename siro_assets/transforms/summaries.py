@@ -25,10 +25,11 @@ RECORDING_SUMMARIES = DerivedTable(
     columns=(
         PARTITION_DATE,
         RECORDING_ID,
-        Column("position", "INTEGER NOT NULL", "0-based index of the section in the summary."),
-        Column("section_id", "VARCHAR", "Summary section id."),
-        Column("name", "VARCHAR", "Section title (the prompt header)."),
-        Column("content", "VARCHAR", "Generated summary text, unmodified."),
+        Column("position", "INTEGER NOT NULL", "0-based index of the section in the summary.",
+               ("summary",)),
+        Column("section_id", "VARCHAR", "Summary section id.", ("summary",)),
+        Column("name", "VARCHAR", "Section title (the prompt header).", ("summary",)),
+        Column("content", "VARCHAR", "Generated summary text, unmodified.", ("summary",)),
     ),
     select=_SELECT,
 )

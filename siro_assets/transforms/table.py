@@ -17,6 +17,7 @@ unnest, whereas `unnest(...) WITH ORDINALITY` plans a window and was ~40x slower
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from ..warehouse.schema import SCHEMA
@@ -24,11 +25,17 @@ from ..warehouse.schema import SCHEMA
 
 @dataclass(frozen=True)
 class Column:
-    """One column of a derived table: name, DuckDB type and what it holds."""
+    """One column of a derived table: name, DuckDB type, what it holds, and where it comes from.
+
+    `sources` names the columns of `siro.recordings` whose values this column is computed
+    from (its column lineage). Columns used only to choose rows (`deleted`,
+    `root_data_purged_at` in `live_recordings`) are not sources of every column.
+    """
 
     name: str
     sql_type: str
     description: str
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,21 +64,44 @@ class DerivedTable:
         """The column names in table order."""
         return tuple(column.name for column in self.columns)
 
+    def fingerprint(self) -> str:
+        """A short hash of what decides the table's rows: its columns and its SELECT.
+
+        Equal across runs and machines; it changes whenever the SQL or a column does,
+        so it can version the table (Dagster marks partitions built by older SQL stale).
+        """
+        return sql_fingerprint(self.ddl(), self.select)
+
     def ddl(self) -> str:
         """CREATE TABLE IF NOT EXISTS statement for this table."""
         columns = ",\n    ".join(f"{c.name} {c.sql_type}" for c in self.columns)
         return f"CREATE TABLE IF NOT EXISTS {self.qualified_name} (\n    {columns}\n)"
 
 
+def sql_fingerprint(*parts: str) -> str:
+    """First 12 hex digits of sha256 over SQL texts, taken exactly as written.
+
+    Exact text on purpose: a re-indented query only costs a rebuild, whereas normalising
+    whitespace could hide a changed string literal.
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:12]
+
+
 PARTITION_DATE = Column(
     "partition_date",
     "DATE NOT NULL",
     "UTC day of the recording's createdAt; the daily partition this row was built for.",
+    ("partition_date",),
 )
 RECORDING_ID = Column(
     "recording_id",
     "VARCHAR NOT NULL",
     "Siro recording id; joins to siro.recordings.id.",
+    ("id",),
 )
 
 

@@ -82,6 +82,37 @@ RECORDINGS_COLUMNS: tuple[tuple[str, str], ...] = (
 
 RECORDINGS_COLUMN_NAMES = tuple(name for name, _ in RECORDINGS_COLUMNS)
 
+# What each raw column holds, for catalogs (the Dagster UI shows them as the column schema).
+RECORDINGS_COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "id": "Siro recording id (API `id`); unique across the table.",
+    "organization_id": "Siro organization the recording belongs to (`organizationId`).",
+    "user_id": "Siro user (rep) who recorded it (`userId`).",
+    "title": "Recording title (`title`).",
+    "duration_ms": "Length of the recording in milliseconds (`durationInMilliseconds`).",
+    "latitude": "Where it was recorded (`latitude`).",
+    "longitude": "Where it was recorded (`longitude`).",
+    "result": "Deal outcome of the conversation (`result`): OPEN, WON or LOST.",
+    "created_at": "When the recording was created (`createdAt`, UTC); decides the partition.",
+    "updated_at": "Last change to the recording or its enrichments (`updatedAt`, UTC); the sensor watches it.",
+    "deleted": "Deleted in Siro (`deleted`); such rows stay here, flagged, and leave every derived table.",
+    "deleted_at": "When it was deleted (`deletedAt`, UTC).",
+    "root_data_purged_at": "When its audio and transcript were purged (`rootDataPurgedAt`, UTC); purged rows "
+    "leave every derived table.",
+    "is_processing_done": "Siro finished processing the audio (`isProcessingDone`).",
+    "is_entity_extraction_done": "Entity extraction finished (`isEntityExtractionDone`).",
+    "is_summary_done": "The AI summary finished (`isSummaryDone`).",
+    "evaluation_score": "Scorecard evaluation score of the recording (`evaluationScore`).",
+    "web_url": "Link to the recording in Siro's web app (`links.web.self`).",
+    "crm": "Confirmed CRM links (`crm`): integration connection, users, engagement, opportunity, "
+    "contacts, account, lead, each as {id, externalId}; NULL until linked.",
+    "summary": "AI summary sections in API order (`summary`): {id, name, content}.",
+    "entity_extractions": "Extracted values and their CRM field mappings (`entityExtractions`): "
+    "{name, value (JSON), mappings [{crmModelName, crmFieldName}]}.",
+    "payload": "The whole API object as JSON, unknown fields included.",
+    "partition_date": "UTC day of created_at: the daily partition the row belongs to.",
+    "ingested_at": "When the run that wrote this row fetched it (UTC).",
+}
+
 
 def recordings_ddl(table: str = f"{SCHEMA}.recordings") -> str:
     """CREATE TABLE statement for the raw recordings table (or a staging copy of it)."""

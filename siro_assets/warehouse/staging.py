@@ -228,3 +228,10 @@ class RecordingsStage:
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
 
+
+def raw_table_sql() -> tuple[str, ...]:
+    """The texts that decide `siro.recordings`' rows: the typed parse, its JSON shape, the DDL.
+
+    Hashed into the raw asset's code version, so a change here marks old partitions stale.
+    """
+    return (_TYPED_SELECT, RECORD_JSON_SHAPE, recordings_ddl())

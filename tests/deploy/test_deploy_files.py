@@ -58,11 +58,11 @@ def test_production_instance_config_passes_dagsters_schema(prod_config):
 
 
 def test_one_duckdb_writer_in_every_configuration(prod_config, helm):
-    """Pools at run granularity with limit 1, in the local, production and Helm configs."""
+    """Pools at op granularity with limit 1 (the writer slot is held only while writing), in the local, production and Helm configs."""
     local, _ = dagster_instance_config(str(ROOT), "dagster.yaml")
     assert prod_config["concurrency"]["pools"] == local["concurrency"]["pools"] == {
-        "granularity": "run", "default_limit": 1}
-    assert helm["concurrency"]["pools"] == {"granularity": "run", "defaultLimit": 1}
+        "granularity": "op", "default_limit": 1}
+    assert helm["concurrency"]["pools"] == {"granularity": "op", "defaultLimit": 1}
     assert prod_config["run_retries"] == {**local["run_retries"], "retry_on_asset_or_op_failure": True}
     daemon = helm["dagsterDaemon"]
     assert daemon["runRetries"]["maxRetries"] == prod_config["run_retries"]["max_retries"]

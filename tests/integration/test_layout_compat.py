@@ -66,6 +66,6 @@ def test_dg_list_defs_shows_everything(tmp_path):
     checks = {c["key"] for c in listed["asset_checks"]}
     assert {"siro/recordings:id_unique", "siro/recording_crm:one_row_per_recording"} <= checks
     assert {j["name"] for j in listed["jobs"]} >= {"siro_recordings_job"}
-    assert {s["name"] for s in listed["schedules"]} == {"nightly_recordings_schedule"}
+    assert {s["name"] for s in listed["schedules"]} == {"nightly_recordings_schedule", "partition_freshness_schedule"}
     assert {s["name"] for s in listed["sensors"]} >= {"recordings_updated_sensor"}
     assert {r["name"] for r in listed["resources"]} >= {"siro_api", "warehouse"}

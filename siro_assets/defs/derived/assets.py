@@ -7,6 +7,7 @@ The table's own description (in `transforms/`) is the asset's description, so th
 the SQL's documentation cannot drift apart.
 """
 
+import time
 
 from dagster import (
     AssetExecutionContext,
@@ -14,9 +15,6 @@ from dagster import (
     AssetsDefinition,
     BackfillPolicy,
     MaterializeResult,
-    TableColumn,
-    TableColumnConstraints,
-    TableSchema,
     asset,
 )
 
@@ -32,7 +30,7 @@ from ...transforms import (
     rebuild_partitions,
 )
 from ...warehouse.schema import SCHEMA
-from ..ingest.recordings import RECORDINGS_KEY
+from ..catalog import DERIVED_KINDS, OWNERS, RECORDINGS_KEY, column_lineage, derived_table_schema, table_metadata
 from ..partitions import daily_partitions, dates_in_range, partition_key
 from ..resources import WAREHOUSE_POOL, WarehouseResource
 
@@ -60,22 +58,6 @@ def asset_key(table: DerivedTable) -> AssetKey:
     return AssetKey([SCHEMA, table.name])
 
 
-def table_schema(table: DerivedTable) -> TableSchema:
-    """The table's columns as Dagster's TableSchema (shown as the asset's column schema)."""
-    columns = []
-    for column in table.columns:
-        required = "NOT NULL" in column.sql_type
-        columns.append(
-            TableColumn(
-                name=column.name,
-                type=column.sql_type.replace(" NOT NULL", ""),
-                description=column.description,
-                constraints=TableColumnConstraints(nullable=not required),
-            )
-        )
-    return TableSchema(columns=columns)
-
-
 def _plotted_metadata(warehouse: WarehouseResource, table: DerivedTable, days: list) -> dict:
     names = PLOTTED_COLUMNS.get(table.name)
     # One result's metadata is stamped on every partition of a ranged run, so per-day
@@ -93,6 +75,7 @@ def materialize_derived(
     context: AssetExecutionContext, warehouse: WarehouseResource, table: DerivedTable
 ) -> MaterializeResult:
     """Rebuild the run's partition range of `table` from `siro.recordings`, in one transaction."""
+    started = time.monotonic()
     days = dates_in_range(context.partition_key_range)
     with warehouse.get_connection() as con:
         rows = rebuild_partitions(con, table, days)
@@ -103,11 +86,12 @@ def materialize_derived(
         metadata={
             # Like siro/recordings: the rows of the partitions this run rebuilt.
             "dagster/row_count": rows,
-            "dagster/column_schema": table_schema(table),
+            "dagster/column_schema": derived_table_schema(table),
             "dagster/table_name": table.qualified_name,
             "table_rows": table_rows,
             "partitions": len(days),
             "partition_range": f"{first}...{last}",
+            "duration_seconds": round(time.monotonic() - started, 3),
             **_plotted_metadata(warehouse, table, days),
         }
     )
@@ -124,12 +108,13 @@ def build_derived_asset(table: DerivedTable) -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
         group_name=GROUPS[table.name],
-        kinds={"duckdb"},
+        owners=OWNERS,
+        kinds=DERIVED_KINDS,
+        # Changes with the table's SQL, so the UI marks partitions built by older SQL stale.
+        code_version=table.fingerprint(),
         metadata={
-            "dagster/table_name": table.qualified_name,
-            "dagster/column_schema": table_schema(table),
-            # Lets Dagster's DuckDB I/O managers load any partition range of this table.
-            "partition_expr": "partition_date",
+            **table_metadata(table.qualified_name, derived_table_schema(table)),
+            "dagster/column_lineage": column_lineage(table),
         },
     )
     def _derived(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:

@@ -7,29 +7,27 @@ from datetime import date
 from pathlib import Path
 
 from dagster import (
-    AssetKey,
     AssetExecutionContext,
     BackfillPolicy,
     Config,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableSchema,
     asset,
 )
 from pydantic import Field
 
 from .fetch_days import stage_days
 
+from ..catalog import OWNERS, RAW_KINDS, RECORDINGS_KEY, raw_code_version, raw_table_schema, table_metadata
+from ..freshness import RAW_FRESHNESS_POLICY
 from ..partitions import dates_in_range, daily_partitions, partition_key
 from ..resources import SiroApiResource, WarehouseResource
 from ...api_client.timestamps import format_ts
-from ...warehouse.schema import RECORDINGS_COLUMNS, SCHEMA
+from ...warehouse.schema import SCHEMA
 from ...warehouse.identity import check_organization, recorded_organization
 from ...warehouse.staging import RecordingsStage
 from ...warehouse.swap import swap_partitions
 
-RECORDINGS_KEY = AssetKey([SCHEMA, "recordings"])
 
 _PREVIEW_SQL = f"""
 SELECT id, strftime(created_at, '%Y-%m-%d %H:%M:%S.%g') AS created_at, title, deleted,
@@ -82,9 +80,7 @@ def _check_organization_before_fetching(warehouse: WarehouseResource, organizati
     check_organization(recorded, organization_id, database=f"The warehouse {warehouse.database}")
 
 
-RECORDINGS_TABLE_SCHEMA = TableSchema(
-    columns=[TableColumn(name, sql_type.replace(" NOT NULL", "")) for name, sql_type in RECORDINGS_COLUMNS]
-)
+RECORDINGS_TABLE_SCHEMA = raw_table_schema()
 
 
 @asset(
@@ -95,13 +91,11 @@ RECORDINGS_TABLE_SCHEMA = TableSchema(
     # hold the warehouse slot while it does. Its one write, the swap, takes the
     # warehouse's writer lock (WarehouseResource.get_connection) for the transaction only.
     group_name="siro_ingest",
-    kinds={"duckdb"},
-    metadata={
-        "dagster/table_name": f"{SCHEMA}.recordings",
-        "dagster/column_schema": RECORDINGS_TABLE_SCHEMA,
-        # Lets Dagster's DuckDB I/O managers load any partition range of this table.
-        "partition_expr": "partition_date",
-    },
+    owners=OWNERS,
+    kinds=RAW_KINDS,
+    code_version=raw_code_version(),
+    freshness_policy=RAW_FRESHNESS_POLICY,
+    metadata=table_metadata(f"{SCHEMA}.recordings", RECORDINGS_TABLE_SCHEMA),
 )
 def recordings(
     context: AssetExecutionContext,
