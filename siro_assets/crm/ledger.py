@@ -26,6 +26,31 @@ OUTBOX_TABLE = f"{SCHEMA}.crm_outbox"
 
 _FIELD = "integration_connection_id, object_type, external_id, field_key"
 
+# `siro.crm_writeback_log`: (name, type, description, the plan columns it comes from).
+LOG_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("attempted_at", "TIMESTAMPTZ NOT NULL", "When the attempt's outcome was recorded (UTC).", ()),
+    ("run_id", "VARCHAR", "Dagster run (or caller) that made the attempt.", ()),
+    ("sink", "VARCHAR NOT NULL", "outbox, salesforce, hubspot, http; ledger for skipped_unchanged and "
+     "outcome_unknown rows.", ()),
+    ("integration_connection_id", "VARCHAR NOT NULL", "Siro integration connection the write was routed by.",
+     ("integration_connection_id",)),
+    ("object_type", "VARCHAR NOT NULL", "crm block object written (opportunity, account, lead, engagement, "
+     "contact, user).", ("object_type",)),
+    ("external_id", "VARCHAR NOT NULL", "The CRM record's id.", ("external_id",)),
+    ("crm_field_name", "VARCHAR NOT NULL", "CRM field, as mapped.", ("crm_field_name",)),
+    ("value", "JSON", "The value as extracted (JSON); the CRM got it in its own wire format.", ("value",)),
+    ("recording_id", "VARCHAR", "The recording the value came from (the field's newest live recording).",
+     ("recording_id",)),
+    ("partition_date", "DATE", "UTC day of that recording's createdAt.", ("partition_date",)),
+    ("outcome", "VARCHAR NOT NULL", "delivered, rejected, failed, skipped_unchanged or dry_run.", ()),
+    ("http_status", "INTEGER", "The CRM's HTTP status for the request, when there was one.", ()),
+    ("error_code", "VARCHAR", "Reject or failure code (the CRM's, or unknown_field, not_updateable, "
+     "invalid_value, unsupported_object, no_route, outcome_unknown).", ()),
+    ("error_message", "VARCHAR", "The CRM's (or our) message for the code.", ()),
+    ("delivery_key", "VARCHAR", "Key of the delivery: stable across its retries, new for the next one; "
+     "the http sink's Idempotency-Key is derived from it.", ("idempotency_key",)),
+)
+
 DDL = (
     f"""CREATE TABLE IF NOT EXISTS {STATE_TABLE} (
     integration_connection_id VARCHAR NOT NULL,
@@ -53,22 +78,9 @@ DDL = (
     last_attempt_at TIMESTAMPTZ,
     PRIMARY KEY ({_FIELD})
 )""",
-    f"""CREATE TABLE IF NOT EXISTS {LOG_TABLE} (
-    attempted_at TIMESTAMPTZ NOT NULL,
-    run_id VARCHAR,
-    sink VARCHAR NOT NULL,
-    integration_connection_id VARCHAR NOT NULL,
-    object_type VARCHAR NOT NULL,
-    external_id VARCHAR NOT NULL,
-    crm_field_name VARCHAR NOT NULL,
-    value JSON,
-    recording_id VARCHAR,
-    outcome VARCHAR NOT NULL,                -- delivered, rejected, failed, skipped_unchanged, dry_run
-    http_status INTEGER,
-    error_code VARCHAR,
-    error_message VARCHAR,
-    delivery_key VARCHAR
-)""",
+    f"CREATE TABLE IF NOT EXISTS {LOG_TABLE} (\n    "
+    + ",\n    ".join(f"{name} {sql_type}" for name, sql_type, _, _ in LOG_COLUMNS)
+    + "\n)",
     f"""CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} (
     delivery_key VARCHAR PRIMARY KEY,        -- a re-sent delivery is not queued twice
     queued_at TIMESTAMPTZ NOT NULL,
@@ -115,7 +127,7 @@ in_run AS (
 SELECT t.integration_connection_id, t.object_type, t.external_id,
        lower(trim(t.crm_field_name)) AS field_key, trim(t.crm_field_name), t.crm_model_name,
        json(t.value)::VARCHAR AS value, t.recording_id, t.idempotency_key,
-       coalesce(s.deliveries, 0),
+       coalesce(s.deliveries, 0), t.partition_date,
        -- due: the target differs from what the CRM acknowledged, or a delivery's outcome
        -- is unknown (sent, never recorded) so the CRM may hold either value.
        (s.acked_value IS NULL OR json(s.acked_value)::VARCHAR <> json(t.value)::VARCHAR
@@ -142,10 +154,10 @@ class Candidate:
 
     def __init__(self, row: tuple) -> None:
         (connection_id, object_type, external_id, field_key, field_name, model, value, recording_id,
-         plan_key, deliveries, due, in_run, last_outcome, last_value, last_fingerprint) = row
+         plan_key, deliveries, partition_date, due, in_run, last_outcome, last_value, last_fingerprint) = row
         self.write = FieldWrite(
             connection_id, object_type, external_id, field_key, field_name, model,
-            json.loads(value), recording_id, plan_key, deliveries,
+            json.loads(value), recording_id, plan_key, deliveries, partition_date,
         )
         self.due, self.in_run = bool(due), bool(in_run)
         self.last_outcome, self.last_value, self.last_fingerprint = last_outcome, last_value, last_fingerprint
@@ -248,11 +260,11 @@ ON CONFLICT ({_FIELD}) DO UPDATE SET
     last_fingerprint = excluded.last_fingerprint, last_attempt_at = excluded.last_attempt_at
 """
 
-_LOG_SHAPE = {**{k: _V for k in ("now", "run", "sink", "c", "o", "e", "name", "value", "rec", "outcome", "code",
+_LOG_SHAPE = {**{k: _V for k in ("now", "run", "sink", "c", "o", "e", "name", "value", "rec", "pd", "outcome", "code",
                                  "message", "key")}, "status": "INTEGER"}
 _LOG = f"""
-INSERT INTO {LOG_TABLE}
-SELECT now::TIMESTAMPTZ, run, sink, c, o, e, name, value::JSON, rec, outcome, status, code, message, key
+INSERT INTO {LOG_TABLE} ({", ".join(name for name, _, _, _ in LOG_COLUMNS)})
+SELECT now::TIMESTAMPTZ, run, sink, c, o, e, name, value::JSON, rec, pd::DATE, outcome, status, code, message, key
 FROM {_rows(_LOG_SHAPE)}
 """
 
@@ -262,6 +274,7 @@ def _outcome_row(outcome: Outcome, sink: str, run_id: str, now: datetime) -> dic
     return dict(
         c=w.connection_id, o=w.object_type, e=w.external_id, f=w.field_key, name=w.crm_field_name,
         value=w.value_json, rec=w.recording_id, now=now.isoformat(), run=run_id, sink=sink,
+        pd=w.partition_date.isoformat() if w.partition_date else None,
         # An unchanged field was not delivered: it has no delivery key of its own.
         key=None if outcome.status == SKIPPED_UNCHANGED else w.delivery_key,
         outcome=outcome.status, status=outcome.http_status, code=outcome.error_code,
@@ -291,7 +304,7 @@ def log_orphans(con: duckdb.DuckDBPyConnection, orphans: Sequence[tuple], run_id
     if not orphans:
         return
     rows = [
-        dict(now=now.isoformat(), run=run_id, sink="ledger", c=c, o=o, e=e, name=f, value=value, rec=rec,
+        dict(now=now.isoformat(), run=run_id, sink="ledger", c=c, o=o, e=e, name=f, value=value, rec=rec, pd=None,
              outcome=FAILED, status=None, code="outcome_unknown", key=key,
              message=f"run {prior} ended between sending and recording the outcome; the value is re-sent")
         for c, o, e, f, value, rec, key, prior in orphans

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 DELIVERED = "delivered"
@@ -45,6 +46,8 @@ class FieldWrite:
     """The plan's `idempotency_key`: this recording's write of this value."""
     deliveries: int = 0
     """How many deliveries of this field the ledger has acknowledged so far."""
+    partition_date: date | None = None
+    """UTC day of the source recording's createdAt."""
 
     @property
     def identity(self) -> tuple[str, str, str, str]:

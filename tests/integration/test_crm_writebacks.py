@@ -169,6 +169,7 @@ def test_a_b_a_sends_the_second_a(connection):
         bed.load(day, [recording(rid, day, crm=crm, entityExtractions=[extraction(value, ("Opportunity", field))])])
         assert bed.run([day]).delivered == 1
     assert bed.log("recording_id, outcome", "outcome = 'delivered'") == [("r1", "delivered"), ("r2", "delivered"), ("r3", "delivered")]
+    assert [d for (d,) in bed.log("partition_date", "outcome = 'delivered'")] == [D1, D2, D3]
     keys = [k for (k,) in bed.log("delivery_key", "outcome = 'delivered'")]
     assert len(set(keys)) == 3
     sent = {

@@ -3,13 +3,17 @@
 # No `from __future__ import annotations`: Dagster inspects the real annotation
 # objects of context, config and resource parameters.
 from dagster import (
-    AssetExecutionContext, AssetKey, BackfillPolicy, Config, MaterializeResult, MetadataValue, asset,
+    AssetExecutionContext, AssetKey, BackfillPolicy, Config, MaterializeResult, MetadataValue, TableColumn,
+    TableColumnConstraints, TableColumnDep, TableColumnLineage, TableSchema, asset,
 )
 from pydantic import Field
 
 from ...crm import LOG_TABLE, STATE_TABLE
-from ...transforms import CRM_WRITEBACK_PLAN
+from ...crm.ledger import DDL, LOG_COLUMNS
+from ...transforms import CRM_WRITEBACK_PLAN, LATEST_WRITES_SQL
+from ...transforms.table import sql_fingerprint
 from ...warehouse.schema import SCHEMA
+from ..catalog import OWNERS, table_metadata
 from ..partitions import daily_partitions, dates_in_range, partition_key
 from ..resources import WarehouseResource
 from .resource import CrmWritebackResource
@@ -21,6 +25,18 @@ PLAN_KEY = AssetKey([SCHEMA, CRM_WRITEBACK_PLAN.name])
 # send the same due write; the warehouse pool is not held, because delivery opens DuckDB
 # only around each short ledger transaction.
 CRM_POOL = "siro_crm"
+
+
+LOG_SCHEMA = TableSchema(columns=[
+    TableColumn(name=name, type=sql_type.replace(" NOT NULL", ""), description=description,
+                constraints=TableColumnConstraints(nullable="NOT NULL" not in sql_type))
+    for name, sql_type, description, _ in LOG_COLUMNS
+])
+# Each log column's source columns in the plan (none for what the attempt itself decides).
+LOG_LINEAGE = TableColumnLineage(deps_by_column={
+    name: [TableColumnDep(asset_key=PLAN_KEY, column_name=source) for source in sources]
+    for name, _, _, sources in LOG_COLUMNS
+})
 
 
 class WritebackRunConfig(Config):
@@ -38,8 +54,15 @@ class WritebackRunConfig(Config):
     backfill_policy=BackfillPolicy.single_run(),
     pool=CRM_POOL,
     group_name="siro_writebacks",
+    owners=OWNERS,
     kinds={"duckdb", "salesforce", "hubspot"},
-    metadata={"dagster/table_name": LOG_TABLE, "state_table": STATE_TABLE},
+    # Changes with the ledger's tables and the rule that picks each field's target.
+    code_version=sql_fingerprint(*DDL, LATEST_WRITES_SQL),
+    metadata={
+        **table_metadata(LOG_TABLE, LOG_SCHEMA),
+        "dagster/column_lineage": LOG_LINEAGE,
+        "state_table": STATE_TABLE,
+    },
 )
 def crm_writebacks(
     context: AssetExecutionContext, config: WritebackRunConfig, warehouse: WarehouseResource,
