@@ -324,7 +324,10 @@ def build_resources_from_env() -> dict[str, ConfigurableResource]:
     database = (
         EnvVar(DUCKDB_PATH_ENV_VAR) if os.environ.get(DUCKDB_PATH_ENV_VAR) else default_duckdb_path(simulated)
     )
-    return {"siro_api": siro, "warehouse": WarehouseResource(database=database)}
+    # Imported here: the writebacks package imports this module for WarehouseResource.
+    from .writebacks.resource import crm_resource_from_env
+
+    return {"siro_api": siro, "warehouse": WarehouseResource(database=database), "crm": crm_resource_from_env()}
 
 
 __all__ = [

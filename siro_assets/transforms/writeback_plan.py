@@ -1,14 +1,16 @@
 """Candidate CRM field writes, one row per target record (`crm_writeback_plan`), and the newest-wins rule.
 
 Every mapping of every entity extraction is resolved against the recording's own `crm`
-block by model name, case-insensitively:
+block by model name, case-insensitively. Siro's CRM links arrive under Salesforce-style names
+(Opportunity, Account, Contact, Lead, Event), HubSpot-style names (Deal, Company, Contact,
+Meeting) and Merge.dev's common models (Engagement, Appointment, User):
 
 | `crm_model_name` | target(s) in `crm` | `object_type` |
 |---|---|---|
-| Opportunity | `crm.opportunity` | opportunity |
-| Account | `crm.account` | account |
+| Opportunity, Deal | `crm.opportunity` | opportunity |
+| Account, Company | `crm.account` | account |
 | Lead | `crm.lead` | lead |
-| Engagement, Appointment, Event | `crm.engagement` | engagement |
+| Engagement, Appointment, Event, Meeting | `crm.engagement` | engagement |
 | Contact | every element of `crm.contacts` (one row each) | contact |
 | User | every element of `crm.users` (one row each) | user |
 
@@ -31,16 +33,23 @@ rows: there is nothing to write. Deleted or purged recordings have no rows.
 A write's target is (`integration_connection_id`, `object_type`, `external_id`, field),
 with the field compared case-insensitively: "Event.Notes" and "Appointment.notes" on the
 same engagement are one CRM field, so they share a key and compete in `LATEST_WRITES_SQL`.
-`idempotency_key` (ready rows only) is `sha256` of the canonical JSON array
-`[integration_connection_id, object_type, external_id, lower(trim(crm_field_name)), value]`,
-with `value` normalised by `json()` (minified, escapes decoded), so the same write to the
-same record has the same key on every rebuild and from every recording, and a changed value
-gets a new key.
+`idempotency_key` (ready rows only) names *this recording's* write: `sha256` of the
+canonical JSON array
+`[integration_connection_id, object_type, external_id, lower(trim(crm_field_name)), value, recording_id]`,
+with `value` normalised by `json()` (minified, escapes decoded). It is equal on every
+rebuild, and differs between two recordings that write the same value, so A -> B -> A
+(recordings R1, R2, R3) gives R3 its own key. It is not a delivery key: whether a value is
+already in the CRM is judged against the field's last acknowledged value in the delivery
+ledger (`siro_assets.crm.ledger`), which also derives the per-delivery key.
+
+`LATEST_WRITES_SQL` applies the rule for a CRM field: its target is the value of the newest
+live recording that maps to it, by `createdAt`, ties by recording id, across all partitions.
 """
 
 from __future__ import annotations
 
 from .sql_fragments import IS_CRM_REF, VALUE_TEXT, VALUE_TYPE
+from ..warehouse.schema import SCHEMA
 from .table import PARTITION_DATE, RECORDING_ID, Column, DerivedTable, live_recordings
 
 PLAN_STATUSES = ("ready", "unlinked", "no_target", "unknown_model", "no_field")
@@ -48,11 +57,14 @@ PLAN_STATUSES = ("ready", "unlinked", "no_target", "unknown_model", "no_field")
 # Lower-cased API model name -> the crm block object it writes to.
 MODEL_OBJECTS: dict[str, str] = {
     "opportunity": "opportunity",
+    "deal": "opportunity",
     "account": "account",
+    "company": "account",
     "lead": "lead",
     "engagement": "engagement",
     "appointment": "engagement",
     "event": "engagement",
+    "meeting": "engagement",
     "contact": "contact",
     "user": "user",
 }
@@ -140,7 +152,7 @@ SELECT partition_date, id, created_at, extraction_position, mapping_position,
        plan_status,
        CASE WHEN plan_status = 'ready' THEN sha256(json_array(
            integration_connection_id, object_type, external_id, lower(trim(crm_field_name)),
-           canonical_value
+           canonical_value, id
        )::VARCHAR) END
 FROM planned
 """
@@ -198,26 +210,33 @@ CRM_WRITEBACK_PLAN = DerivedTable(
                ("crm", "entity_extractions")),
         Column("idempotency_key", "VARCHAR",
                "sha256 hex of [integration_connection_id, object_type, external_id, "
-               "lower(trim(crm_field_name)), value]: equal for the same write on every rebuild; "
-               "NULL unless ready.", ("crm", "entity_extractions")),
+               "lower(trim(crm_field_name)), value, recording_id]: this recording's write, equal "
+               "on every rebuild; NULL unless ready. Not a delivery key (see siro.crm_writeback_state).",
+               ("id", "crm", "entity_extractions")),
     ),
     select=_SELECT,
 )
 
-# The candidate each CRM field should end up with, across all partitions: among the
-# 'ready' rows for a field of a record (model aliases and field-name case folded, as in
-# the idempotency key), the one from the newest recording (ties: the
-# larger recording_id, then the later extraction / mapping / list position, so the
-# choice is deterministic). The delivery step compares it with its ledger and never
-# sends a candidate older than the last acknowledged one ("never goes backwards").
+# The target of each CRM field, across all partitions: among the 'ready' rows for a field
+# of a record, the one from the newest recording (ties: the larger recording_id, then the
+# later extraction / mapping / list position, so the choice is deterministic). Only
+# recordings that are live *now* compete: a plan partition not yet rebuilt after its
+# recording was deleted or purged cannot hold the field, and the next newest live
+# recording is the target again. The newest candidate wins even when its value is null or
+# the CRM rejects it: an older recording's value is never a fallback.
 LATEST_WRITES_SQL = f"""
-SELECT *
-FROM {CRM_WRITEBACK_PLAN.qualified_name}
-WHERE plan_status = 'ready'
+SELECT p.*
+FROM {CRM_WRITEBACK_PLAN.qualified_name} AS p
+SEMI JOIN {SCHEMA}.recordings AS r
+    ON r.id = p.recording_id AND r.deleted IS NOT TRUE AND r.root_data_purged_at IS NULL
+WHERE p.plan_status = 'ready'
 QUALIFY row_number() OVER (
-    PARTITION BY integration_connection_id, object_type, external_id, lower(trim(crm_field_name))
-    ORDER BY recording_created_at DESC, recording_id DESC,
-             extraction_position DESC, mapping_position DESC, object_position DESC
+    -- One CRM field: model aliases resolved to object_type, the field name case-folded,
+    -- so "Event.Notes" and "Appointment.notes" compete.
+    PARTITION BY p.integration_connection_id, p.object_type, p.external_id,
+                 lower(trim(p.crm_field_name))
+    ORDER BY p.recording_created_at DESC, p.recording_id DESC,
+             p.extraction_position DESC, p.mapping_position DESC, p.object_position DESC
 ) = 1
 """
 

@@ -15,8 +15,12 @@ from pathlib import Path
 import pytest
 
 from siro_assets.defs.automation.sensors import recordings_updated_sensor
+from siro_assets.defs.writebacks.assets import CRM_WRITEBACKS_KEY
 
 from .conftest import BACKFILL_PARTITIONS, SIRO_ASSET_PATHS
+
+# Every asset the graph draws: the tables, and the CRM delivery (not backfilled here).
+DRAWN_PATHS = [*SIRO_ASSET_PATHS, CRM_WRITEBACKS_KEY.path]
 
 # Both UI test modules share one worker (tests/conftest.py) and so one server.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -86,12 +90,12 @@ def test_the_ui_draws_every_asset_partitions_and_check_results(backfilled_ui, pa
     # asset is drawn with its status loaded (its asset-check summary).
     expanded = ",".join(f"global@global:{group}" for group in GROUPS)
     page.goto(f"{ui.url}/asset-groups?{urllib.parse.urlencode({'expanded': expanded})}")
-    for path in SIRO_ASSET_PATHS:
+    for path in DRAWN_PATHS:
         page.get_by_text(path[-1], exact=True).first.wait_for(state="visible")
     for group in GROUPS:
         assert page.get_by_text(group, exact=True).first.is_visible(), group
     check_summaries = page.get_by_text(re.compile(r"^\d+ / \d+ Passed$"))
-    expect(check_summaries).to_have_count(len(SIRO_ASSET_PATHS), timeout=UI_TIMEOUT_MS)
+    expect(check_summaries).to_have_count(len(DRAWN_PATHS), timeout=UI_TIMEOUT_MS)
     expect(page.get_by_text("Loading...")).to_have_count(0, timeout=UI_TIMEOUT_MS)
     _shot(page, "asset-graph")
 

@@ -23,6 +23,7 @@ from siro_assets.defs.automation.jobs import (
 )
 from siro_assets.defs.automation.run_status import REQUEST_TAG
 from siro_assets.defs.resources import SiroApiResource, WarehouseResource
+from siro_assets.defs.writebacks.resource import CrmWritebackResource
 from tests.integration.test_sensor import WORLD, _definitions, days_of, find_late_link, query
 from tests.support import simulated_siro
 
@@ -55,7 +56,8 @@ def _job_without_step_pauses():
 
     job = define_asset_job("siro_recordings_job", selection=recordings_pipeline_selection)
     # Placeholder resources: every execution passes its own.
-    resources = {"siro_api": SiroApiResource(use_simulator=True), "warehouse": WarehouseResource(database="unused")}
+    resources = {"siro_api": SiroApiResource(use_simulator=True), "warehouse": WarehouseResource(database="unused"),
+                 "crm": CrmWritebackResource()}
     return Definitions(assets=defs.assets, asset_checks=defs.asset_checks, jobs=[job],
                        resources=resources).resolve_job_def(job.name)
 
@@ -75,7 +77,7 @@ def launch(job, instance, run_request, siro: SiroApiResource, warehouse: Warehou
     ranged = PARTITION_RANGE_START_TAG in tags
     return job.execute_in_process(
         partition_key=None if ranged else run_request.partition_key, tags=tags, instance=instance,
-        resources={"siro_api": siro, "warehouse": warehouse}, raise_on_error=False,
+        resources={"siro_api": siro, "warehouse": warehouse, "crm": CrmWritebackResource()}, raise_on_error=False,
     )
 
 

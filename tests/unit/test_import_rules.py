@@ -19,7 +19,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "warehouse": {"dagster", "dagster_duckdb", "httpx", "siro_assets.defs", "siro_assets.api_client",
                   "siro_assets.simulator"},
     "simulator": {"dagster", "dagster_duckdb", "duckdb", "siro_assets.defs", "siro_assets.warehouse",
-                  "siro_assets.transforms"},
+                  "siro_assets.transforms", "siro_assets.crm"},
     "crm": {"dagster", "dagster_duckdb", "siro_assets.defs", "siro_assets.simulator"},
 }
 

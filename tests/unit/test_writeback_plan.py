@@ -59,6 +59,8 @@ FULL_CRM = {
 EVERY_MODEL = [
     m("Opportunity"), m("account"), m("LEAD"), m("Engagement"), m("Appointment"),
     m("event"), m("Contact"), m("User"), m("Widget"),
+    # HubSpot-style names.
+    m("Deal"), m("Company"), m("meeting"),
 ]
 
 
@@ -73,7 +75,7 @@ def _sorted(rows):
 
 def test_every_model_resolves_to_its_crm_object(con):
     extraction = {"name": "x", "value": "v", "mappings": EVERY_MODEL}
-    assert build(con, [recording("r", D1, crm=FULL_CRM, entityExtractions=[extraction])]) == 12
+    assert build(con, [recording("r", D1, crm=FULL_CRM, entityExtractions=[extraction])]) == 15
     assert _sorted(plan(con)) == _sorted([
         ("r", 0, 0, "Opportunity", "F__c", "opportunity", 0, "ic", "O", "so", "ready"),
         ("r", 0, 1, "account", "F__c", "account", 0, "ic", "A", "sa", "ready"),
@@ -87,6 +89,9 @@ def test_every_model_resolves_to_its_crm_object(con):
         ("r", 0, 7, "User", "F__c", "user", 0, "ic", "U1", "su1", "ready"),
         ("r", 0, 7, "User", "F__c", "user", 1, "ic", "U2", "su2", "ready"),
         ("r", 0, 8, "Widget", "F__c", None, None, "ic", None, None, "unknown_model"),
+        ("r", 0, 9, "Deal", "F__c", "opportunity", 0, "ic", "O", "so", "ready"),
+        ("r", 0, 10, "Company", "F__c", "account", 0, "ic", "A", "sa", "ready"),
+        ("r", 0, 11, "meeting", "F__c", "engagement", 0, "ic", "E", "se", "ready"),
     ])
     created = con.execute("SELECT DISTINCT recording_created_at::VARCHAR FROM siro.crm_writeback_plan").fetchall()
     assert [c[0][:19] for c in created] == ["2026-01-05 10:00:00"]
@@ -232,30 +237,33 @@ def test_idempotency_key_is_the_documented_hash(con):
         {"name": "n", "value": [1, "a", None], "mappings": [m("Account", "Tags__c")]},
     ])])
     assert plan(con, "idempotency_key") == sorted([
-        (_key("ic", "opportunity", "O", "roof__c", "Metal"),),
-        (_key("ic", "account", "A", "tags__c", [1, "a", None]),),
+        (_key("ic", "opportunity", "O", "roof__c", "Metal", "r"),),
+        (_key("ic", "account", "A", "tags__c", [1, "a", None], "r"),),
     ])
 
 
 def test_model_aliases_and_field_case_are_one_crm_field(con):
     """Event.Notes (older recording) and Appointment.notes (newer) both write the same
-    engagement field: one key for the same value, and the newer recording wins it."""
+    engagement field, and the newer recording wins it; within one recording the same
+    value has one key whatever the alias or case."""
     build(con, [
         recording("old", D1, hour=8, crm=FULL_CRM, entityExtractions=[
             {"name": "n", "value": "old note", "mappings": [m("Event", "Notes")]}]),
         recording("new", D1, hour=9, crm=FULL_CRM, entityExtractions=[
             {"name": "n", "value": "new note", "mappings": [m("Appointment", "notes")]},
-            {"name": "again", "value": "old note", "mappings": [m("engagement", " NOTES ")]}]),
+            {"name": "again", "value": "old note", "mappings": [m("engagement", " NOTES ")]},
+            {"name": "same", "value": "new note", "mappings": [m("EVENT", "Notes")]}]),
     ])
     keys = dict(con.execute(
         "SELECT extraction_name || '@' || recording_id, idempotency_key FROM siro.crm_writeback_plan"
     ).fetchall())
-    assert keys["n@old"] == keys["again@new"] != keys["n@new"]
+    assert keys["n@new"] == keys["same@new"]
+    assert len({keys["n@old"], keys["again@new"], keys["n@new"]}) == 3
     latest = con.execute(f"SELECT recording_id, value FROM ({LATEST_WRITES_SQL})").fetchall()
     assert len(latest) == 1 and latest[0][0] == "new"
 
 
-def test_idempotency_key_stable_across_rebuilds_and_recordings(con):
+def test_idempotency_key_stable_across_rebuilds_and_distinct_per_recording(con):
     ext = [{"name": "roof", "value": "Metal", "mappings": [m("Opportunity", "Roof__c"), m("Contact", "Roof__c")]}]
     records = [
         recording("r1", D1, crm=FULL_CRM, entityExtractions=ext),
@@ -272,8 +280,9 @@ def test_idempotency_key_stable_across_rebuilds_and_recordings(con):
     rebuild_partitions(con, CRM_WRITEBACK_PLAN, [D1])
     assert plan(con, keys) == first
     by = {(r, o, e): k for r, o, e, k in first}
-    # The same write from another recording is the same write; another record is not.
-    assert by[("r1", "opportunity", "O")] == by[("r2", "opportunity", "O")]
+    # The same value from another recording is another recording's write (A -> B -> A
+    # must not collide); another record is another write too.
+    assert by[("r1", "opportunity", "O")] != by[("r2", "opportunity", "O")]
     assert len({by[("r1", "contact", c)] for c in ("C1", "C2", "C3")} | {by[("r1", "opportunity", "O")]}) == 4
 
     # A changed value, field or connection is a different write.
@@ -391,3 +400,56 @@ def test_latest_writes_on_a_rebuilt_older_partition_do_not_go_backwards(con):
     rebuild_partitions(con, CRM_WRITEBACK_PLAN, [D2])
     rebuild_partitions(con, CRM_WRITEBACK_PLAN, [D1])
     assert con.execute(f"SELECT recording_id FROM ({LATEST_WRITES_SQL})").fetchall() == [("new",)]
+
+
+def test_a_b_a_gives_the_third_recording_its_own_key_and_the_field(con):
+    """R1 writes A, R2 writes B, R3 writes A again: R3 is the target and its key is not R1's."""
+    load_raw(con, [
+        recording("r1", D1, hour=8, crm=FULL_CRM, entityExtractions=_stage("A")),
+        recording("r2", D1, hour=9, crm=FULL_CRM, entityExtractions=_stage("B")),
+    ], [D1])
+    load_raw(con, [recording("r3", D2, hour=1, crm=FULL_CRM, entityExtractions=_stage("A"))], [D2])
+    rebuild_partitions(con, CRM_WRITEBACK_PLAN, [D1, D2])
+    keys = dict(plan(con, "recording_id, idempotency_key"))
+    assert len(set(keys.values())) == 3
+    latest = con.execute(f"SELECT recording_id, value, idempotency_key FROM ({LATEST_WRITES_SQL})").fetchall()
+    assert latest == [("r3", '"A"', keys["r3"])]
+
+
+def test_latest_writes_skip_a_newer_recording_deleted_since_its_day_was_built(con):
+    """The newest recording is deleted and its plan day not yet rebuilt: the next newest
+    live recording is the target; once purged too, the one before."""
+    load_raw(con, [recording("r1", D1, hour=8, crm=FULL_CRM, entityExtractions=_stage("One"))], [D1])
+    load_raw(con, [
+        recording("r2", D2, hour=8, crm=FULL_CRM, entityExtractions=_stage("Two")),
+        recording("r3", D2, hour=9, crm=FULL_CRM, entityExtractions=_stage("Three")),
+    ], [D2])
+    rebuild_partitions(con, CRM_WRITEBACK_PLAN, [D1, D2])
+    target = f"SELECT recording_id FROM ({LATEST_WRITES_SQL})"
+    assert con.execute(target).fetchall() == [("r3",)]
+    # Re-ingest D2 with r3 deleted and r2 purged, without rebuilding the plan.
+    load_raw(con, [
+        recording("r2", D2, hour=8, crm=FULL_CRM, entityExtractions=_stage("Two")),
+        recording("r3", D2, hour=9, crm=FULL_CRM, entityExtractions=_stage("Three"), deleted=True),
+    ], [D2])
+    assert con.execute(target).fetchall() == [("r2",)]
+    load_raw(con, [
+        recording("r2", D2, hour=8, crm=FULL_CRM, entityExtractions=_stage("Two"),
+                  rootDataPurgedAt="2026-01-07T00:00:00.000Z"),
+        recording("r3", D2, hour=9, crm=FULL_CRM, entityExtractions=_stage("Three"), deleted=True),
+    ], [D2])
+    assert con.execute(target).fetchall() == [("r1",)]
+    # Rebuilt, the plan agrees.
+    rebuild_partitions(con, CRM_WRITEBACK_PLAN, [D2])
+    assert con.execute(target).fetchall() == [("r1",)]
+
+
+def test_latest_writes_never_fall_back_past_a_newest_null(con):
+    """A newer recording that maps a null value still holds the field: the target is null
+    (which the delivery never sends), not the older recording's value."""
+    load_raw(con, [
+        recording("old", D1, hour=8, crm=FULL_CRM, entityExtractions=_stage("Kept")),
+        recording("new", D1, hour=9, crm=FULL_CRM, entityExtractions=_stage(None)),
+    ], [D1])
+    rebuild_partitions(con, CRM_WRITEBACK_PLAN, [D1])
+    assert con.execute(f"SELECT recording_id, value FROM ({LATEST_WRITES_SQL})").fetchall() == [("new", "null")]

@@ -1,0 +1,360 @@
+"""The writeback ledger in DuckDB: field state, attempt log, outbox.
+
+`siro.crm_writeback_state` has one row per CRM field with the value the CRM last
+acknowledged (and its source recording), the intent of a delivery in flight, and the
+last attempt's outcome. `siro.crm_writeback_log` has one row per attempt. Every function
+here is one short transaction on a connection the caller opened for just that: delivery
+never holds the warehouse while it waits on a CRM.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+
+import duckdb
+
+from ..transforms import LATEST_WRITES_SQL
+from ..transforms.writeback_plan import CRM_WRITEBACK_PLAN
+from ..warehouse.schema import SCHEMA, ensure_schema
+from .writes import DELIVERED, FAILED, REJECTED, SKIPPED_UNCHANGED, FieldWrite, Outcome
+
+STATE_TABLE = f"{SCHEMA}.crm_writeback_state"
+LOG_TABLE = f"{SCHEMA}.crm_writeback_log"
+OUTBOX_TABLE = f"{SCHEMA}.crm_outbox"
+
+_FIELD = "integration_connection_id, object_type, external_id, field_key"
+
+# `siro.crm_writeback_log`: (name, type, description, the plan columns it comes from).
+LOG_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("attempted_at", "TIMESTAMPTZ NOT NULL", "When the attempt's outcome was recorded (UTC).", ()),
+    ("run_id", "VARCHAR", "Dagster run (or caller) that made the attempt.", ()),
+    ("sink", "VARCHAR NOT NULL", "outbox, salesforce, hubspot, http; ledger for skipped_unchanged and "
+     "outcome_unknown rows.", ()),
+    ("integration_connection_id", "VARCHAR NOT NULL", "Siro integration connection the write was routed by.",
+     ("integration_connection_id",)),
+    ("object_type", "VARCHAR NOT NULL", "crm block object written (opportunity, account, lead, engagement, "
+     "contact, user).", ("object_type",)),
+    ("external_id", "VARCHAR NOT NULL", "The CRM record's id.", ("external_id",)),
+    ("crm_field_name", "VARCHAR NOT NULL", "CRM field, as mapped.", ("crm_field_name",)),
+    ("value", "JSON", "The value as extracted (JSON); the CRM got it in its own wire format.", ("value",)),
+    ("recording_id", "VARCHAR", "The recording the value came from (the field's newest live recording).",
+     ("recording_id",)),
+    ("partition_date", "DATE", "UTC day of that recording's createdAt.", ("partition_date",)),
+    ("outcome", "VARCHAR NOT NULL", "delivered, rejected, failed, skipped_unchanged or dry_run.", ()),
+    ("http_status", "INTEGER", "The CRM's HTTP status for the request, when there was one.", ()),
+    ("error_code", "VARCHAR", "Reject or failure code (the CRM's, or unknown_field, not_updateable, "
+     "invalid_value, unsupported_object, no_route, outcome_unknown).", ()),
+    ("error_message", "VARCHAR", "The CRM's (or our) message for the code.", ()),
+    ("delivery_key", "VARCHAR", "Key of the delivery: stable across its retries, new for the next one; "
+     "the http sink's Idempotency-Key is derived from it.", ("idempotency_key",)),
+)
+
+DDL = (
+    f"""CREATE TABLE IF NOT EXISTS {STATE_TABLE} (
+    integration_connection_id VARCHAR NOT NULL,
+    object_type VARCHAR NOT NULL,
+    external_id VARCHAR NOT NULL,
+    field_key VARCHAR NOT NULL,             -- lower(trim(crm_field_name)): one CRM field
+    crm_field_name VARCHAR,
+    acked_value JSON,                        -- the value the CRM last acknowledged
+    acked_recording_id VARCHAR,
+    acked_delivery_key VARCHAR,
+    acked_at TIMESTAMPTZ,
+    deliveries INTEGER NOT NULL DEFAULT 0,   -- acknowledged deliveries so far
+    pending_value JSON,                      -- intent: a delivery sent, outcome not yet recorded
+    pending_recording_id VARCHAR,
+    pending_delivery_key VARCHAR,
+    pending_run_id VARCHAR,
+    pending_since TIMESTAMPTZ,
+    last_outcome VARCHAR,
+    last_value JSON,
+    last_recording_id VARCHAR,
+    last_http_status INTEGER,
+    last_error_code VARCHAR,
+    last_error_message VARCHAR,
+    last_fingerprint VARCHAR,
+    last_attempt_at TIMESTAMPTZ,
+    PRIMARY KEY ({_FIELD})
+)""",
+    f"CREATE TABLE IF NOT EXISTS {LOG_TABLE} (\n    "
+    + ",\n    ".join(f"{name} {sql_type}" for name, sql_type, _, _ in LOG_COLUMNS)
+    + "\n)",
+    f"""CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} (
+    delivery_key VARCHAR PRIMARY KEY,        -- a re-sent delivery is not queued twice
+    queued_at TIMESTAMPTZ NOT NULL,
+    run_id VARCHAR,
+    integration_connection_id VARCHAR NOT NULL,
+    object_type VARCHAR NOT NULL,
+    crm_model_name VARCHAR,
+    external_id VARCHAR NOT NULL,
+    crm_field_name VARCHAR NOT NULL,
+    value JSON,
+    recording_id VARCHAR
+)""",
+)
+
+
+def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the ledger tables (and the plan table, so a fresh warehouse reads as empty)."""
+    ensure_schema(con)
+    con.execute(CRM_WRITEBACK_PLAN.ddl())
+    for statement in DDL:
+        con.execute(statement)
+
+
+def _transaction(con: duckdb.DuckDBPyConnection, work) -> None:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        work()
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+# Each field's target (the newest live recording's value) next to its ledger row.
+_CANDIDATES = f"""
+WITH targets AS ({LATEST_WRITES_SQL}),
+in_run AS (
+    SELECT DISTINCT integration_connection_id, object_type, external_id,
+           lower(trim(crm_field_name)) AS field_key
+    FROM {CRM_WRITEBACK_PLAN.qualified_name}
+    WHERE plan_status = 'ready'
+      AND ($partitions IS NULL OR partition_date IN (SELECT unnest($partitions::DATE[])))
+)
+SELECT t.integration_connection_id, t.object_type, t.external_id,
+       lower(trim(t.crm_field_name)) AS field_key, trim(t.crm_field_name), t.crm_model_name,
+       json(t.value)::VARCHAR AS value, t.recording_id, t.idempotency_key,
+       coalesce(s.deliveries, 0), t.partition_date,
+       -- due: the target differs from what the CRM acknowledged, or a delivery's outcome
+       -- is unknown (sent, never recorded) so the CRM may hold either value.
+       (s.acked_value IS NULL OR json(s.acked_value)::VARCHAR <> json(t.value)::VARCHAR
+        OR s.pending_value IS NOT NULL) AS due,
+       i.field_key IS NOT NULL AS in_run,
+       s.last_outcome, json(s.last_value)::VARCHAR, s.last_fingerprint
+FROM targets AS t
+LEFT JOIN {STATE_TABLE} AS s
+    ON s.integration_connection_id = t.integration_connection_id AND s.object_type = t.object_type
+   AND s.external_id = t.external_id AND s.field_key = lower(trim(t.crm_field_name))
+LEFT JOIN in_run AS i
+    ON i.integration_connection_id = t.integration_connection_id AND i.object_type = t.object_type
+   AND i.external_id = t.external_id AND i.field_key = lower(trim(t.crm_field_name))
+WHERE s.acked_value IS NULL OR json(s.acked_value)::VARCHAR <> json(t.value)::VARCHAR
+   OR s.pending_value IS NOT NULL OR i.field_key IS NOT NULL
+ORDER BY ALL
+"""
+
+
+class Candidate:
+    """A field's target next to its ledger state."""
+
+    __slots__ = ("write", "due", "in_run", "last_outcome", "last_value", "last_fingerprint")
+
+    def __init__(self, row: tuple) -> None:
+        (connection_id, object_type, external_id, field_key, field_name, model, value, recording_id,
+         plan_key, deliveries, partition_date, due, in_run, last_outcome, last_value, last_fingerprint) = row
+        self.write = FieldWrite(
+            connection_id, object_type, external_id, field_key, field_name, model,
+            json.loads(value), recording_id, plan_key, deliveries, partition_date,
+        )
+        self.due, self.in_run = bool(due), bool(in_run)
+        self.last_outcome, self.last_value, self.last_fingerprint = last_outcome, last_value, last_fingerprint
+
+    def rejected_before(self, fingerprint: str | None) -> bool:
+        """The CRM (or the schema) rejected this same value under the same configuration."""
+        return (
+            self.last_outcome == REJECTED
+            and self.last_value == self.write.value_json
+            and self.last_fingerprint == fingerprint
+        )
+
+
+def read_candidates(con: duckdb.DuckDBPyConnection, partitions: Sequence[date] | None) -> list[Candidate]:
+    """Every field that is due, plus the unchanged fields with a plan row in `partitions` (all when None)."""
+    params = {"partitions": sorted(set(partitions)) if partitions is not None else None}
+    return [Candidate(row) for row in con.execute(_CANDIDATES, params).fetchall()]
+
+
+def orphaned_intents(con: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple]:
+    """Deliveries another run sent but never recorded an outcome for (it crashed in between)."""
+    return con.execute(
+        f"""SELECT integration_connection_id, object_type, external_id, crm_field_name,
+                   json(pending_value)::VARCHAR, pending_recording_id, pending_delivery_key, pending_run_id
+            FROM {STATE_TABLE} WHERE pending_value IS NOT NULL AND pending_run_id IS DISTINCT FROM ?""",
+        [run_id],
+    ).fetchall()
+
+
+def _rows(shape: dict[str, str]) -> str:
+    """A FROM clause that unnests `$rows` (a JSON array of objects of `shape`) into columns.
+
+    Passing a batch as one JSON parameter makes each ledger write one statement: DuckDB's
+    `executemany` runs a statement per row, which costs milliseconds each.
+    """
+    structure = json.dumps([shape]).replace("'", "''")
+    return f"(SELECT unnest(from_json($rows::JSON, '{structure}'), recursive := true))"
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, rows: list[dict]) -> None:
+    con.execute(sql, {"rows": json.dumps(rows, default=str)})
+
+
+_V = "VARCHAR"
+_INTENT_SHAPE = {k: _V for k in ("c", "o", "e", "f", "name", "value", "rec", "key", "run", "now")}
+_INTENT = f"""
+INSERT INTO {STATE_TABLE} ({_FIELD}, crm_field_name, pending_value, pending_recording_id,
+                           pending_delivery_key, pending_run_id, pending_since)
+SELECT c, o, e, f, name, value::JSON, rec, key, run, now::TIMESTAMPTZ FROM {_rows(_INTENT_SHAPE)}
+ON CONFLICT ({_FIELD}) DO UPDATE SET
+    crm_field_name = excluded.crm_field_name, pending_value = excluded.pending_value,
+    pending_recording_id = excluded.pending_recording_id,
+    pending_delivery_key = excluded.pending_delivery_key,
+    pending_run_id = excluded.pending_run_id, pending_since = excluded.pending_since
+"""
+
+
+def record_intent(con: duckdb.DuckDBPyConnection, writes: Iterable[FieldWrite], run_id: str, now: datetime) -> None:
+    """Before sending: note what is about to be sent, so a crash leaves the field due, not lost."""
+    rows = [
+        dict(c=w.connection_id, o=w.object_type, e=w.external_id, f=w.field_key, name=w.crm_field_name,
+             value=w.value_json, rec=w.recording_id, key=w.delivery_key, run=run_id, now=now.isoformat())
+        for w in writes
+    ]
+    if rows:
+        _transaction(con, lambda: _run(con, _INTENT, rows))
+
+
+_OUTCOME_SHAPE = {**{k: _V for k in ("c", "o", "e", "f", "name", "value", "rec", "key", "now", "outcome",
+                                     "code", "message", "fp")}, "status": "INTEGER", "delivered": "BOOLEAN"}
+
+# One row per outcome. In `excluded`, `deliveries` is 1 for a delivery and 0 otherwise,
+# which is how the update below tells them apart.
+_OUTCOME = f"""
+INSERT INTO {STATE_TABLE} ({_FIELD}, crm_field_name, acked_value, acked_recording_id,
+    acked_delivery_key, acked_at, deliveries, last_outcome, last_value, last_recording_id,
+    last_http_status, last_error_code, last_error_message, last_fingerprint, last_attempt_at)
+SELECT c, o, e, f, name,
+       CASE WHEN delivered THEN value::JSON END, CASE WHEN delivered THEN rec END,
+       CASE WHEN delivered THEN key END, CASE WHEN delivered THEN now::TIMESTAMPTZ END,
+       CASE WHEN delivered THEN 1 ELSE 0 END,
+       outcome, value::JSON, rec, status, code, message, fp, now::TIMESTAMPTZ
+FROM {_rows(_OUTCOME_SHAPE)}
+ON CONFLICT ({_FIELD}) DO UPDATE SET
+    crm_field_name = excluded.crm_field_name,
+    acked_value = CASE WHEN excluded.deliveries = 1 THEN excluded.last_value ELSE acked_value END,
+    acked_recording_id = CASE WHEN excluded.deliveries = 1 THEN excluded.last_recording_id ELSE acked_recording_id END,
+    acked_delivery_key = CASE WHEN excluded.deliveries = 1 THEN excluded.acked_delivery_key ELSE acked_delivery_key END,
+    acked_at = CASE WHEN excluded.deliveries = 1 THEN excluded.last_attempt_at ELSE acked_at END,
+    deliveries = deliveries + excluded.deliveries,
+    -- A failure leaves the CRM's value unknown (the write may have landed): keep the intent.
+    pending_value = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_value END,
+    pending_recording_id = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_recording_id END,
+    pending_delivery_key = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_delivery_key END,
+    pending_run_id = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_run_id END,
+    pending_since = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_since END,
+    last_outcome = excluded.last_outcome, last_value = excluded.last_value,
+    last_recording_id = excluded.last_recording_id, last_http_status = excluded.last_http_status,
+    last_error_code = excluded.last_error_code, last_error_message = excluded.last_error_message,
+    last_fingerprint = excluded.last_fingerprint, last_attempt_at = excluded.last_attempt_at
+"""
+
+_LOG_SHAPE = {**{k: _V for k in ("now", "run", "sink", "c", "o", "e", "name", "value", "rec", "pd", "outcome", "code",
+                                 "message", "key")}, "status": "INTEGER"}
+_LOG = f"""
+INSERT INTO {LOG_TABLE} ({", ".join(name for name, _, _, _ in LOG_COLUMNS)})
+SELECT now::TIMESTAMPTZ, run, sink, c, o, e, name, value::JSON, rec, pd::DATE, outcome, status, code, message, key
+FROM {_rows(_LOG_SHAPE)}
+"""
+
+
+def _outcome_row(outcome: Outcome, sink: str, run_id: str, now: datetime) -> dict:
+    w = outcome.write
+    return dict(
+        c=w.connection_id, o=w.object_type, e=w.external_id, f=w.field_key, name=w.crm_field_name,
+        value=w.value_json, rec=w.recording_id, now=now.isoformat(), run=run_id, sink=sink,
+        pd=w.partition_date.isoformat() if w.partition_date else None,
+        # An unchanged field was not delivered: it has no delivery key of its own.
+        key=None if outcome.status == SKIPPED_UNCHANGED else w.delivery_key,
+        outcome=outcome.status, status=outcome.http_status, code=outcome.error_code,
+        message=outcome.error_message, fp=outcome.fingerprint, delivered=outcome.status == DELIVERED,
+    )
+
+
+def record_outcomes(
+    con: duckdb.DuckDBPyConnection, outcomes: Sequence[Outcome], sink: str, run_id: str, now: datetime,
+    *, update_state: bool = True,
+) -> None:
+    """After sending: the log rows, and the field state (acknowledged value, reject, failure)."""
+    if not outcomes:
+        return
+    rows = [_outcome_row(o, sink, run_id, now) for o in outcomes]
+
+    def work() -> None:
+        _run(con, _LOG, rows)
+        if update_state:
+            _run(con, _OUTCOME, rows)
+
+    _transaction(con, work)
+
+
+def log_orphans(con: duckdb.DuckDBPyConnection, orphans: Sequence[tuple], run_id: str, now: datetime) -> None:
+    """Log, once, that a run ended between sending and recording; the field stays due."""
+    if not orphans:
+        return
+    rows = [
+        dict(now=now.isoformat(), run=run_id, sink="ledger", c=c, o=o, e=e, name=f, value=value, rec=rec, pd=None,
+             outcome=FAILED, status=None, code="outcome_unknown", key=key,
+             message=f"run {prior} ended between sending and recording the outcome; the value is re-sent")
+        for c, o, e, f, value, rec, key, prior in orphans
+    ]
+
+    def work() -> None:
+        _run(con, _LOG, rows)
+        # Adopt the intent so it is logged once; it is cleared when the re-send is recorded.
+        con.execute(
+            f"UPDATE {STATE_TABLE} SET pending_run_id = ? WHERE pending_value IS NOT NULL "
+            "AND pending_run_id IS DISTINCT FROM ?", [run_id, run_id],
+        )
+
+    _transaction(con, work)
+
+
+_OUTBOX_SHAPE = {k: _V for k in ("key", "now", "run", "c", "o", "model", "e", "name", "value", "rec")}
+_OUTBOX = f"""
+INSERT INTO {OUTBOX_TABLE}
+SELECT key, now::TIMESTAMPTZ, run, c, o, model, e, name, value::JSON, rec FROM {_rows(_OUTBOX_SHAPE)}
+ON CONFLICT DO NOTHING
+"""
+
+
+def queue_outbox(con: duckdb.DuckDBPyConnection, writes: Sequence[FieldWrite], run_id: str | None, now: datetime) -> None:
+    """Append writes to `siro.crm_outbox`; a delivery already queued is not queued twice."""
+    rows = [
+        dict(key=w.delivery_key, now=now.isoformat(), run=run_id, c=w.connection_id, o=w.object_type,
+             model=w.crm_model_name, e=w.external_id, name=w.crm_field_name, value=w.value_json, rec=w.recording_id)
+        for w in writes
+    ]
+    _transaction(con, lambda: _run(con, _OUTBOX, rows))
+
+
+# Fields whose current target the CRM rejected or failed on: what the writeback check reports.
+OUTSTANDING_SQL = f"""
+WITH targets AS ({LATEST_WRITES_SQL})
+SELECT s.last_outcome, coalesce(s.last_error_code, 'unknown') AS error_code, count(*) AS fields
+FROM {STATE_TABLE} AS s
+JOIN targets AS t
+    ON s.integration_connection_id = t.integration_connection_id AND s.object_type = t.object_type
+   AND s.external_id = t.external_id AND s.field_key = lower(trim(t.crm_field_name))
+WHERE s.last_outcome IN ('{REJECTED}', '{FAILED}')
+  AND json(s.last_value)::VARCHAR = json(t.value)::VARCHAR
+  AND (s.acked_value IS NULL OR json(s.acked_value)::VARCHAR <> json(t.value)::VARCHAR)
+GROUP BY ALL
+ORDER BY fields DESC, error_code
+"""
+
+
+def outstanding(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]]:
+    """(outcome, error code, fields) of the rejects and failures that still stand."""
+    return con.execute(OUTSTANDING_SQL).fetchall()

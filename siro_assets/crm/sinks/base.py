@@ -1,0 +1,122 @@
+"""What every sink offers the delivery loop, and what they share.
+
+A sink first `prepare`s the due writes (reads the CRM's schema, coerces each value,
+rejects what cannot fit), then `send`s batches of prepared writes and answers one
+`Outcome` per write. The delivery loop records intent before each `send` and the
+outcomes after it, so a sink never touches the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from ..writes import FAILED, REJECTED, CallStats, FieldWrite, Outcome
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A write ready for the wire: the CRM's object, field name and value."""
+
+    write: FieldWrite
+    wire_object: str
+    wire_field: str
+    wire_value: Any
+    fingerprint: str
+    """Connection settings and field schema the value was prepared under."""
+
+
+class DeliveryStopped(Exception):
+    """The CRM refuses every further write this run (daily quota, bad credentials).
+
+    `outcomes` are the answers for the batch that was being sent; the writes not yet
+    sent wait for the next run.
+    """
+
+    def __init__(self, code: str, message: str, outcomes: list[Outcome], http_status: int | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.outcomes = outcomes
+        self.http_status = http_status
+
+
+class Sink(Protocol):
+    """A destination for CRM field writes."""
+
+    name: str
+    stats: CallStats
+
+    def prepare(self, writes: list[FieldWrite]) -> tuple[list[Prepared], list[Outcome]]:
+        """Writes ready to send, and rejects decided before sending."""
+
+    def batches(self, prepared: list[Prepared]) -> Iterator[list[Prepared]]:
+        """The prepared writes in the groups `send` takes (one CRM request's worth)."""
+
+    def send(self, batch: list[Prepared]) -> list[Outcome]:
+        """Send one batch; one outcome per write. May raise `DeliveryStopped`."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def outcomes_for(
+    prepared: Iterable[Prepared], status: str, *, http_status: int | None = None,
+    code: str | None = None, message: str | None = None,
+) -> list[Outcome]:
+    """The same outcome for each prepared write."""
+    return [
+        Outcome(p.write, status, http_status, code, message, p.fingerprint) for p in prepared
+    ]
+
+
+def reject(write: FieldWrite, code: str, message: str, fingerprint: str | None, http_status: int | None = None) -> Outcome:
+    """A reject outcome for one write."""
+    return Outcome(write, REJECTED, http_status, code, message, fingerprint)
+
+
+def failed(prepared: Iterable[Prepared], code: str, message: str, http_status: int | None = None) -> list[Outcome]:
+    """A failure outcome for each prepared write."""
+    return outcomes_for(prepared, FAILED, http_status=http_status, code=code, message=message)
+
+
+def group_records(prepared: Iterable[Prepared]) -> dict[tuple[str, str, str], list[Prepared]]:
+    """Prepared writes grouped by CRM record (connection, object, id), in first-seen order."""
+    records: dict[tuple[str, str, str], list[Prepared]] = {}
+    for p in prepared:
+        records.setdefault((p.write.connection_id, p.wire_object, p.write.external_id), []).append(p)
+    return records
+
+
+def chunk_records(prepared: list[Prepared], size: int, *, key=None) -> Iterator[list[Prepared]]:
+    """Batches of at most `size` records (all fields of one record stay together)."""
+    groups: dict[Any, dict[tuple[str, str, str], list[Prepared]]] = {}
+    for record, fields in group_records(prepared).items():
+        groups.setdefault(key(record) if key else None, {})[record] = fields
+    for records in groups.values():
+        items = list(records.values())
+        for start in range(0, len(items), size):
+            yield [p for fields in items[start:start + size] for p in fields]
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The response's JSON, or None when it has none."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def error_of(body: Any, default: str) -> tuple[str, str]:
+    """(code, message) from a Salesforce error list or a HubSpot / generic error object."""
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        first = body[0]
+        return str(first.get("errorCode") or first.get("statusCode") or default), str(first.get("message") or "")
+    if isinstance(body, dict):
+        code = body.get("category") or body.get("errorCode") or body.get("error") or body.get("code") or default
+        message = body.get("message") or body.get("error_description") or ""
+        return str(code), str(message)
+    return default, ""

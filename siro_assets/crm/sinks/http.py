@@ -1,0 +1,104 @@
+"""Any other CRM or middleware: one `PATCH {url}/{crmModelName}/{externalId}` per record.
+
+The body is a JSON object of field -> value (values as extracted; a null is sent only
+when the connection opts in). Path segments are URL-encoded (ids can hold `/`, `#`,
+spaces). The `Idempotency-Key` header is derived from the delivery keys of the record's
+fields: stable across retries of one delivery, new for the next delivery of a value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from urllib.parse import quote
+
+import httpx
+
+from ..calls import CrmCalls, CrmUnreachable
+from ..config import HttpSettings
+from ..writes import DELIVERED, CallStats, FieldWrite, Outcome
+from .base import (
+    DeliveryStopped, Prepared, chunk_records, error_of, failed, group_records, json_body, outcomes_for, reject,
+)
+
+# Records per ledger round trip (intent, then outcomes); each record is still its own request.
+RECORDS_PER_BATCH = 50
+
+
+def idempotency_key(batch: list[Prepared]) -> str:
+    """One request's key: the sorted delivery keys of the fields it carries."""
+    keys = sorted(p.write.delivery_key for p in batch)
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()
+
+
+class HttpSink:
+    """Writes to a generic HTTP endpoint."""
+
+    name = "http"
+
+    def __init__(
+        self,
+        settings: HttpSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.stats = CallStats()
+        headers = {}
+        if settings.token is not None:
+            headers["Authorization"] = f"Bearer {settings.token.get_secret_value()}"
+        self.calls = CrmCalls(
+            httpx.Client(transport=transport, timeout=timeout, headers=headers), self.stats,
+            max_attempts=settings.max_attempts, sleep=sleep, clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpSink(url={self.settings.url!r})"
+
+    def prepare(self, writes: list[FieldWrite]) -> tuple[list[Prepared], list[Outcome]]:
+        """No schema to read: values go as extracted, to the model and field as mapped."""
+        fingerprint = self.settings.fingerprint()
+        return [Prepared(w, w.crm_model_name.strip(), w.crm_field_name.strip(), w.value, fingerprint) for w in writes], []
+
+    def batches(self, prepared: list[Prepared]) -> Iterator[list[Prepared]]:
+        """Up to `RECORDS_PER_BATCH` records: one ledger transaction each side, one request per record."""
+        return chunk_records(prepared, RECORDS_PER_BATCH)
+
+    def send(self, batch: list[Prepared]) -> list[Outcome]:
+        """PATCH each record's fields, one request per record."""
+        outcomes: list[Outcome] = []
+        for record in group_records(batch).values():
+            try:
+                outcomes += self._patch(record)
+            except DeliveryStopped as exc:
+                raise DeliveryStopped(exc.code, exc.message, outcomes + exc.outcomes, exc.http_status) from None
+        return outcomes
+
+    def _patch(self, batch: list[Prepared]) -> list[Outcome]:
+        first = batch[0]
+        url = "/".join((
+            self.settings.url.rstrip("/"), quote(first.wire_object, safe=""), quote(first.write.external_id, safe="")
+        ))
+        body = {p.wire_field: p.wire_value for p in batch}
+        try:
+            response = self.calls.request("PATCH", url, json=body, headers={"Idempotency-Key": idempotency_key(batch)})
+        except CrmUnreachable as exc:
+            return failed(batch, f"http_{exc.status}" if exc.status else "unreachable", str(exc), exc.status)
+        status = response.status_code
+        if 200 <= status < 300:
+            return outcomes_for(batch, DELIVERED, http_status=status)
+        code, message = error_of(json_body(response), f"http_{status}")
+        if status in (401, 403):
+            raise DeliveryStopped(code, f"the endpoint refused the credentials: {message}",
+                                  failed(batch, code, message, status), status)
+        if status in (408, 409, 425):
+            return failed(batch, code, message, status)
+        return [reject(p.write, code, message, p.fingerprint, status) for p in batch]
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.calls.close()

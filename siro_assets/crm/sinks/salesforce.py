@@ -1,0 +1,196 @@
+"""Salesforce: client-credentials OAuth, `describe`, sObject Collections updates.
+
+All due fields of one record travel as one record of a `PATCH composite/sobjects` call
+(`allOrNone: false`, at most 200 records). Salesforce applies or fails each record as a
+whole: a record failed for a named field is re-sent without that field, and only that
+field is rejected; `UNABLE_TO_LOCK_ROW` is retried; other codes are rejects. An expired
+session (401 INVALID_SESSION_ID) gets one new token; `403 REQUEST_LIMIT_EXCEEDED` stops
+the delivery.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+
+from ..calls import CrmCalls, CrmUnreachable
+from ..config import SalesforceSettings
+from ..schema import FieldSchema, Rejection, coerce, find_field, salesforce_fields
+from ..values import salesforce_wire
+from ..writes import DELIVERED, UNSUPPORTED_OBJECT, CallStats, FieldWrite, Outcome
+from .base import (
+    DeliveryStopped, Prepared, chunk_records, error_of, failed, group_records, json_body, outcomes_for, reject,
+)
+
+TRANSIENT_CODES = {"UNABLE_TO_LOCK_ROW"}
+STOP_CODES = {"REQUEST_LIMIT_EXCEEDED"}
+
+
+class SalesforceSink:
+    """Writes to one Salesforce org."""
+
+    name = "salesforce"
+
+    def __init__(
+        self,
+        settings: SalesforceSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.stats = CallStats()
+        self.calls = CrmCalls(
+            httpx.Client(transport=transport, timeout=timeout), self.stats,
+            max_attempts=settings.max_attempts, sleep=sleep, clock=clock,
+        )
+        self._token: str | None = None
+        self._instance_url: str | None = None
+        self._schemas: dict[str, dict[str, FieldSchema] | None] = {}
+
+    def __repr__(self) -> str:
+        return f"SalesforceSink(login_url={self.settings.login_url!r})"
+
+    # --- auth -------------------------------------------------------------------------
+    def _authenticate(self) -> None:
+        url = self.settings.login_url.rstrip("/") + "/services/oauth2/token"
+        response = self.calls.request("POST", url, data={
+            "grant_type": "client_credentials",
+            "client_id": self.settings.client_id.get_secret_value(),
+            "client_secret": self.settings.client_secret.get_secret_value(),
+        })
+        body = json_body(response)
+        if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
+            code, message = error_of(body, f"http_{response.status_code}")
+            raise DeliveryStopped(code, f"Salesforce token request failed: {message}", [], response.status_code)
+        self._token = body["access_token"]
+        self._instance_url = str(body.get("instance_url") or self.settings.login_url).rstrip("/")
+
+    def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
+        for attempt in range(2):
+            if self._token is None:
+                self._authenticate()
+            headers = {"Authorization": f"Bearer {self._token}"}
+            response = self.calls.request(method, f"{self._instance_url}{path}", headers=headers, **kwargs)
+            if response.status_code == 401 and attempt == 0:
+                # The session expired (INVALID_SESSION_ID): one new token, one retry.
+                self._token = None
+                continue
+            return response
+        return response
+
+    def _data_path(self, tail: str) -> str:
+        return f"/services/data/v{self.settings.api_version}/{tail}"
+
+    # --- schema -------------------------------------------------------------------------
+    def _fields(self, sobject: str) -> dict[str, FieldSchema] | None:
+        if sobject not in self._schemas:
+            response = self._call("GET", self._data_path(f"sobjects/{sobject}/describe"))
+            if response.status_code == 404:
+                self._schemas[sobject] = None
+            elif response.status_code != 200:
+                code, message = error_of(json_body(response), f"http_{response.status_code}")
+                raise DeliveryStopped(code, f"describe {sobject} failed: {message}", [], response.status_code)
+            else:
+                self._schemas[sobject] = salesforce_fields(response.json())
+        return self._schemas[sobject]
+
+    def prepare(self, writes: list[FieldWrite]) -> tuple[list[Prepared], list[Outcome]]:
+        """Map object types, read each sObject's describe once, coerce values."""
+        ready, rejects = [], []
+        base = self.settings.fingerprint()
+        for write in writes:
+            sobject = self.settings.object_types.get(write.object_type)
+            if sobject is None:
+                rejects.append(reject(write, UNSUPPORTED_OBJECT, f"no Salesforce object configured for {write.object_type}", base))
+                continue
+            fields = self._fields(sobject)
+            if fields is None:
+                rejects.append(reject(write, UNSUPPORTED_OBJECT, f"Salesforce has no sObject {sobject}", base))
+                continue
+            try:
+                schema = find_field(fields, write.crm_field_name, case_sensitive=False)
+                fingerprint = f"{base}:{schema.fingerprint()}"
+                value = coerce(write.value, schema)
+            except Rejection as exc:
+                rejects.append(reject(write, exc.code, exc.message, base))
+                continue
+            ready.append(Prepared(write, sobject, schema.name, salesforce_wire(value), fingerprint))
+        return ready, rejects
+
+    # --- writes -------------------------------------------------------------------------
+    def batches(self, prepared: list[Prepared]) -> Iterator[list[Prepared]]:
+        """At most `batch_size` records per call; all fields of a record in one record."""
+        return chunk_records(prepared, self.settings.batch_size)
+
+    def send(self, batch: list[Prepared]) -> list[Outcome]:
+        """Send records until each field is delivered, rejected or out of attempts."""
+        outcomes: list[Outcome] = []
+        pending = list(group_records(batch).values())
+        for attempt in range(self.settings.max_attempts):
+            if not pending:
+                break
+            if attempt:
+                self.calls.sleep(self.calls.initial_backoff * 2 ** (attempt - 1))
+            pending = self._send_once(pending, outcomes)
+        # Records still locked after every attempt: unknown to the CRM, tried next run.
+        outcomes += failed([p for r in pending for p in r], "UNABLE_TO_LOCK_ROW", "record stayed locked", 200)
+        return outcomes
+
+    def _send_once(self, records: list[list[Prepared]], outcomes: list[Outcome]) -> list[list[Prepared]]:
+        body = {
+            "allOrNone": False,
+            "records": [
+                {"attributes": {"type": r[0].wire_object}, "id": r[0].write.external_id,
+                 **{p.wire_field: p.wire_value for p in r}}
+                for r in records
+            ],
+        }
+        flat = [p for r in records for p in r]
+        try:
+            response = self._call("PATCH", self._data_path("composite/sobjects"), json=body)
+        except CrmUnreachable as exc:
+            outcomes += failed(flat, f"http_{exc.status}" if exc.status else "unreachable", str(exc), exc.status)
+            return []
+        answer = json_body(response)
+        if response.status_code != 200 or not isinstance(answer, list) or len(answer) != len(records):
+            code, message = error_of(answer, f"http_{response.status_code}")
+            if code in STOP_CODES or response.status_code == 401:
+                raise DeliveryStopped(code, message, outcomes + failed(flat, code, message, response.status_code),
+                                      response.status_code)
+            outcomes += failed(flat, code, message or "unexpected answer", response.status_code)
+            return []
+        retry: list[list[Prepared]] = []
+        for record, result in zip(records, answer):
+            retry += self._judge(record, result, outcomes)
+        return retry
+
+    def _judge(self, record: list[Prepared], result: dict, outcomes: list[Outcome]) -> list[list[Prepared]]:
+        if result.get("success"):
+            outcomes += outcomes_for(record, DELIVERED, http_status=200)
+            return []
+        errors = result.get("errors") or [{}]
+        codes = {str(e.get("statusCode")) for e in errors}
+        if codes & TRANSIENT_CODES:
+            return [record]
+        named = {str(f).lower() for e in errors for f in (e.get("fields") or [])}
+        bad = [p for p in record if p.wire_field.lower() in named]
+        good = [p for p in record if p.wire_field.lower() not in named]
+        if bad and good:
+            # The record failed as a whole for the named fields: re-send the rest without them.
+            for p in bad:
+                e = next(e for e in errors if p.wire_field.lower() in {str(f).lower() for f in e.get("fields") or []})
+                outcomes.append(reject(p.write, str(e.get("statusCode")), str(e.get("message", "")), p.fingerprint, 200))
+            return [good]
+        first = errors[0]
+        for p in record:
+            outcomes.append(reject(p.write, str(first.get("statusCode")), str(first.get("message", "")), p.fingerprint, 200))
+        return []
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.calls.close()

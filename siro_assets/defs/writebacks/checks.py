@@ -1,0 +1,42 @@
+"""The writeback check: fails while CRM rejects or failures stand for current targets."""
+
+from dagster import AssetCheckResult, MetadataValue, asset_check
+
+from ...crm import STATE_TABLE, outstanding
+from ..resources import WarehouseResource
+from .assets import CRM_WRITEBACKS_KEY
+
+
+@asset_check(
+    asset=CRM_WRITEBACKS_KEY,
+    name="no_outstanding_rejects_or_failures",
+    description="No CRM field's current target value stands rejected or failed; names the top error codes.",
+)
+def no_outstanding_rejects_or_failures(warehouse: WarehouseResource) -> AssetCheckResult:
+    """Fails while a field's current target was rejected (or failed) and not yet delivered."""
+    with warehouse.read_connection() as con:
+        schema, table = STATE_TABLE.split(".")
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, table]
+        ).fetchone()[0]
+        rows = outstanding(con) if exists else []
+    rejected = sum(n for outcome, _, n in rows if outcome == "rejected")
+    failed = sum(n for outcome, _, n in rows if outcome == "failed")
+    codes: dict[str, int] = {}
+    for _, code, n in rows:
+        codes[code] = codes.get(code, 0) + n
+    top = sorted(codes.items(), key=lambda item: (-item[1], item[0]))[:5]
+    description = None
+    if rows:
+        named = ", ".join(f"{code} ({n})" for code, n in top)
+        description = (f"{rejected} rejected and {failed} failed CRM field(s); top error codes: {named}. "
+                       "See siro.crm_writeback_log and docs/WRITEBACKS.md.")
+    return AssetCheckResult(
+        passed=not rows,
+        description=description,
+        metadata={
+            "rejected_fields": MetadataValue.int(rejected),
+            "failed_fields": MetadataValue.int(failed),
+            "top_error_codes": MetadataValue.json(dict(top)),
+        },
+    )

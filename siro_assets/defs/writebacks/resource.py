@@ -1,0 +1,88 @@
+"""`CrmWritebackResource`: where CRM writes go, as Dagster configuration.
+
+Either a routing file (`SIRO_CRM_CONNECTIONS`, whose `{env: NAME}` secrets resolve from
+the run's environment) or one sink for every connection (`SIRO_CRM_SINK` and that sink's
+variables). Secrets are bound with `EnvVar` in `build_resources_from_env`, so the UI shows
+only the variables' names, and are `repr=False` fields.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import date
+
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field
+
+from ...crm import Delivery, DeliveryReport, Routing, load_routing, load_routing_file
+
+# Settings and the variable each one is read from.
+ENV_FIELDS: dict[str, str] = {
+    "connections_file": "SIRO_CRM_CONNECTIONS",
+    "sink": "SIRO_CRM_SINK",
+    "salesforce_login_url": "SIRO_SALESFORCE_LOGIN_URL",
+    "salesforce_client_id": "SIRO_SALESFORCE_CLIENT_ID",
+    "salesforce_client_secret": "SIRO_SALESFORCE_CLIENT_SECRET",
+    "salesforce_api_version": "SIRO_SALESFORCE_API_VERSION",
+    "hubspot_base_url": "SIRO_HUBSPOT_BASE_URL",
+    "hubspot_token": "SIRO_HUBSPOT_TOKEN",
+    "writeback_url": "SIRO_CRM_WRITEBACK_URL",
+    "crm_token": "SIRO_CRM_TOKEN",
+}
+SECRET_FIELDS = {"salesforce_client_id", "salesforce_client_secret", "hubspot_token", "crm_token"}
+
+
+class CrmWritebackResource(ConfigurableResource):
+    """Routing of CRM field writes to the outbox, Salesforce, HubSpot or an HTTP endpoint."""
+
+    connections_file: str | None = Field(
+        default=None, description="YAML routing file by connection id (SIRO_CRM_CONNECTIONS); overrides `sink`.")
+    sink: str = Field(default="outbox", description="outbox, salesforce, hubspot or http (SIRO_CRM_SINK).")
+    salesforce_login_url: str | None = None
+    salesforce_client_id: str | None = Field(default=None, repr=False)
+    salesforce_client_secret: str | None = Field(default=None, repr=False)
+    salesforce_api_version: str | None = None
+    hubspot_base_url: str | None = None
+    hubspot_token: str | None = Field(default=None, repr=False)
+    writeback_url: str | None = None
+    crm_token: str | None = Field(default=None, repr=False)
+    dry_run: bool = Field(default=False, description="Send nothing; log what would be sent (SIRO_CRM_DRY_RUN=1).")
+
+    def routing(self) -> Routing:
+        """The routing in force; raises `CrmConfigError` naming what is missing."""
+        if self.connections_file:
+            return load_routing_file(self.connections_file, os.environ)
+        environ = {
+            variable: str(getattr(self, name))
+            for name, variable in ENV_FIELDS.items()
+            if name != "connections_file" and getattr(self, name) is not None
+        }
+        return load_routing(environ)
+
+    def deliver(
+        self,
+        connect: Callable[[], AbstractContextManager],
+        *,
+        run_id: str,
+        partitions: Sequence[date] | None,
+        dry_run: bool = False,
+        retry_rejects: bool = False,
+        log=None,
+    ) -> DeliveryReport:
+        """Deliver every due write; `connect` is opened only around ledger reads and writes."""
+        options = {"log": log} if log is not None else {}
+        delivery = Delivery(
+            connect, self.routing(), run_id=run_id, dry_run=dry_run or self.dry_run,
+            retry_rejects=retry_rejects, **options,
+        )
+        return delivery.run(partitions)
+
+
+def crm_resource_from_env(environ=None) -> CrmWritebackResource:
+    """Bind each documented variable that is set: secrets (and everything else) via `EnvVar`."""
+    environ = os.environ if environ is None else environ
+    bound = {name: EnvVar(variable) for name, variable in ENV_FIELDS.items() if environ.get(variable)}
+    dry = environ.get("SIRO_CRM_DRY_RUN", "").strip().lower() in {"1", "true", "yes"}
+    return CrmWritebackResource(**bound, dry_run=dry)
