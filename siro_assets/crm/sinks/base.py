@@ -8,13 +8,14 @@ outcomes after it, so a sink never touches the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 
-from ..writes import FAILED, REJECTED, CallStats, FieldWrite, Outcome
+from ..schema import FieldSchema, Rejection, coerce, find_field
+from ..writes import FAILED, REJECTED, UNSUPPORTED_OBJECT, CallStats, FieldWrite, Outcome
 
 
 @dataclass(frozen=True)
@@ -120,3 +121,39 @@ def error_of(body: Any, default: str) -> tuple[str, str]:
         message = body.get("message") or body.get("error_description") or ""
         return str(code), str(message)
     return default, ""
+
+
+def prepare_by_schema(
+    writes: list[FieldWrite],
+    *,
+    crm: str,
+    settings_fingerprint: str,
+    object_types: dict[str, str],
+    fields_of: Callable[[str], dict[str, FieldSchema] | None],
+    case_sensitive: bool,
+    wire: Callable[[Any], Any],
+) -> tuple[list[Prepared], list[Outcome]]:
+    """Map each write's object type, look its field up in the CRM's schema, coerce the value.
+
+    `fields_of(object)` reads (and caches) one object's schema, or None when the CRM has no
+    such object. What cannot fit is rejected here, before any write call is spent on it.
+    """
+    ready, rejects = [], []
+    for write in writes:
+        wire_object = object_types.get(write.object_type)
+        if wire_object is None:
+            rejects.append(reject(write, UNSUPPORTED_OBJECT, f"{crm} has no writable object configured for {write.object_type}", settings_fingerprint))
+            continue
+        fields = fields_of(wire_object)
+        if fields is None:
+            rejects.append(reject(write, UNSUPPORTED_OBJECT, f"{crm} has no object {wire_object}", settings_fingerprint))
+            continue
+        try:
+            schema = find_field(fields, write.crm_field_name, case_sensitive=case_sensitive)
+            fingerprint = f"{settings_fingerprint}:{schema.fingerprint()}"
+            value = coerce(write.value, schema)
+        except Rejection as exc:
+            rejects.append(reject(write, exc.code, exc.message, settings_fingerprint))
+            continue
+        ready.append(Prepared(write, wire_object, schema.name, wire(value), fingerprint))
+    return ready, rejects

@@ -19,11 +19,12 @@ import httpx
 
 from ..calls import CrmCalls, CrmUnreachable
 from ..config import HubSpotSettings
-from ..schema import FieldSchema, Rejection, coerce, find_field, hubspot_fields
+from ..schema import FieldSchema, hubspot_fields
 from ..values import hubspot_wire
-from ..writes import DELIVERED, UNSUPPORTED_OBJECT, CallStats, FieldWrite, Outcome
+from ..writes import DELIVERED, CallStats, FieldWrite, Outcome
 from .base import (
-    DeliveryStopped, Prepared, chunk_records, error_of, failed, group_records, json_body, outcomes_for, reject,
+    DeliveryStopped, Prepared, chunk_records, error_of, failed, group_records, json_body, outcomes_for,
+    prepare_by_schema, reject,
 )
 
 _DETAILS = re.compile(r"(\[\{.*\}\])", re.DOTALL)
@@ -93,26 +94,15 @@ class HubSpotSink:
 
     def prepare(self, writes: list[FieldWrite]) -> tuple[list[Prepared], list[Outcome]]:
         """Map object types, read each type's properties once, coerce values to strings."""
-        ready, rejects = [], []
-        base = self.settings.fingerprint()
-        for write in writes:
-            object_type = self.settings.object_types.get(write.object_type)
-            if object_type is None:
-                rejects.append(reject(write, UNSUPPORTED_OBJECT, f"HubSpot has no writable object for {write.object_type}", base))
-                continue
-            fields = self._fields(object_type)
-            if fields is None:
-                rejects.append(reject(write, UNSUPPORTED_OBJECT, f"HubSpot has no object type {object_type}", base))
-                continue
-            try:
-                schema = find_field(fields, write.crm_field_name, case_sensitive=True)
-                fingerprint = f"{base}:{schema.fingerprint()}"
-                value = coerce(write.value, schema)
-            except Rejection as exc:
-                rejects.append(reject(write, exc.code, exc.message, base))
-                continue
-            ready.append(Prepared(write, object_type, schema.name, hubspot_wire(value), fingerprint))
-        return ready, rejects
+        return prepare_by_schema(
+            writes,
+            crm="HubSpot",
+            settings_fingerprint=self.settings.fingerprint(),
+            object_types=self.settings.object_types,
+            fields_of=self._fields,
+            case_sensitive=True,
+            wire=hubspot_wire,
+        )
 
     def batches(self, prepared: list[Prepared]) -> Iterator[list[Prepared]]:
         """At most `batch_size` records of one object type per call."""

@@ -17,11 +17,12 @@ import httpx
 
 from ..calls import CrmCalls, CrmUnreachable
 from ..config import SalesforceSettings
-from ..schema import FieldSchema, Rejection, coerce, find_field, salesforce_fields
+from ..schema import FieldSchema, salesforce_fields
 from ..values import salesforce_wire
-from ..writes import DELIVERED, UNSUPPORTED_OBJECT, CallStats, FieldWrite, Outcome
+from ..writes import DELIVERED, CallStats, FieldWrite, Outcome
 from .base import (
-    DeliveryStopped, Prepared, chunk_records, error_of, failed, group_records, json_body, outcomes_for, reject,
+    DeliveryStopped, Prepared, chunk_records, error_of, failed, group_records, json_body, outcomes_for,
+    prepare_by_schema, reject,
 )
 
 TRANSIENT_CODES = {"UNABLE_TO_LOCK_ROW"}
@@ -101,26 +102,15 @@ class SalesforceSink:
 
     def prepare(self, writes: list[FieldWrite]) -> tuple[list[Prepared], list[Outcome]]:
         """Map object types, read each sObject's describe once, coerce values."""
-        ready, rejects = [], []
-        base = self.settings.fingerprint()
-        for write in writes:
-            sobject = self.settings.object_types.get(write.object_type)
-            if sobject is None:
-                rejects.append(reject(write, UNSUPPORTED_OBJECT, f"no Salesforce object configured for {write.object_type}", base))
-                continue
-            fields = self._fields(sobject)
-            if fields is None:
-                rejects.append(reject(write, UNSUPPORTED_OBJECT, f"Salesforce has no sObject {sobject}", base))
-                continue
-            try:
-                schema = find_field(fields, write.crm_field_name, case_sensitive=False)
-                fingerprint = f"{base}:{schema.fingerprint()}"
-                value = coerce(write.value, schema)
-            except Rejection as exc:
-                rejects.append(reject(write, exc.code, exc.message, base))
-                continue
-            ready.append(Prepared(write, sobject, schema.name, salesforce_wire(value), fingerprint))
-        return ready, rejects
+        return prepare_by_schema(
+            writes,
+            crm="Salesforce",
+            settings_fingerprint=self.settings.fingerprint(),
+            object_types=self.settings.object_types,
+            fields_of=self._fields,
+            case_sensitive=False,
+            wire=salesforce_wire,
+        )
 
     # --- writes -------------------------------------------------------------------------
     def batches(self, prepared: list[Prepared]) -> Iterator[list[Prepared]]:
