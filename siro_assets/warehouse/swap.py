@@ -18,7 +18,8 @@ A crash, kill or error before COMMIT leaves the previous rows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 
 import duckdb
@@ -43,6 +44,29 @@ def _quietly(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         con.execute(sql)
     except duckdb.Error as exc:  # e.g. the connection is already unusable
         logger.warning("DuckDB clean-up %r failed after an earlier error: %s", sql, exc)
+
+
+@contextmanager
+def stage_transaction(con: duckdb.DuckDBPyConnection, stage, organization_id: str | None) -> Iterator[None]:
+    """One write transaction with the sealed `stage` attached as catalog `stage`.
+
+    Claims (or checks) the warehouse's organization first; commits when the block ends,
+    rolls back on any error, and always detaches the stage.
+    """
+    ensure_schema(con)
+    con.execute(f"ATTACH {sql_string(stage.sealed_path())} AS stage (READ_ONLY)")
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if organization_id is not None:
+                claim_organization(con, organization_id)
+            yield
+            con.execute("COMMIT")
+        except BaseException:
+            _quietly(con, "ROLLBACK")
+            raise
+    finally:
+        _quietly(con, "DETACH stage")
 
 
 _IN_DAYS = "partition_date IN (SELECT unnest($p::DATE[]))"
@@ -86,38 +110,26 @@ def swap_partitions(
     Returns the number of rows the partitions hold afterwards. On any error the
     transaction rolls back and the warehouse keeps its previous rows.
     """
-    ensure_schema(con)
-    con.execute(f"ATTACH {sql_string(stage.sealed_path())} AS stage (READ_ONLY)")
     columns = ", ".join(RECORDINGS_COLUMN_NAMES)
     days = {"p": list(partitions)}
     params = {**days, "fetched_at": fetched_at}
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            if organization_id is not None:
-                claim_organization(con, organization_id)
-            missing = con.execute(_MISSING, params).fetchall()
-            if missing and not allow_removals:
-                raise PartitionShrinkError(_shrink_message(missing))
-            if missing:
-                logger.warning("Removing recordings the API no longer lists: %s", _counts(missing))
-            con.execute(
-                f"DELETE FROM {SCHEMA}.recordings AS w WHERE {_IN_DAYS} AND NOT ({_KEEP})", params
-            )
-            con.execute(
-                f"INSERT INTO {SCHEMA}.recordings ({columns}) SELECT {columns} FROM stage.recordings "
-                f"WHERE id NOT IN (SELECT id FROM {SCHEMA}.recordings WHERE {_IN_DAYS})",
-                days,
-            )
-            rows = con.execute(
-                f"SELECT count(*) FROM {SCHEMA}.recordings WHERE {_IN_DAYS}", days
-            ).fetchone()[0]
-            con.execute("COMMIT")
-        except BaseException:
-            _quietly(con, "ROLLBACK")
-            raise
-    finally:
-        _quietly(con, "DETACH stage")
+    with stage_transaction(con, stage, organization_id):
+        missing = con.execute(_MISSING, params).fetchall()
+        if missing and not allow_removals:
+            raise PartitionShrinkError(_shrink_message(missing))
+        if missing:
+            logger.warning("Removing recordings the API no longer lists: %s", _counts(missing))
+        con.execute(
+            f"DELETE FROM {SCHEMA}.recordings AS w WHERE {_IN_DAYS} AND NOT ({_KEEP})", params
+        )
+        con.execute(
+            f"INSERT INTO {SCHEMA}.recordings ({columns}) SELECT {columns} FROM stage.recordings "
+            f"WHERE id NOT IN (SELECT id FROM {SCHEMA}.recordings WHERE {_IN_DAYS})",
+            days,
+        )
+        rows = con.execute(
+            f"SELECT count(*) FROM {SCHEMA}.recordings WHERE {_IN_DAYS}", days
+        ).fetchone()[0]
     return rows
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import duckdb
 
-from .connection import sql_string
-from .identity import claim_organization
-from .schema import RECORDINGS_COLUMN_NAMES, SCHEMA, ensure_schema
-from .swap import _quietly
+from .schema import RECORDINGS_COLUMN_NAMES, SCHEMA
+from .swap import stage_transaction
 
 _NEWEST = "coalesce({}.updated_at, '-infinity'::TIMESTAMPTZ)"
 # The staged days: a changed recording keeps its createdAt, so its partition.
@@ -25,35 +23,23 @@ def upsert_recordings(
     `organization_id` is recorded on the first write and must match afterwards. On any
     error the transaction rolls back and the warehouse keeps its previous rows.
     """
-    ensure_schema(con)
-    con.execute(f"ATTACH {sql_string(stage.sealed_path())} AS stage (READ_ONLY)")
     columns = ", ".join(RECORDINGS_COLUMN_NAMES)
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            if organization_id is not None:
-                claim_organization(con, organization_id)
-            con.execute(
-                f"""
-                DELETE FROM {SCHEMA}.recordings AS w
-                WHERE {_STAGED_DAYS}
-                  AND EXISTS (SELECT 1 FROM stage.recordings AS s
-                              WHERE s.id = w.id AND {_NEWEST.format('s')} >= {_NEWEST.format('w')})
-                """
-            )
-            upserted = con.execute(
-                f"""
-                INSERT INTO {SCHEMA}.recordings ({columns})
-                SELECT {columns} FROM stage.recordings
-                WHERE id NOT IN (SELECT id FROM {SCHEMA}.recordings WHERE {_STAGED_DAYS})
-                """
-            ).fetchone()[0]
-            con.execute("COMMIT")
-        except BaseException:
-            _quietly(con, "ROLLBACK")
-            raise
-    finally:
-        _quietly(con, "DETACH stage")
+    with stage_transaction(con, stage, organization_id):
+        con.execute(
+            f"""
+            DELETE FROM {SCHEMA}.recordings AS w
+            WHERE {_STAGED_DAYS}
+              AND EXISTS (SELECT 1 FROM stage.recordings AS s
+                          WHERE s.id = w.id AND {_NEWEST.format('s')} >= {_NEWEST.format('w')})
+            """
+        )
+        upserted = con.execute(
+            f"""
+            INSERT INTO {SCHEMA}.recordings ({columns})
+            SELECT {columns} FROM stage.recordings
+            WHERE id NOT IN (SELECT id FROM {SCHEMA}.recordings WHERE {_STAGED_DAYS})
+            """
+        ).fetchone()[0]
     return upserted
 
 
