@@ -157,3 +157,21 @@ def prepare_by_schema(
             continue
         ready.append(Prepared(write, wire_object, schema.name, wire(value), fingerprint))
     return ready, rejects
+
+
+def schema_from_response(
+    response: httpx.Response,
+    parse: Callable[[Any], dict[str, FieldSchema]],
+    *,
+    what: str,
+    missing_statuses: tuple[int, ...] = (404,),
+) -> dict[str, FieldSchema] | None:
+    """One object's field schemas from a schema endpoint's answer; None when the CRM has
+    no such object. Any other failure stops the delivery: without the schema nothing can
+    be coerced safely."""
+    if response.status_code in missing_statuses:
+        return None
+    if response.status_code != 200:
+        code, message = error_of(json_body(response), f"http_{response.status_code}")
+        raise DeliveryStopped(code, f"{what}: {message}", [], response.status_code)
+    return parse(response.json())

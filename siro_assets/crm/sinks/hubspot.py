@@ -24,7 +24,7 @@ from ..values import hubspot_wire
 from ..writes import DELIVERED, CallStats, FieldWrite, Outcome
 from .base import (
     DeliveryStopped, Prepared, chunk_records, error_of, failed, group_records, json_body, outcomes_for,
-    prepare_by_schema, reject,
+    prepare_by_schema, reject, schema_from_response,
 )
 
 _DETAILS = re.compile(r"(\[\{.*\}\])", re.DOTALL)
@@ -82,14 +82,12 @@ class HubSpotSink:
 
     def _fields(self, object_type: str) -> dict[str, FieldSchema] | None:
         if object_type not in self._schemas:
-            response = self._request("GET", f"/crm/v3/properties/{object_type}")
-            if response.status_code in (400, 404):
-                self._schemas[object_type] = None
-            elif response.status_code != 200:
-                code, message = error_of(json_body(response), f"http_{response.status_code}")
-                raise DeliveryStopped(code, f"properties of {object_type}: {message}", [], response.status_code)
-            else:
-                self._schemas[object_type] = hubspot_fields(response.json())
+            self._schemas[object_type] = schema_from_response(
+                self._request("GET", f"/crm/v3/properties/{object_type}"),
+                hubspot_fields,
+                what=f"properties of {object_type}",
+                missing_statuses=(400, 404),
+            )
         return self._schemas[object_type]
 
     def prepare(self, writes: list[FieldWrite]) -> tuple[list[Prepared], list[Outcome]]:

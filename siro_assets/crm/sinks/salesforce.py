@@ -22,7 +22,7 @@ from ..values import salesforce_wire
 from ..writes import DELIVERED, CallStats, FieldWrite, Outcome
 from .base import (
     DeliveryStopped, Prepared, chunk_records, error_of, failed, group_records, json_body, outcomes_for,
-    prepare_by_schema, reject,
+    prepare_by_schema, reject, schema_from_response,
 )
 
 TRANSIENT_CODES = {"UNABLE_TO_LOCK_ROW"}
@@ -90,14 +90,11 @@ class SalesforceSink:
     # --- schema -------------------------------------------------------------------------
     def _fields(self, sobject: str) -> dict[str, FieldSchema] | None:
         if sobject not in self._schemas:
-            response = self._call("GET", self._data_path(f"sobjects/{sobject}/describe"))
-            if response.status_code == 404:
-                self._schemas[sobject] = None
-            elif response.status_code != 200:
-                code, message = error_of(json_body(response), f"http_{response.status_code}")
-                raise DeliveryStopped(code, f"describe {sobject} failed: {message}", [], response.status_code)
-            else:
-                self._schemas[sobject] = salesforce_fields(response.json())
+            self._schemas[sobject] = schema_from_response(
+                self._call("GET", self._data_path(f"sobjects/{sobject}/describe")),
+                salesforce_fields,
+                what=f"describe {sobject} failed",
+            )
         return self._schemas[sobject]
 
     def prepare(self, writes: list[FieldWrite]) -> tuple[list[Prepared], list[Outcome]]:
