@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from siro_assets.defs.automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from siro_assets.defs.resources import SiroApiResource
+from siro_assets.simulator import FixedClock, SimulatorApi, World
+from siro_assets.simulator.server import run_in_thread
 
 # A frozen simulator clock well past the days the tests materialize, so those days are
 # complete; tests that need the world to move build a resource with a later clock.
@@ -28,3 +32,13 @@ def partition_range_tags(first: str, last: str) -> dict[str, str]:
     """Run tags that make one run cover a partition range (what single-run backfills set);
     `materialize()` has no partition-range argument."""
     return {PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last}
+
+
+@contextmanager
+def http_simulator(token: str, now: datetime = NOW) -> Iterator[str]:
+    """The simulator as an HTTP server on 127.0.0.1 at a frozen clock; yields its base URL."""
+    base_url, stop = run_in_thread(SimulatorApi(World(), FixedClock(now), token=token))
+    try:
+        yield base_url
+    finally:
+        stop()

@@ -17,10 +17,8 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from siro_assets.simulator import FixedClock, SimulatorApi, World
-from siro_assets.simulator.server import run_in_thread
 from siro_assets.warehouse.connection import duckdb_connection
-from tests.support import NOW
+from tests.support import http_simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -74,11 +72,8 @@ def test_simulator_group_make_demo_and_dg_commands(tmp_path):
 
 @pytest.fixture(scope="module")
 def server_url():
-    base_url, stop = run_in_thread(SimulatorApi(World(), FixedClock(NOW), token=TOKEN))
-    try:
+    with http_simulator(TOKEN) as base_url:
         yield base_url
-    finally:
-        stop()
 
 
 def test_real_api_group_dg_launch_and_dg_check(tmp_path, server_url):

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from siro_assets.simulator import FixedClock, SimulatorApi, World
-from siro_assets.simulator.server import run_in_thread
-from tests.support import NOW
+from tests.support import http_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "runtime-config-test-token"
@@ -20,11 +18,8 @@ TOKEN = "runtime-config-test-token"
 
 @pytest.fixture(scope="module")
 def server_url():
-    base_url, stop = run_in_thread(SimulatorApi(World(), FixedClock(NOW), token=TOKEN))
-    try:
+    with http_simulator(TOKEN) as base_url:
         yield base_url
-    finally:
-        stop()
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
