@@ -132,3 +132,16 @@ def test_resources_bind_crm_variables_with_envvar(monkeypatch):
     assert "hs-secret-value" not in repr(crm)
     # Bound by name; Dagster resolves the value when a run starts.
     assert crm.process_config_and_initialize().routing().for_connection("any").sink == "hubspot"
+
+
+def test_a_code_server_without_crm_secrets_runs_with_the_runs_secrets(monkeypatch):
+    """Loaded where no CRM variable is set, the resource still routes by the run's environment."""
+    for name in ("SIRO_CRM_CONNECTIONS", "SIRO_CRM_SINK", "SIRO_CRM_WRITEBACK_URL", "SIRO_CRM_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    crm = build_resources_from_env()["crm"].process_config_and_initialize()
+    monkeypatch.setenv("SIRO_CRM_SINK", "http")
+    monkeypatch.setenv("SIRO_CRM_WRITEBACK_URL", "http://127.0.0.1:9/crm")
+    monkeypatch.setenv("SIRO_CRM_TOKEN", "run-only-crm-secret")
+    routed = crm.routing().for_connection("any")
+    assert routed.sink == "http"
+    assert "run-only-crm-secret" not in repr(routed)

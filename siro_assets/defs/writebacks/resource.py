@@ -39,7 +39,8 @@ class CrmWritebackResource(ConfigurableResource):
 
     connections_file: str | None = Field(
         default=None, description="YAML routing file by connection id (SIRO_CRM_CONNECTIONS); overrides `sink`.")
-    sink: str = Field(default="outbox", description="outbox, salesforce, hubspot or http (SIRO_CRM_SINK).")
+    sink: str | None = Field(
+        default=None, description="outbox (the default), salesforce, hubspot or http (SIRO_CRM_SINK).")
     salesforce_login_url: str | None = None
     salesforce_client_id: str | None = Field(default=None, repr=False)
     salesforce_client_secret: str | None = Field(default=None, repr=False)
@@ -51,15 +52,21 @@ class CrmWritebackResource(ConfigurableResource):
     dry_run: bool = Field(default=False, description="Send nothing; log what would be sent (SIRO_CRM_DRY_RUN=1).")
 
     def routing(self) -> Routing:
-        """The routing in force; raises `CrmConfigError` naming what is missing."""
-        if self.connections_file:
-            return load_routing_file(self.connections_file, os.environ)
-        environ = {
-            variable: str(getattr(self, name))
-            for name, variable in ENV_FIELDS.items()
-            if name != "connections_file" and getattr(self, name) is not None
-        }
-        return load_routing(environ)
+        """The routing in force; raises `CrmConfigError` naming what is missing.
+
+        A setting left unset in the configuration is read from the run's environment: a
+        code server started without the CRM secrets must not bake "no secret" into the
+        runs that have them.
+        """
+        settings = {}
+        for name, variable in ENV_FIELDS.items():
+            value = getattr(self, name)
+            value = os.environ.get(variable) if value is None else str(value)
+            if value:
+                settings[variable] = value
+        if settings.get("SIRO_CRM_CONNECTIONS"):
+            return load_routing_file(settings["SIRO_CRM_CONNECTIONS"], os.environ)
+        return load_routing(settings)
 
     def deliver(
         self,
