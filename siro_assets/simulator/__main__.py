@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from datetime import date, timedelta
 
 from .api import FaultConfig, SimulatorApi
 from .clock import FixedClock, OffsetClock, WallClock, parse_iso
-from .server import run_in_thread
+from .server import run_in_thread, serve_until_signalled
 from .world import World, WorldConfig
 
 
@@ -68,16 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"Siro simulator listening on {base_url}", flush=True)
 
-    done = threading.Event()
-
-    def _stop(signum, frame):  # noqa: ARG001
-        done.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    while not done.wait(0.5):
-        pass
-    stop()
+    serve_until_signalled(stop)
     return 0
 
 

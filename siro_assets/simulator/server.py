@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import signal
 import threading
 import time
 from typing import Callable
@@ -121,3 +122,13 @@ def run_in_thread(
         thread.join(timeout=10)
 
     return f"http://{host}:{bound}", stop
+
+
+def serve_until_signalled(stop: Callable[[], None]) -> None:
+    """Block until SIGINT or SIGTERM, then `stop` the server (the `python -m` entry points)."""
+    done = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    while not done.wait(0.5):
+        pass
+    stop()

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 from ..clock import WallClock
 from .common import CrmFaults
@@ -14,6 +12,7 @@ from .generic import FakeHttpCrm
 from .hubspot import FakeHubSpot
 from .router import FakeCrms
 from .salesforce import FakeSalesforce
+from ..server import serve_until_signalled
 from .server import run_in_thread
 
 
@@ -39,12 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     base, stop = run_in_thread(crms, args.host, args.port)
     print(f"Fake CRMs on {base}: {base}/salesforce (client fake-client-id / fake-client-secret), "
           f"{base}/hubspot (token fake-hubspot-token), {base}/http (token fake-http-token)", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    while not done.wait(0.5):
-        pass
-    stop()
+    serve_until_signalled(stop)
     return 0
 
 
