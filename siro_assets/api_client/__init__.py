@@ -4,7 +4,7 @@ Imports httpx, pydantic and tenacity only: nothing from Dagster, DuckDB or the r
 """
 
 from .async_client import AsyncSiroClient
-from .core import DEFAULT_BASE_URL, Page, RequestStats
+from .core import DEFAULT_BASE_URL, Page, RawPage, RequestStats
 from .errors import (
     SiroAuthError,
     SiroBadRequestError,
@@ -35,6 +35,7 @@ __all__ = [
     "AsyncSiroClient",
     "RecordingsQuery",
     "Page",
+    "RawPage",
     "RequestStats",
     "RequestPacer",
     "RetryPolicy",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from .core import (
     RECORDINGS_PATH,
     ClientCore,
     Page,
+    RawPage,
     TransientFailure,
     recording_path,
 )
@@ -25,6 +27,7 @@ from .retry import RetryPolicy
 from .shapes import (
     ShapeCheck,
     list_of_objects_shape,
+    list_page_cursor,
     list_page_shape,
     object_shape,
     recording_shape,
@@ -89,6 +92,40 @@ class AsyncSiroClient(ClientCore):
         except TransientFailure as exc:
             raise self._exhausted("GET", path, params, exc) from exc.cause
 
+    async def _body_attempt(
+        self, params: dict[str, str], accept: Callable[[bytes], Awaitable[Any]], scanned: asyncio.Future
+    ) -> RawPage:
+        await self.pacer.acquire_async()
+        granted = time.monotonic()
+        self._bump(requests=1)
+        try:
+            response = await self._http.get(RECORDINGS_PATH, params=params)
+        except httpx.RequestError as exc:
+            raise self._transport_failure("GET", RECORDINGS_PATH, params, exc) from exc
+        body, cursor = self._handle_response(
+            "GET", RECORDINGS_PATH, params, response, list_page_shape, list_page_cursor
+        )
+        latency = time.monotonic() - granted
+        if not scanned.done():
+            scanned.set_result(cursor)  # lets the next page be asked for while this one is parsed
+        try:
+            accepted = await accept(body)
+        except ValueError as exc:
+            # The caller's own parse refused the body: like any malformed body, ask again.
+            raise TransientFailure(
+                "malformed", f"body refused ({len(body)} bytes): {self._auth.scrub(str(exc))}"
+            ) from exc
+        return RawPage(body=body, cursor=cursor, accepted=accepted, latency_seconds=latency)
+
+    async def _get_body(
+        self, params: dict[str, str], accept: Callable[[bytes], Awaitable[Any]], scanned: asyncio.Future
+    ) -> RawPage:
+        retrying = AsyncRetrying(**self._retrying_kwargs("GET", RECORDINGS_PATH, params))
+        try:
+            return await retrying(self._body_attempt, params, accept, scanned)
+        except TransientFailure as exc:
+            raise self._exhausted("GET", RECORDINGS_PATH, params, exc) from exc.cause
+
     async def caller_identity(self) -> CallerIdentity:
         """Which organization and token the client authenticates as (cheap token check)."""
         _, parsed = await self._get(CALLER_IDENTITY_PATH, {}, object_shape)
@@ -114,6 +151,58 @@ class AsyncSiroClient(ClientCore):
             yield handover.pop()
             if cursor is None:
                 return
+
+    async def aiter_recording_bodies(
+        self,
+        query: RecordingsQuery,
+        accept: Callable[[bytes], Awaitable[Any]],
+        *,
+        read_ahead: Callable[[], bool] = lambda: False,
+    ) -> AsyncIterator[RawPage]:
+        """Yield every page for ``query`` unparsed, once ``accept`` has taken its body.
+
+        For callers that parse pages their own way (the warehouse stage, in DuckDB):
+        the client reads only the cursor (`shapes.list_page_cursor`). ``accept``
+        raising ``ValueError`` marks the body malformed: the same page is fetched
+        again, and after the retry policy's attempts the walk fails with
+        ``SiroMalformedResponseError``; ``accept`` must leave nothing behind when it
+        raises. While ``read_ahead()`` is true, the next page is asked for as soon as
+        this one's cursor is known, so the caller's parse overlaps the next request;
+        a read-ahead page is dropped (one request spent) if the caller stops early or
+        this page had to be fetched again.
+        """
+        base = query.to_params()
+        seen: set[str] = set()
+
+        def ask(cursor: str | None) -> tuple[dict[str, str], asyncio.Task, asyncio.Future]:
+            params = dict(base) if cursor is None else {**base, "cursor": cursor}
+            scanned = asyncio.get_running_loop().create_future()
+            return params, asyncio.ensure_future(self._get_body(params, accept, scanned)), scanned
+
+        current = ask(None)
+        ahead: tuple[dict[str, str], asyncio.Task, asyncio.Future] | None = None
+        try:
+            while True:
+                params, task, scanned = current
+                if read_ahead():
+                    await asyncio.wait({task, scanned}, return_when=asyncio.FIRST_COMPLETED)
+                    if not task.done() and scanned.result() is not None and scanned.result() not in seen:
+                        ahead = ask(scanned.result())
+                page = await task
+                cursor = self._next_cursor({"cursor": page.cursor}, seen, params)
+                self._bump(pages=1)
+                if ahead is not None and ahead[0].get("cursor") != cursor:
+                    # This page was fetched again and came back with another cursor.
+                    ahead[1].cancel()
+                    ahead = None
+                yield page
+                if cursor is None:
+                    return
+                current, ahead = (ahead or ask(cursor)), None
+        finally:
+            for _, pending, _ in (current, ahead or (None, None, None)):
+                if pending is not None and not pending.done():
+                    pending.cancel()
 
     async def aiter_recordings(self, query: RecordingsQuery) -> AsyncIterator[Recording]:
         """Yield every recording for ``query`` as a typed ``Recording``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -44,6 +44,7 @@ __all__ = [
     "BearerAuth",
     "ClientCore",
     "Page",
+    "RawPage",
     "RequestStats",
     "TransientFailure",
     "recording_path",
@@ -71,6 +72,19 @@ class Page:
     records: list[dict]
     body: bytes
     cursor: str | None
+
+
+@dataclass
+class RawPage:
+    """One page of ``GET /v1/core/recordings`` left unparsed: the response ``body``,
+    the ``cursor`` for the next page (None on the last), what the caller's ``accept``
+    function returned for the body, and the seconds from the pacer's grant to the
+    response (the request's own latency, without time spent waiting for a slot)."""
+
+    body: bytes
+    cursor: str | None
+    accepted: Any = None
+    latency_seconds: float = 0.0
 
 
 @dataclass
@@ -223,7 +237,13 @@ class ClientCore:
         params: Mapping[str, str],
         response: httpx.Response,
         shape: ShapeCheck,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> tuple[bytes, Any]:
+        """Classify one response: the body and its decoded value, or the error to raise.
+
+        By default a 2xx body is parsed as JSON and checked with `shape`; `decode`
+        replaces both (raising ``ValueError`` for a body it rejects).
+        """
         body = response.content
         self._bump(bytes=len(body))
         status = response.status_code
@@ -231,6 +251,14 @@ class ClientCore:
         ctx = {"method": method, "path": path, "params": params, "status_code": status}
 
         if 200 <= status < 300:
+            if decode is not None:
+                try:
+                    return body, decode(body)
+                except ValueError as exc:
+                    raise TransientFailure(
+                        "malformed", f"HTTP {status} body is not a valid page ({len(body)} bytes): "
+                        + self._auth.scrub(str(exc))
+                    ) from exc
             try:
                 parsed = json.loads(body)
             except ValueError as exc:

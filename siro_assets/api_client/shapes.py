@@ -6,12 +6,15 @@ treats a wrong shape like a truncated body (retried, then ``SiroMalformedRespons
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 __all__ = [
     "ShapeCheck",
     "list_of_objects_shape",
+    "list_page_cursor",
     "list_page_shape",
     "object_shape",
     "recording_shape",
@@ -36,6 +39,33 @@ def list_page_shape(obj: Any) -> str | None:
     if cursor is not None and not isinstance(cursor, str):
         return f"'cursor' must be a string or null, got {type(cursor).__name__}"
     return None
+
+
+# The API writes the cursor as the page's last member. In valid JSON the final `}`
+# closes the top-level object, so a member right before it, preceded by `{` or `,`
+# (never by the backslash of an escaped quote) and with a value free of quotes and
+# backslashes, is the top-level `cursor`; anything else takes the full parse.
+_CURSOR_AT_END = re.compile(rb'[{,]\s*"cursor"\s*:\s*(?:null|"([^"\\]*)")\s*\}\s*\Z')
+# Cursors are short; a longer tail than this is not worth scanning.
+_TAIL_BYTES = 4096
+
+
+def list_page_cursor(body: bytes) -> str | None:
+    """The `cursor` of a list-page body, read without parsing the records.
+
+    A body whose tail is a top-level `"cursor": string or null` member costs a regex
+    over its last few KB; any other body is parsed whole and shape-checked (raising
+    ``ValueError`` for one that is not a list page). The records themselves are left
+    for the caller's own parse, which must reject a body that is not valid JSON.
+    """
+    match = _CURSOR_AT_END.search(body[-_TAIL_BYTES:]) if body.lstrip()[:1] == b"{" else None
+    if match is not None:
+        return match.group(1).decode("utf-8") if match.group(1) is not None else None
+    parsed = json.loads(body)
+    problem = list_page_shape(parsed)
+    if problem:
+        raise ValueError(problem)
+    return parsed.get("cursor")
 
 
 def object_shape(obj: Any) -> str | None:

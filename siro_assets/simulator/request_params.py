@@ -100,6 +100,13 @@ class ListQuery:
             return None
         if self.created_lt is not None and not c < self.created_lt:
             return None
+        if self.flags and any(r.has(kind, snap) != want for kind, want in self.flags):
+            return None
+        if not self.by_updated and self.updated_gte is None and self.updated_gt is None \
+                and self.updated_lt is None and self.updated_lte is None:
+            # A createdAt-only listing: skip working out updatedAt (the costly part when a
+            # new query scans days of recordings).
+            return r.created
         u_ms = r.updated_ms(snap)
         u = u_ms * 1000
         if self.updated_gte is not None and not u >= self.updated_gte:
@@ -109,8 +116,6 @@ class ListQuery:
         if self.updated_lt is not None and not u < self.updated_lt:
             return None
         if self.updated_lte is not None and not u <= self.updated_lte:
-            return None
-        if any(r.has(kind, snap) != want for kind, want in self.flags):
             return None
         return u_ms if self.by_updated else r.created
 

@@ -1,15 +1,20 @@
 """Staging raw API pages in a run-private DuckDB file, then swapping them in atomically.
 
 Pages go to disk as they arrive (memory stays bounded however large a day is) and are
-parsed once, set-wise, by DuckDB's JSON functions into the typed raw-table shape. Only
-the final swap (`swap.py`) touches the shared warehouse file, in one transaction: a
-crash or a kill before its COMMIT leaves the previous partition contents untouched.
+parsed exactly once, set-wise, by DuckDB's JSON functions into the typed raw-table
+shape; the parse also validates the page (JSON syntax, a `data` list of objects) and
+hands the fetch loop what it needs of each page (record count, `createdAt` order).
+Each staged row is written once here and once more by the swap: `finalize` only picks
+the winning version of each id (narrow columns) and exposes them as a view. Only the
+swap (`swap.py`) touches the shared warehouse file, in one transaction: a crash or a
+kill before its COMMIT leaves the previous partition contents untouched.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -18,22 +23,32 @@ from pathlib import Path
 import duckdb
 
 from .lost_values import lost_values_sql, raw_types_sql
-from .schema import (
-    RECORD_JSON_SHAPE,
-    RECORDINGS_COLUMN_NAMES,
-    RECORDINGS_COLUMNS,
-    recordings_ddl,
-)
+from .schema import RECORD_JSON_SHAPE, RECORDINGS_COLUMN_NAMES, RECORDINGS_COLUMNS, recordings_ddl
 # The swap lives in swap.py; re-exported for callers that import it with the stage.
 from .swap import swap_partitions
 
-__all__ = ["RecordingsStage", "StageSummary", "StagingValidationError", "swap_partitions"]
+__all__ = [
+    "MalformedPageError",
+    "PageParse",
+    "RecordingsStage",
+    "StageSummary",
+    "StagingValidationError",
+    "swap_partitions",
+]
+
+#: Record numbers within a page stay below this (`seq` = page number x PAGE_SEQ + position).
+PAGE_SEQ = 1_000_000
 
 
 class StagingValidationError(ValueError):
     """The API sent records the warehouse cannot store faithfully: no id, no parsable
     createdAt, or a value of the wrong type in a field the pipeline decides on."""
 
+
+# What a page that is not a list page makes the parse raise (DuckDB's `error()`); the
+# stage turns it, like malformed JSON, into `MalformedPageError`.
+_NO_DATA_LIST = 'the page has no "data" list'
+_NOT_AN_OBJECT = 'an item of the "data" list is not a JSON object'
 
 _TYPED_SELECT = f"""
 WITH page AS (
@@ -42,15 +57,19 @@ WITH page AS (
     SELECT unnest($bodies::VARCHAR[]) AS body,
            $seq::BIGINT + generate_subscripts($bodies::VARCHAR[], 1) AS seq
 ), parsed_page AS (
+    -- The one parse of the page. A body that is not JSON fails the statement here.
     SELECT json_transform(body, '{{"data":["JSON"]}}').data AS data, seq FROM page
 ), records AS (
     -- `seq` orders every record by arrival: page number, then position in the page.
-    SELECT unnest(data) AS r, seq * 1000000 + generate_subscripts(data, 1) AS seq
-    FROM parsed_page
+    SELECT unnest(data) AS r, seq * {PAGE_SEQ} + generate_subscripts(data, 1) AS seq
+    FROM (SELECT CASE WHEN data IS NULL THEN error('{_NO_DATA_LIST}') ELSE data END AS data, seq
+          FROM parsed_page)
 ), typed AS (
     -- One json_transform per record into the whole typed shape: each `->>` would
-    -- re-parse the record's text, which costs several times more.
-    SELECT r, seq, json_transform(r, '{RECORD_JSON_SHAPE}') AS t,
+    -- re-parse the record's text, which costs several times more. An element that is
+    -- not an object (its JSON text, written by DuckDB, then starts otherwise) fails.
+    SELECT CASE WHEN r IS NULL OR left(r, 1) <> '{{' THEN error('{_NOT_AN_OBJECT}') ELSE r END AS r,
+           seq, json_transform(r, '{RECORD_JSON_SHAPE}') AS t,
            {raw_types_sql('r')} AS raw
     FROM records
 ), shaped AS (
@@ -88,6 +107,28 @@ FROM typed
 SELECT * EXCLUDE (raw, t), {lost_values_sql('payload', 'raw')} AS lost_values FROM shaped
 """
 
+# Returned per staged record, so the fetch loop learns each page's size and `createdAt`
+# order from the same parse (no second parse of the page in Python).
+_RETURNING = "RETURNING seq, epoch_ms(created_at)"
+
+
+class MalformedPageError(ValueError):
+    """A page body that is not valid JSON or not a list page (`{"data": [objects]}`).
+
+    Raised before anything of the page is staged, so the page can be fetched again.
+    """
+
+
+@dataclass(frozen=True)
+class PageParse:
+    """What the stage learned of one page: its record count and, in page order, the
+    records' `createdAt` as epoch ms (records without a parsable one are left out; the
+    stage refuses them in `finalize`)."""
+
+    records: int
+    created_ms: tuple[int, ...]
+
+
 @dataclass(frozen=True)
 class StageSummary:
     """What a finished stage holds, for metadata and sanity checks."""
@@ -108,7 +149,7 @@ class RecordingsStage:
         self,
         directory: str | Path | None = None,
         *,
-        memory_limit: str = "128MB",
+        memory_limit: str = "256MB",
         ingested_at: datetime | None = None,
     ) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="siro-stage-", dir=directory))
@@ -127,6 +168,12 @@ class RecordingsStage:
         self._con.execute(f"CREATE TABLE parsed ({columns}, seq BIGINT, lost_values VARCHAR[])")
         self._ingested_at = ingested_at or datetime.now(timezone.utc)
         self._seq = 0
+        # add_pages may run in several threads at once, each on its own cursor (DuckDB
+        # appends to one table from several connections in parallel): a page's parse is
+        # single-threaded inside DuckDB, so this is how the stage uses more than one core.
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
         self.pages = 0
         self.bytes = 0
 
@@ -136,45 +183,79 @@ class RecordingsStage:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def add_page(self, body: bytes | str, *, window_start: date) -> None:
+    def add_page(self, body: bytes | str, *, window_start: date | None = None) -> PageParse:
         """Parse one raw list-page body (`{"data": [...], "cursor": ...}`) into the stage.
 
-        `window_start` is the day the page was listed for.
+        Raises `MalformedPageError` (staging nothing) for a body that is not a list page.
         """
-        self.add_pages([body])
+        result = self.add_pages([body])[0]
+        if isinstance(result, MalformedPageError):
+            raise result
+        return result
 
-    def add_pages(self, bodies: Sequence[bytes | str]) -> None:
-        """Parse raw list-page bodies into the stage, in one statement, in arrival order.
+    def add_pages(self, bodies: Sequence[bytes | str]) -> list[PageParse | MalformedPageError]:
+        """Parse raw list-page bodies into the stage, in arrival order; one result per body.
 
-        Callers pass a bounded batch (the fetch loop's queue), so DuckDB's memory holds
-        a few pages at a time however large the day is.
+        Pages are parsed together in one statement (callers pass a bounded batch, so
+        DuckDB's memory holds a few pages at a time however large the day is). A body
+        that is not a list page gets a `MalformedPageError` in its place and stages
+        nothing; the others are staged.
         """
         texts = [body.decode("utf-8") if isinstance(body, bytes) else body for body in bodies]
         if not texts:
-            return
+            return []
+        with self._lock:  # page numbers in arrival order, whichever thread parses them
+            first_seq = self._seq
+            self._seq += len(texts)
         try:
-            self._con.execute(
-                f"INSERT INTO parsed {_TYPED_SELECT}",
-                {"bodies": texts, "seq": self._seq, "ingested_at": self._ingested_at},
-            )
-        except duckdb.OutOfMemoryException:
-            # The failed statement left nothing behind; halves of the batch need less.
+            returned = self._cursor().execute(
+                f"INSERT INTO parsed {_TYPED_SELECT} {_RETURNING}",
+                {"bodies": texts, "seq": first_seq, "ingested_at": self._ingested_at},
+            ).fetchall()
+        except (duckdb.OutOfMemoryException, duckdb.InvalidInputException) as exc:
+            # The failed statement left nothing behind. Halves need less memory, and a
+            # malformed page must not cost its batch-mates their place in the stage.
             if len(texts) == 1:
-                raise
+                if isinstance(exc, duckdb.OutOfMemoryException):
+                    raise
+                return [MalformedPageError(_page_problem(exc))]
             half = len(texts) // 2
-            self.add_pages(texts[:half])
-            self.add_pages(texts[half:])
-            return
-        self._seq += len(texts)
-        self.pages += len(texts)
-        self.bytes += sum(len(text) for text in texts)
+            return self.add_pages(texts[:half]) + self.add_pages(texts[half:])
+        created: list[list[tuple[int, int | None]]] = [[] for _ in texts]
+        for seq, created_ms in returned:
+            created[seq // PAGE_SEQ - first_seq - 1].append((seq, created_ms))
+        with self._lock:
+            self.pages += len(texts)
+            self.bytes += sum(len(text) for text in texts)
+        return [
+            PageParse(len(rows), tuple(ms for _, ms in sorted(rows) if ms is not None))
+            for rows in created
+        ]
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's connection to the stage file."""
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None or all(cursor is not c for c in self._cursors):
+            cursor = self._local.cursor = self._con.cursor()
+            cursor.execute("SET TimeZone = 'UTC'")
+            with self._lock:
+                self._cursors.append(cursor)
+        return cursor
+
+    def _close_cursors(self) -> None:
+        with self._lock:
+            cursors, self._cursors = self._cursors, []
+        for cursor in cursors:
+            cursor.close()
 
     def finalize(self, partitions: Sequence[date]) -> StageSummary:
-        """Build the stage's `recordings` table, ready for `swap_partitions`.
+        """Choose the rows `swap_partitions` takes: the stage's `recordings` view.
 
         Keeps the newest version of a recording seen twice, and keeps only recordings
         whose createdAt falls in one of `partitions` (the windows that were asked for).
+        Reads narrow columns only: the wide rows are copied once, by the swap.
         """
+        self._close_cursors()
         con = self._con
         bad = con.execute(
             "SELECT count(*) FILTER (WHERE id IS NULL), count(*) FILTER (WHERE created_at IS NULL) FROM parsed"
@@ -199,25 +280,28 @@ class RecordingsStage:
                 "the previous rows are kept. Inspect the raw pages or update the schema."
             )
         total = con.execute("SELECT count(*) FROM parsed").fetchone()[0]
-        con.execute("DROP TABLE IF EXISTS recordings")
-        con.execute(recordings_ddl("recordings"))
-        columns = ", ".join(RECORDINGS_COLUMN_NAMES)
+        con.execute("DROP VIEW IF EXISTS recordings")
+        con.execute("DROP TABLE IF EXISTS winners")
         # The newest version of each id wins (then the one that arrived last). Chosen on
-        # narrow columns and joined back, so the wide payloads are never sorted or held
-        # in a window: that is what keeps memory flat for very large days.
+        # narrow columns, so the wide payloads are never sorted or held in a window:
+        # that is what keeps memory flat for very large days.
         con.execute(
-            f"""
-            WITH winners AS (
-                SELECT id, arg_max(seq, (coalesce(updated_at, '-infinity'::TIMESTAMPTZ), seq)) AS seq
-                FROM parsed
-                WHERE partition_date IN (SELECT unnest($partitions::DATE[]))
-                GROUP BY id
-            )
-            INSERT INTO recordings ({columns})
-            SELECT {", ".join(f"p.{c}" for c in RECORDINGS_COLUMN_NAMES)}
-            FROM parsed AS p JOIN winners AS w ON p.id = w.id AND p.seq = w.seq
+            """
+            CREATE TABLE winners AS
+            SELECT arg_max(seq, (coalesce(updated_at, '-infinity'::TIMESTAMPTZ), seq)) AS seq,
+                   arg_max(partition_date, (coalesce(updated_at, '-infinity'::TIMESTAMPTZ), seq))
+                       AS partition_date
+            FROM parsed
+            WHERE partition_date IN (SELECT unnest($partitions::DATE[]))
+            GROUP BY id
             """,
             {"partitions": list(partitions)},
+        )
+        # A view, not a copy: the swap reads the winning rows straight from `parsed`.
+        columns = ", ".join(f"p.{c}" for c in RECORDINGS_COLUMN_NAMES)
+        con.execute(
+            f"CREATE VIEW recordings AS SELECT {columns} FROM parsed AS p "
+            "SEMI JOIN winners AS w ON p.seq = w.seq"
         )
         in_window = con.execute(
             "SELECT count(*) FROM parsed WHERE partition_date IN (SELECT unnest($p::DATE[]))",
@@ -225,7 +309,7 @@ class RecordingsStage:
         ).fetchone()[0]
         by_partition = dict(
             con.execute(
-                "SELECT partition_date, count(*) FROM recordings GROUP BY 1 ORDER BY 1"
+                "SELECT partition_date, count(*) FROM winners GROUP BY 1 ORDER BY 1"
             ).fetchall()
         )
         rows = sum(by_partition.values())
@@ -239,15 +323,23 @@ class RecordingsStage:
 
     def sealed_path(self) -> Path:
         """Close the stage's own connection so another connection can ATTACH its file."""
+        self._close_cursors()
         self._con.close()
         return self.path
 
     def close(self) -> None:
         """Close the stage connection and delete its file."""
         try:
+            self._close_cursors()
             self._con.close()
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _page_problem(exc: duckdb.Error) -> str:
+    """DuckDB's message for a body it could not stage, without its long preamble."""
+    text = str(exc).removeprefix("Invalid Input Error: ")
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 def raw_table_sql() -> tuple[str, ...]:

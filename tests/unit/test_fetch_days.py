@@ -94,8 +94,9 @@ def test_page_size_falls_back_when_the_server_refuses_it():
 class _SpyStage:
     """A stage that notes which thread parses and how far the fetch ran ahead of it."""
 
-    def __init__(self, api: SimulatorApi) -> None:
+    def __init__(self, api: SimulatorApi, real: RecordingsStage) -> None:
         self.api = api
+        self.real = real
         self.threads: set[int] = set()
         self.staged = 0
         self.ahead = 0
@@ -106,24 +107,27 @@ class _SpyStage:
         self.batches.append((len(bodies), sum(len(b) for b in bodies)))
         self.staged += len(bodies)
         self.ahead = max(self.ahead, self.api.request_count - self.staged)
+        return self.real.add_pages(bodies)
 
 
 def test_pages_are_parsed_off_the_event_loop_behind_a_bounded_queue(monkeypatch):
     monkeypatch.setattr(fetch_days, "BATCH_BYTES", 40_000)
     api = _api(5)
-    spy = _SpyStage(api)
     loop_threads = set()
 
-    async def go():
+    async def go(spy):
         loop_threads.add(threading.get_ident())
         async with _client(SimulatorTransport(api)) as client:
             return await stage_days(client, spy, DAYS[:2], concurrency=4)
 
-    report = asyncio.run(go())
+    with RecordingsStage() as real:
+        spy = _SpyStage(api, real)
+        report = asyncio.run(go(spy))
     assert spy.staged == report.pages > 50
     assert loop_threads.isdisjoint(spy.threads)
-    # Pages fetched but not yet staged: the queue, one batch and one page per worker.
-    assert spy.ahead <= fetch_days.QUEUE_PAGES + fetch_days.BATCH_PAGES + report.max_concurrency
+    # Pages fetched but not yet staged: a walker waits for its page's verdict before it
+    # asks for the next, so at most one per worker.
+    assert spy.ahead <= report.max_concurrency
     # A batch is bounded in bytes too (DuckDB's parse of it must fit the stage's memory).
     assert all(n == 1 or size <= 40_000 for n, size in spy.batches)
     assert max(n for n, _ in spy.batches) <= fetch_days.BATCH_PAGES

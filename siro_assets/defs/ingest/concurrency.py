@@ -2,17 +2,14 @@
 
 To use a rate budget of `r` requests/second when each request takes `W` seconds, about
 `r x W` requests must be in flight at any moment. The latency is measured from the
-moment the pacer grants a request its slot to the moment its page is back, so time
-spent waiting for the pacer never inflates it (which would feed back into ever more
-concurrency).
+moment the pacer grants a request its slot to the moment its page is back (the
+client's `RawPage.latency_seconds`), so time spent waiting for the pacer never
+inflates it (which would feed back into ever more concurrency).
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
-from collections.abc import Callable
 
 # Latency varies from request to request (jitter, bigger pages); a little more in flight
 # than the average needs keeps the budget used when a few requests are slow.
@@ -47,43 +44,3 @@ class LatencyMeter:
         else:
             self.seconds += self._weight * (seconds - self.seconds)
         self.samples += 1
-
-
-class TimedPacer:
-    """Wraps a `RequestPacer` and notes when each asyncio task was last given a slot.
-
-    The async client awaits its pacer in the task that iterates the pages, so "page
-    received" minus "slot granted" in that task is the request's own latency.
-    """
-
-    def __init__(self, pacer, clock: Callable[[], float] = time.monotonic) -> None:
-        self._pacer = pacer
-        self._clock = clock
-        self._granted: dict[asyncio.Task, float] = {}
-
-    def __getattr__(self, name: str):
-        return getattr(self._pacer, name)
-
-    def __repr__(self) -> str:
-        return repr(self._pacer)
-
-    def acquire(self) -> float:
-        """The wrapped pacer's blocking acquire (sync clients; not timed)."""
-        return self._pacer.acquire()
-
-    async def acquire_async(self) -> float:
-        """Wait for a slot, then remember when this task got it."""
-        waited = await self._pacer.acquire_async()
-        task = asyncio.current_task()
-        if task is not None:
-            self._granted[task] = self._clock()
-        return waited
-
-    def since_granted(self) -> float | None:
-        """Seconds since the current task's last slot, or None if it has had none."""
-        granted = self._granted.get(asyncio.current_task())
-        return None if granted is None else self._clock() - granted
-
-    def forget(self) -> None:
-        """Drop the current task's bookkeeping (it is done requesting)."""
-        self._granted.pop(asyncio.current_task(), None)

@@ -8,9 +8,13 @@ DuckDB); it knows neither Dagster nor SQL.
   once without paying a part-filled page for every fixed slice of every day.
 - Concurrency: Little's law over the measured latency and the pacer's rate
   (`concurrency.py`); workers are added as measurements come in.
-- Pages flow to the stage through one bounded queue; a single consumer parses them in
-  a worker thread, in batches, so parsing never stalls the event loop and memory holds
-  at most the queue's pages plus one in flight per worker.
+- Pages are parsed once, by the stage (DuckDB), never by Python: the client reads only
+  the cursor, and each walker hands its page body to one bounded queue and waits for
+  the stage's verdict (record count, `createdAt` order) before it asks for the next
+  page. `STAGE_THREADS` consumers parse what the queue holds in worker threads, in
+  batches, so parsing never stalls the event loop and memory holds at most the
+  queue's pages plus one body per worker. A body the stage refuses is fetched again (the client's
+  retry policy), so a malformed page costs a retry, not the run.
 - Page size: ask for `page_size` (1,000 by default) and use what the server serves; a
   server that rejects the size gets asked for less.
 """
@@ -22,12 +26,12 @@ import time
 from collections.abc import Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
-from .concurrency import LatencyMeter, TimedPacer, littles_law_concurrency
-from .windows import WindowPlanner, WindowWalk, from_ms, to_ms
+from .concurrency import LatencyMeter, littles_law_concurrency
+from .windows import WindowPlanner, WindowWalk, from_ms
 from ...api_client import AsyncSiroClient, SiroBadRequestError, created_window
-from ...warehouse.staging import RecordingsStage
+from ...warehouse.staging import MalformedPageError, PageParse, RecordingsStage
 
 DEFAULT_PAGE_SIZE = 1000
 # Sizes to fall back to, in order, if the server refuses the one asked for.
@@ -40,6 +44,9 @@ QUEUE_PAGES = 8
 # the stage's memory is capped).
 BATCH_PAGES = 8
 BATCH_BYTES = 4 * 2**20
+# Threads parsing into the stage at once. DuckDB parses one statement's pages on one
+# core; two keep both cores of a small machine busy while the event loop waits on I/O.
+STAGE_THREADS = 2
 
 ENRICHMENT = dict(
     show_crm_links=True,
@@ -66,22 +73,6 @@ class FetchReport:
     stage_seconds: float = 0.0
 
 
-def _created_ms(records: list[dict]) -> list[int]:
-    """The records' `createdAt` as epoch ms, in order; unparsable ones are skipped
-    (the stage refuses such records loudly)."""
-    out = []
-    for record in records:
-        value = record.get("createdAt")
-        if isinstance(value, str):
-            try:
-                moment = datetime.fromisoformat(value)
-            except ValueError:
-                continue
-            if moment.tzinfo is not None:
-                out.append(to_ms(moment))
-    return out
-
-
 async def stage_days(
     client: AsyncSiroClient,
     stage: RecordingsStage,
@@ -98,14 +89,20 @@ async def stage_days(
     """
     report = FetchReport(asked_page_size=page_size)
     planner = WindowPlanner(days)
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=QUEUE_PAGES)
+    queue: asyncio.Queue[tuple[bytes, asyncio.Future] | None] = asyncio.Queue(maxsize=QUEUE_PAGES)
     progress = asyncio.Event()
     latency = LatencyMeter()
-    original_pacer = client.pacer
-    pacer = TimedPacer(original_pacer)
-    rate = getattr(original_pacer, "requests_per_minute", float("inf"))
+    rate = getattr(client.pacer, "requests_per_minute", float("inf"))
     asked = [page_size]
     alive = 0
+
+    async def accept(body: bytes) -> PageParse:
+        verdict = asyncio.get_running_loop().create_future()
+        await queue.put((body, verdict))
+        parsed = await verdict
+        if isinstance(parsed, MalformedPageError):
+            raise parsed  # the client fetches the page again
+        return parsed
 
     async def walk(window: WindowWalk) -> None:
         while True:
@@ -113,22 +110,24 @@ async def stage_days(
                 from_ms(window.start), from_ms(window.end), page_size=asked[0], **ENRICHMENT
             )
             try:
-                async with aclosing(client.aiter_recording_pages(query)) as pages:
+                # Read ahead while nothing can make this walk stop early: the stage's
+                # parse of a page then overlaps the request for the next one.
+                pages = client.aiter_recording_bodies(
+                    query, accept, read_ahead=lambda: window.stop_at is None
+                )
+                async with aclosing(pages):
                     async for page in pages:
-                        took = pacer.since_granted()
-                        if took is not None:
-                            latency.observe(took)
+                        latency.observe(page.latency_seconds)
+                        parsed: PageParse = page.accepted
                         if page.cursor is not None:
-                            planner.note_full_page(len(page.records))
-                        window.observe(_created_ms(page.records))
+                            planner.note_full_page(parsed.records)
+                        window.observe(parsed.created_ms)
                         report.pages += 1
-                        report.records += len(page.records)
+                        report.records += parsed.records
                         report.bytes += len(page.body)
-                        body = page.body
-                        del page  # the parsed records are not needed past this point
+                        del page
                         progress.set()
                         grow()
-                        await queue.put(body)
                         if window.should_stop():
                             break
                 return
@@ -154,7 +153,6 @@ async def stage_days(
                     await walk(window)
                 finally:
                     planner.finished(window)
-                    pacer.forget()
                     progress.set()
         finally:
             alive -= 1
@@ -170,30 +168,34 @@ async def stage_days(
             group.create_task(worker())
 
     async def consume() -> None:
-        carried: list[bytes | None] = []
+        carried: list[tuple[bytes, asyncio.Future] | None] = []
         while True:
             batch = carried or [await queue.get()]
             carried = []
-            size = len(batch[0] or b"")
+            size = len(batch[0][0]) if batch[0] is not None else 0
             while batch[-1] is not None and len(batch) < BATCH_PAGES and not queue.empty():
-                body = queue.get_nowait()
-                if body is not None and size + len(body) > BATCH_BYTES:
-                    carried = [body]  # starts the next batch
+                item = queue.get_nowait()
+                if item is not None and size + len(item[0]) > BATCH_BYTES:
+                    carried = [item]  # starts the next batch
                     break
-                batch.append(body)
-                size += len(body or b"")
-            bodies = [body for body in batch if body is not None]
-            if bodies:
+                batch.append(item)
+                size += len(item[0]) if item is not None else 0
+            items = [item for item in batch if item is not None]
+            if items:
                 started = time.perf_counter()
-                await asyncio.to_thread(stage.add_pages, bodies)
+                verdicts = await asyncio.to_thread(stage.add_pages, [body for body, _ in items])
                 report.stage_seconds += time.perf_counter() - started
-            if len(bodies) < len(batch):
+                for (_, verdict), parsed in zip(items, verdicts):
+                    if not verdict.done():  # a walker cancelled while it waited
+                        verdict.set_result(parsed)
+            if len(items) < len(batch):
+                queue.put_nowait(None)  # the other consumers stop too
                 return
 
-    client.pacer = pacer
     try:
         async with asyncio.TaskGroup() as group:
-            group.create_task(consume())
+            for _ in range(STAGE_THREADS):
+                group.create_task(consume())
             # The first request measures the latency; the rest follow from it.
             alive = 1
             report.max_concurrency = 1
@@ -202,8 +204,6 @@ async def stage_days(
         # The first failure stops every worker; report it as itself (a SiroError with
         # its clear message), not wrapped in a group.
         raise failures.exceptions[0] from None
-    finally:
-        client.pacer = original_pacer
     report.splits = planner.splits
     report.served_page_size = planner.served_page_size
     report.asked_page_size = asked[0]

@@ -40,7 +40,8 @@ async def stage_changed(
 ) -> FetchReport:
     """List the recordings created on `days` and updated at or after `since` into `stage`.
 
-    One cursor walk (a refresh is small); each page is parsed in a worker thread.
+    One cursor walk (a refresh is small); each page is parsed once, by the stage, in a
+    worker thread.
     """
     report = FetchReport(asked_page_size=page_size, windows=1, max_concurrency=1)
     query = created_window(
@@ -50,11 +51,14 @@ async def stage_changed(
         page_size=page_size,
         **ENRICHMENT,
     )
-    async for page in client.aiter_recording_pages(query):
+    async def accept(body: bytes):
+        # The stage's parse is the only one; a body it refuses is fetched again.
+        return await asyncio.to_thread(stage.add_page, body)
+
+    async for page in client.aiter_recording_bodies(query, accept):
         if page.cursor is not None:
-            report.served_page_size = max(report.served_page_size, len(page.records))
+            report.served_page_size = max(report.served_page_size, page.accepted.records)
         report.pages += 1
-        report.records += len(page.records)
+        report.records += page.accepted.records
         report.bytes += len(page.body)
-        await asyncio.to_thread(stage.add_pages, [page.body])
     return report
