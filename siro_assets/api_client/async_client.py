@@ -193,16 +193,14 @@ class AsyncSiroClient(ClientCore):
                 self._bump(pages=1)
                 if ahead is not None and ahead[0].get("cursor") != cursor:
                     # This page was fetched again and came back with another cursor.
-                    ahead[1].cancel()
+                    await _abandon(ahead[1])
                     ahead = None
                 yield page
                 if cursor is None:
                     return
                 current, ahead = (ahead or ask(cursor)), None
         finally:
-            for _, pending, _ in (current, ahead or (None, None, None)):
-                if pending is not None and not pending.done():
-                    pending.cancel()
+            await _abandon(current[1], *(ahead[1:2] if ahead is not None else ()))
 
     async def aiter_recordings(self, query: RecordingsQuery) -> AsyncIterator[Recording]:
         """Yield every recording for ``query`` as a typed ``Recording``."""
@@ -235,3 +233,11 @@ class AsyncSiroClient(ClientCore):
         """Fetch a recording's AI summary sections (``[]`` if it has none)."""
         _, parsed = await self._get(recording_path(recording_id, "/summaries"), {}, list_of_objects_shape)
         return [SummarySection.model_validate(item) for item in unwrap_list(parsed)]
+
+
+async def _abandon(*tasks: asyncio.Task) -> None:
+    """Cancel requests nobody will read, and collect their outcome (so none is left
+    pending, or failed with nobody to see it)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

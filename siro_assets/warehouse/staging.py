@@ -107,9 +107,14 @@ FROM typed
 SELECT * EXCLUDE (raw, t), {lost_values_sql('payload', 'raw')} AS lost_values FROM shaped
 """
 
-# Returned per staged record, so the fetch loop learns each page's size and `createdAt`
-# order from the same parse (no second parse of the page in Python).
-_RETURNING = "RETURNING seq, epoch_ms(created_at)"
+# Read back per staged page, so the fetch loop learns each page's size and `createdAt`
+# order from the same parse (no second parse of the page in Python). A narrow scan by
+# `seq` (zone maps skip the rest), not `INSERT ... RETURNING`: that keeps a copy of the
+# whole inserted rows, payloads included, until they are fetched.
+_STAGED_CREATED = """
+SELECT seq, epoch_ms(created_at) FROM parsed
+WHERE seq > $first * {page_seq} AND seq < ($last + 1) * {page_seq}
+""".format(page_seq=PAGE_SEQ)
 
 
 class MalformedPageError(ValueError):
@@ -207,11 +212,12 @@ class RecordingsStage:
         with self._lock:  # page numbers in arrival order, whichever thread parses them
             first_seq = self._seq
             self._seq += len(texts)
+        cursor = self._cursor()
         try:
-            returned = self._cursor().execute(
-                f"INSERT INTO parsed {_TYPED_SELECT} {_RETURNING}",
+            cursor.execute(
+                f"INSERT INTO parsed {_TYPED_SELECT}",
                 {"bodies": texts, "seq": first_seq, "ingested_at": self._ingested_at},
-            ).fetchall()
+            )
         except (duckdb.OutOfMemoryException, duckdb.InvalidInputException) as exc:
             # The failed statement left nothing behind. Halves need less memory, and a
             # malformed page must not cost its batch-mates their place in the stage.
@@ -221,6 +227,9 @@ class RecordingsStage:
                 return [MalformedPageError(_page_problem(exc))]
             half = len(texts) // 2
             return self.add_pages(texts[:half]) + self.add_pages(texts[half:])
+        returned = cursor.execute(
+            _STAGED_CREATED, {"first": first_seq + 1, "last": first_seq + len(texts)}
+        ).fetchall()
         created: list[list[tuple[int, int | None]]] = [[] for _ in texts]
         for seq, created_ms in returned:
             created[seq // PAGE_SEQ - first_seq - 1].append((seq, created_ms))
