@@ -99,12 +99,20 @@ class AsyncSiroClient(ClientCore):
         granted = time.monotonic()
         self._bump(requests=1)
         try:
-            response = await self._http.get(RECORDINGS_PATH, params=params)
+            async with self._http.stream("GET", RECORDINGS_PATH, params=params) as response:
+                if response.is_success:
+                    # The body is read into our own object: an httpx Response sits in a
+                    # reference cycle, so a body it kept (`.content`) would live until the
+                    # cyclic GC runs, which a loop that allocates little rarely triggers.
+                    content = b"".join([chunk async for chunk in response.aiter_bytes()])
+                else:
+                    content = await response.aread()
         except httpx.RequestError as exc:
             raise self._transport_failure("GET", RECORDINGS_PATH, params, exc) from exc
         body, cursor = self._handle_response(
-            "GET", RECORDINGS_PATH, params, response, list_page_shape, list_page_cursor
+            "GET", RECORDINGS_PATH, params, response, list_page_shape, list_page_cursor, content
         )
+        del response, content
         latency = time.monotonic() - granted
         if not scanned.done():
             scanned.set_result(cursor)  # lets the next page be asked for while this one is parsed
@@ -195,12 +203,18 @@ class AsyncSiroClient(ClientCore):
                     # This page was fetched again and came back with another cursor.
                     await _abandon(ahead[1])
                     ahead = None
-                yield page
+                # Hand the page over without keeping it (a body is MBs): neither this
+                # frame nor the finished task may hold it while the caller works.
+                handover = [page]
+                del page
+                current = (params, None, scanned)
+                task = None
+                yield handover.pop()
                 if cursor is None:
                     return
                 current, ahead = (ahead or ask(cursor)), None
         finally:
-            await _abandon(current[1], *(ahead[1:2] if ahead is not None else ()))
+            await _abandon(*(t for t in (current[1], ahead[1] if ahead else None) if t is not None))
 
     async def aiter_recordings(self, query: RecordingsQuery) -> AsyncIterator[Recording]:
         """Yield every recording for ``query`` as a typed ``Recording``."""

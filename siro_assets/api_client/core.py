@@ -238,13 +238,15 @@ class ClientCore:
         response: httpx.Response,
         shape: ShapeCheck,
         decode: Callable[[bytes], Any] | None = None,
+        body: bytes | None = None,
     ) -> tuple[bytes, Any]:
         """Classify one response: the body and its decoded value, or the error to raise.
 
         By default a 2xx body is parsed as JSON and checked with `shape`; `decode`
-        replaces both (raising ``ValueError`` for a body it rejects).
+        replaces both (raising ``ValueError`` for a body it rejects). `body` is the
+        response's content when the caller read it itself (a streamed response).
         """
-        body = response.content
+        body = response.content if body is None else body
         self._bump(bytes=len(body))
         status = response.status_code
         where = describe_request(method, path, params)

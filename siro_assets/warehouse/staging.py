@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -154,7 +153,7 @@ class RecordingsStage:
         self,
         directory: str | Path | None = None,
         *,
-        memory_limit: str = "256MB",
+        memory_limit: str = "128MB",
         ingested_at: datetime | None = None,
     ) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="siro-stage-", dir=directory))
@@ -173,12 +172,6 @@ class RecordingsStage:
         self._con.execute(f"CREATE TABLE parsed ({columns}, seq BIGINT, lost_values VARCHAR[])")
         self._ingested_at = ingested_at or datetime.now(timezone.utc)
         self._seq = 0
-        # add_pages may run in several threads at once, each on its own cursor (DuckDB
-        # appends to one table from several connections in parallel): a page's parse is
-        # single-threaded inside DuckDB, so this is how the stage uses more than one core.
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
         self.pages = 0
         self.bytes = 0
 
@@ -209,10 +202,9 @@ class RecordingsStage:
         texts = [body.decode("utf-8") if isinstance(body, bytes) else body for body in bodies]
         if not texts:
             return []
-        with self._lock:  # page numbers in arrival order, whichever thread parses them
-            first_seq = self._seq
-            self._seq += len(texts)
-        cursor = self._cursor()
+        first_seq = self._seq
+        self._seq += len(texts)  # page numbers in arrival order (a failed batch leaves a gap)
+        cursor = self._con
         try:
             cursor.execute(
                 f"INSERT INTO parsed {_TYPED_SELECT}",
@@ -233,29 +225,12 @@ class RecordingsStage:
         created: list[list[tuple[int, int | None]]] = [[] for _ in texts]
         for seq, created_ms in returned:
             created[seq // PAGE_SEQ - first_seq - 1].append((seq, created_ms))
-        with self._lock:
-            self.pages += len(texts)
-            self.bytes += sum(len(text) for text in texts)
+        self.pages += len(texts)
+        self.bytes += sum(len(text) for text in texts)
         return [
             PageParse(len(rows), tuple(ms for _, ms in sorted(rows) if ms is not None))
             for rows in created
         ]
-
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        """This thread's connection to the stage file."""
-        cursor = getattr(self._local, "cursor", None)
-        if cursor is None or all(cursor is not c for c in self._cursors):
-            cursor = self._local.cursor = self._con.cursor()
-            cursor.execute("SET TimeZone = 'UTC'")
-            with self._lock:
-                self._cursors.append(cursor)
-        return cursor
-
-    def _close_cursors(self) -> None:
-        with self._lock:
-            cursors, self._cursors = self._cursors, []
-        for cursor in cursors:
-            cursor.close()
 
     def finalize(self, partitions: Sequence[date]) -> StageSummary:
         """Choose the rows `swap_partitions` takes: the stage's `recordings` view.
@@ -264,7 +239,6 @@ class RecordingsStage:
         whose createdAt falls in one of `partitions` (the windows that were asked for).
         Reads narrow columns only: the wide rows are copied once, by the swap.
         """
-        self._close_cursors()
         con = self._con
         bad = con.execute(
             "SELECT count(*) FILTER (WHERE id IS NULL), count(*) FILTER (WHERE created_at IS NULL) FROM parsed"
@@ -332,14 +306,12 @@ class RecordingsStage:
 
     def sealed_path(self) -> Path:
         """Close the stage's own connection so another connection can ATTACH its file."""
-        self._close_cursors()
         self._con.close()
         return self.path
 
     def close(self) -> None:
         """Close the stage connection and delete its file."""
         try:
-            self._close_cursors()
             self._con.close()
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)

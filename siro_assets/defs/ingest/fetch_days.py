@@ -11,9 +11,9 @@ DuckDB); it knows neither Dagster nor SQL.
 - Pages are parsed once, by the stage (DuckDB), never by Python: the client reads only
   the cursor, and each walker hands its page body to one bounded queue and waits for
   the stage's verdict (record count, `createdAt` order) before it asks for the next
-  page. `STAGE_THREADS` consumers parse what the queue holds in worker threads, in
-  batches, so parsing never stalls the event loop and memory holds at most the
-  queue's pages plus one body per worker. A body the stage refuses is fetched again (the client's
+  page. A single consumer parses what the queue holds in a worker thread, in batches,
+  so parsing never stalls the event loop; memory holds at most the queue's pages plus
+  two bodies per worker (the one being staged and the one read ahead). A body the stage refuses is fetched again (the client's
   retry policy), so a malformed page costs a retry, not the run.
 - Page size: ask for `page_size` (1,000 by default) and use what the server serves; a
   server that rejects the size gets asked for less.
@@ -44,9 +44,6 @@ QUEUE_PAGES = 8
 # the stage's memory is capped).
 BATCH_PAGES = 8
 BATCH_BYTES = 4 * 2**20
-# Threads parsing into the stage at once. DuckDB parses one statement's pages on one
-# core; two keep both cores of a small machine busy while the event loop waits on I/O.
-STAGE_THREADS = 2
 
 ENRICHMENT = dict(
     show_crm_links=True,
@@ -110,10 +107,11 @@ async def stage_days(
                 from_ms(window.start), from_ms(window.end), page_size=asked[0], **ENRICHMENT
             )
             try:
-                # Read ahead while nothing can make this walk stop early: the stage's
-                # parse of a page then overlaps the request for the next one.
+                # Read ahead while nothing can make this walk stop early and the stage
+                # keeps up: its parse of a page then overlaps the request for the next
+                # one, and bodies waiting for the stage stay bounded by the queue.
                 pages = client.aiter_recording_bodies(
-                    query, accept, read_ahead=lambda: window.stop_at is None
+                    query, accept, read_ahead=lambda: window.stop_at is None and not queue.full()
                 )
                 async with aclosing(pages):
                     async for page in pages:
@@ -189,13 +187,11 @@ async def stage_days(
                     if not verdict.done():  # a walker cancelled while it waited
                         verdict.set_result(parsed)
             if len(items) < len(batch):
-                queue.put_nowait(None)  # the other consumers stop too
                 return
 
     try:
         async with asyncio.TaskGroup() as group:
-            for _ in range(STAGE_THREADS):
-                group.create_task(consume())
+            group.create_task(consume())
             # The first request measures the latency; the rest follow from it.
             alive = 1
             report.max_concurrency = 1

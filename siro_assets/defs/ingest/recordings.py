@@ -33,8 +33,9 @@ from ...warehouse.upsert import upsert_recordings
 
 # DuckDB's buffer pool for the swap or upsert: it streams the stage into the warehouse,
 # so a smaller pool costs nothing, and it keeps the run's peak memory flat however
-# large the days (the connection is this step's own, closed right after).
-SWAP_MEMORY_LIMIT = "256MB"
+# large the days (the connection is this step's own, closed right after): with the
+# stage's 128 MB, a 200,000-recording day peaks at ~360 MiB (`bench/memory.py`).
+SWAP_MEMORY_LIMIT = "160MB"
 
 _PREVIEW_SQL = f"""
 SELECT id, strftime(created_at, '%Y-%m-%d %H:%M:%S.%g') AS created_at, title, deleted,
