@@ -140,3 +140,48 @@ def test_python_never_parses_a_list_page(monkeypatch):
         report, _ = _stage(SimulatorTransport(SimulatorApi(WORLD, FixedClock(NOW), page_size_cap=50)), stage)
         assert stage.finalize([DAY]).rows == len(_truth_ids())
     assert report.pages > 3 and calls == []
+
+
+def test_a_read_ahead_on_a_cursor_from_a_refused_body_is_dropped():
+    """Page 1 first comes back broken mid-body with a plausible tail (cursor "bogus"); the
+    page read ahead on that cursor is abandoned, never yielded, and its failure never
+    surfaces; the walk follows the cursor of the good copy."""
+    good_1 = json.dumps({"data": [{"id": "a"}], "cursor": "c2"}).encode()
+    broken_1 = b'{"data":[{"id": }],"cursor":"bogus"}'
+    page_2 = json.dumps({"data": [{"id": "b"}], "cursor": None}).encode()
+    served: list[str | None] = []
+    first_copies = [broken_1, good_1]
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        served.append(cursor)
+        for _ in range(5):  # a request takes a few turns of the loop: the read-ahead goes out meanwhile
+            await asyncio.sleep(0)
+        if cursor is None:
+            return httpx.Response(200, content=first_copies.pop(0))
+        if cursor == "c2":
+            return httpx.Response(200, content=page_2)
+        return httpx.Response(400, json={"message": "unknown cursor"})
+
+    async def accept(body: bytes):
+        return [record["id"] for record in json.loads(body)["data"]]  # ValueError if broken
+
+    async def go():
+        async with AsyncSiroClient(TOKEN, "http://sim", transport=httpx.MockTransport(handler),
+                                   pacer=RequestPacer(math.inf),
+                                   retry=RetryPolicy(max_attempts=3, initial_backoff=0)) as client:
+            pages = client.aiter_recording_bodies(_query(), accept, read_ahead=lambda: True)
+            return [page.accepted async for page in pages], client.stats
+
+    pages, stats = asyncio.run(go())
+    assert pages == [["a"], ["b"]]
+    assert stats.retries == 1
+    assert served.count("c2") == 1, "the good cursor is followed once"
+    assert "bogus" in served, "the read-ahead on the broken copy's cursor did go out"
+
+
+def _query():
+    from siro_assets.api_client import created_window
+
+    start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=timezone.utc)
+    return created_window(start, start + timedelta(days=1))
