@@ -74,7 +74,7 @@ def stage_and_swap(con: duckdb.DuckDBPyConnection, world: World, days: list[date
     )
     with RecordingsStage(directory=stage_dir) as stage:
         for start in range(0, len(records), 100):  # API-sized pages, as the raw asset stages them
-            stage.add_page(json.dumps({"data": records[start:start + 100], "cursor": None}), window_start=days[0])
+            stage.add_page(json.dumps({"data": records[start:start + 100], "cursor": None}))
         stage.finalize(days)
         return swap_partitions(con, stage, days)
 

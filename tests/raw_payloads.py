@@ -63,6 +63,6 @@ def load_raw(
     partitions = list(partitions)
     with RecordingsStage() as stage:
         body = json.dumps({"data": list(records), "cursor": None}, ensure_ascii=False)
-        stage.add_page(body, window_start=partitions[0])
+        stage.add_page(body)
         stage.finalize(partitions)
         return swap_partitions(con, stage, partitions, allow_removals=True)

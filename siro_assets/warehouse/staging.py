@@ -181,7 +181,7 @@ class RecordingsStage:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def add_page(self, body: bytes | str, *, window_start: date | None = None) -> PageParse:
+    def add_page(self, body: bytes | str) -> PageParse:
         """Parse one raw list-page body (`{"data": [...], "cursor": ...}`) into the stage.
 
         Raises `MalformedPageError` (staging nothing) for a body that is not a list page.
@@ -204,9 +204,8 @@ class RecordingsStage:
             return []
         first_seq = self._seq
         self._seq += len(texts)  # page numbers in arrival order (a failed batch leaves a gap)
-        cursor = self._con
         try:
-            cursor.execute(
+            self._con.execute(
                 f"INSERT INTO parsed {_TYPED_SELECT}",
                 {"bodies": texts, "seq": first_seq, "ingested_at": self._ingested_at},
             )
@@ -219,7 +218,7 @@ class RecordingsStage:
                 return [MalformedPageError(_page_problem(exc))]
             half = len(texts) // 2
             return self.add_pages(texts[:half]) + self.add_pages(texts[half:])
-        returned = cursor.execute(
+        returned = self._con.execute(
             _STAGED_CREATED, {"first": first_seq + 1, "last": first_seq + len(texts)}
         ).fetchall()
         created: list[list[tuple[int, int | None]]] = [[] for _ in texts]

@@ -27,7 +27,7 @@ _KILLED_WRITER = textwrap.dedent(
     page = {"data": [{"id": "replacement", "createdAt": sys.argv[2] + "T05:00:00.000Z",
                       "updatedAt": sys.argv[2] + "T05:00:00.000Z", "deleted": False}], "cursor": None}
     stage = RecordingsStage()
-    stage.add_page(json.dumps(page), window_start=day)
+    stage.add_page(json.dumps(page))
     stage.finalize([day])
     con = open_duckdb(db)
     real = con.execute

@@ -111,7 +111,7 @@ def test_the_organization_is_checked_again_inside_the_swap(tmp_path):
     db = tmp_path / "w.duckdb"
     for organization, rid in (("org_a", "a"), ("org_b", "b")):
         with RecordingsStage() as stage:
-            stage.add_page(json.dumps({"data": [recording(rid, DAY)], "cursor": None}), window_start=DAY)
+            stage.add_page(json.dumps({"data": [recording(rid, DAY)], "cursor": None}))
             stage.finalize([DAY])
             with duckdb_connection(db) as con:
                 if organization == "org_a":

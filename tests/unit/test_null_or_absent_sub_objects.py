@@ -71,7 +71,7 @@ def warehouse_rows(records: list[dict]) -> dict[str, list[tuple]]:
     async def ingest(stage: RecordingsStage) -> None:
         async with AsyncSiroClient("T", "https://siro.test", transport=serve(records), **client_kwargs()) as c:
             async for page in c.aiter_recording_pages(created_window(*WINDOW, show_crm_links=True)):
-                stage.add_page(page.body, window_start=DAY)
+                stage.add_page(page.body)
 
     with RecordingsStage() as stage:
         asyncio.run(ingest(stage))

@@ -33,7 +33,7 @@ def test_batched_pages_keep_arrival_order_for_duplicates():
 
     def one_by_one(stage):
         for page in pages:
-            stage.add_page(page, window_start=DAY)
+            stage.add_page(page)
 
     def batched(stage):
         stage.add_pages(pages[:2])

@@ -40,7 +40,7 @@ def load(path, pages_by_day: dict[date, list[bytes]], partitions: list[date], **
     with RecordingsStage() as stage:
         for day, pages in pages_by_day.items():
             for body in pages:
-                stage.add_page(body, window_start=day)
+                stage.add_page(body)
         summary = stage.finalize(partitions)
         with duckdb_connection(path) as con:
             swap_partitions(con, stage, partitions, **swap_options)
@@ -98,7 +98,7 @@ def test_a_record_without_created_at_is_refused_not_dropped(tmp_path):
     broken = rec("a", "2026-01-01T01:00:00.000Z")
     del broken["createdAt"]
     with RecordingsStage() as stage:
-        stage.add_page(page([broken]), window_start=D1)
+        stage.add_page(page([broken]))
         with pytest.raises(StagingValidationError, match="createdAt"):
             stage.finalize([D1])
 
@@ -110,7 +110,7 @@ def test_failed_swap_rolls_back_and_keeps_previous_rows(tmp_path, monkeypatch):
 
     with RecordingsStage() as stage:
         stage.add_page(page([rec("a", "2026-01-01T01:00:00.000Z", "2026-01-01T03:00:00.000Z"),
-                             rec("b", "2026-01-01T02:00:00.000Z")]), window_start=D1)
+                             rec("b", "2026-01-01T02:00:00.000Z")]))
         stage.finalize([D1])
         con = open_duckdb(db)
         real_execute = con.execute
@@ -151,7 +151,7 @@ def test_other_partitions_are_untouched_by_a_swap(tmp_path):
 def test_a_value_of_the_wrong_type_fails_loudly_instead_of_becoming_null(field, bad_value):
     broken = rec("a", "2026-01-01T01:00:00.000Z", **{field: bad_value})
     with RecordingsStage() as stage:
-        stage.add_page(page([broken, rec("b", "2026-01-01T02:00:00.000Z")]), window_start=D1)
+        stage.add_page(page([broken, rec("b", "2026-01-01T02:00:00.000Z")]))
         with pytest.raises(StagingValidationError, match=field) as error:
             stage.finalize([D1])
     assert "'a'" in str(error.value) and "'b'" not in str(error.value)
@@ -204,7 +204,7 @@ _EXTRACTION = {"name": "budget", "value": 5, "mappings": [{"crmModelName": "Deal
 def test_a_nested_value_of_the_wrong_type_refuses_the_partition(path, fields):
     broken = rec("a", "2026-01-01T01:00:00.000Z", **fields)
     with RecordingsStage() as stage:
-        stage.add_page(page([broken, rec("b", "2026-01-01T02:00:00.000Z")]), window_start=D1)
+        stage.add_page(page([broken, rec("b", "2026-01-01T02:00:00.000Z")]))
         with pytest.raises(StagingValidationError) as error:
             stage.finalize([D1])
     message = str(error.value)
