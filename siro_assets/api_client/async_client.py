@@ -109,10 +109,14 @@ class AsyncSiroClient(ClientCore):
                     content = await response.aread()
         except httpx.RequestError as exc:
             raise self._transport_failure("GET", RECORDINGS_PATH, params, exc) from exc
-        body, cursor = self._handle_response(
-            "GET", RECORDINGS_PATH, params, response, list_page_shape, list_page_cursor, content
-        )
-        del response, content
+        args = ("GET", RECORDINGS_PATH, params, response, list_page_shape, list_page_cursor, content)
+        if len(content) >= PARSE_OFF_LOOP_BYTES:
+            # The cursor scan is cheap, but a body it cannot read (cursor not last, say)
+            # takes the full parse, which must not stall the other requests in flight.
+            body, cursor = await asyncio.to_thread(self._handle_response, *args)
+        else:
+            body, cursor = self._handle_response(*args)
+        del args, response, content
         latency = time.monotonic() - granted
         if not scanned.done():
             scanned.set_result(cursor)  # lets the next page be asked for while this one is parsed
