@@ -25,8 +25,9 @@ from .ledger import (
 )
 from .sinks import DeliveryStopped, Sink, SinkFactory
 from .writes import (
-    DELIVERED, DRY_RUN, FAILED, NO_ROUTE, REJECTED, SKIPPED_UNCHANGED, FieldWrite, Outcome, is_null_value,
+    DELIVERED, DRY_RUN, FAILED, NO_ROUTE, REJECTED, SKIPPED_UNCHANGED, FieldWrite, Outcome,
 )
+from .values import is_sendable
 
 logger = logging.getLogger("siro_assets.crm")
 
@@ -103,7 +104,8 @@ class Delivery:
         """Deliver every due write; log unchanged fields that have a plan row in `partitions`."""
         with self.connect() as con:
             ensure_ledger(con)
-            candidates = read_candidates(con, partitions)
+            write_nulls = {cid: s.write_nulls for cid, s in self.routing.connections.items()}
+            candidates = read_candidates(con, partitions, write_nulls)
             if not self.dry_run:
                 orphans = orphaned_intents(con, self.run_id)
                 if orphans:
@@ -141,7 +143,8 @@ class Delivery:
             return
         writes: list[FieldWrite] = []
         for c in due:
-            if is_null_value(c.write.value) and not settings.write_nulls:
+            # The plan never makes a blank a target; this guard keeps it that way whatever the ledger says.
+            if not is_sendable(c.write.value, write_nulls=settings.write_nulls):
                 self.report.nulls_withheld += 1
             else:
                 writes.append(c.write)

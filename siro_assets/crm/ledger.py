@@ -10,12 +10,12 @@ never holds the warehouse while it waits on a CRM.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 
 import duckdb
 
-from ..transforms import LATEST_WRITES_SQL
+from ..transforms import latest_writes_sql
 from ..transforms.writeback_plan import CRM_WRITEBACK_PLAN
 from ..warehouse.schema import SCHEMA, ensure_schema
 from .writes import DELIVERED, FAILED, REJECTED, SKIPPED_UNCHANGED, FieldWrite, Outcome
@@ -114,9 +114,25 @@ def _transaction(con: duckdb.DuckDBPyConnection, work) -> None:
         raise
 
 
-# Each field's target (the newest live recording's value) next to its ledger row.
+# Whether a plan row's connection opts in to clears: its own routing entry decides, else
+# the "*" entry ($null_routed: connections with an entry; $null_clears: those, or "*",
+# with write_nulls).
+_CLEARS = """CASE WHEN list_contains($null_routed::VARCHAR[], p.integration_connection_id)
+    THEN list_contains($null_clears::VARCHAR[], p.integration_connection_id)
+    ELSE list_contains($null_clears::VARCHAR[], '*') END"""
+_TARGETS = latest_writes_sql(_CLEARS)
+
+
+def clear_params(write_nulls: Mapping[str, bool] | None) -> dict[str, list[str]]:
+    """The query parameters of `_CLEARS` for `write_nulls` (routing entry -> opts in)."""
+    write_nulls = write_nulls or {}
+    return {"null_routed": sorted(write_nulls), "null_clears": sorted(k for k, v in write_nulls.items() if v)}
+
+
+# Each field's target (the newest live recording's non-blank value, or a clear where the
+# connection opts in) next to its ledger row.
 _CANDIDATES = f"""
-WITH targets AS ({LATEST_WRITES_SQL}),
+WITH targets AS ({_TARGETS}),
 in_run AS (
     SELECT DISTINCT integration_connection_id, object_type, external_id,
            lower(trim(crm_field_name)) AS field_key
@@ -171,9 +187,15 @@ class Candidate:
         )
 
 
-def read_candidates(con: duckdb.DuckDBPyConnection, partitions: Sequence[date] | None) -> list[Candidate]:
-    """Every field that is due, plus the unchanged fields with a plan row in `partitions` (all when None)."""
-    params = {"partitions": sorted(set(partitions)) if partitions is not None else None}
+def read_candidates(
+    con: duckdb.DuckDBPyConnection, partitions: Sequence[date] | None, write_nulls: Mapping[str, bool] | None = None,
+) -> list[Candidate]:
+    """Every field that is due, plus the unchanged fields with a plan row in `partitions` (all when None).
+
+    `write_nulls` maps routing entries (connection ids, `"*"`) to their opt-in to clears;
+    without it no connection clears.
+    """
+    params = {"partitions": sorted(set(partitions)) if partitions is not None else None, **clear_params(write_nulls)}
     return [Candidate(row) for row in con.execute(_CANDIDATES, params).fetchall()]
 
 
@@ -341,7 +363,7 @@ def queue_outbox(con: duckdb.DuckDBPyConnection, writes: Sequence[FieldWrite], r
 
 # Fields whose current target the CRM rejected or failed on: what the writeback check reports.
 OUTSTANDING_SQL = f"""
-WITH targets AS ({LATEST_WRITES_SQL})
+WITH targets AS ({_TARGETS})
 SELECT s.last_outcome, coalesce(s.last_error_code, 'unknown') AS error_code, count(*) AS fields
 FROM {STATE_TABLE} AS s
 JOIN targets AS t
@@ -355,6 +377,8 @@ ORDER BY fields DESC, error_code
 """
 
 
-def outstanding(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]]:
+def outstanding(
+    con: duckdb.DuckDBPyConnection, write_nulls: Mapping[str, bool] | None = None,
+) -> list[tuple[str, str, int]]:
     """(outcome, error code, fields) of the rejects and failures that still stand."""
-    return con.execute(OUTSTANDING_SQL).fetchall()
+    return con.execute(OUTSTANDING_SQL, clear_params(write_nulls)).fetchall()

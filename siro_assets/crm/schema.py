@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from .values import decimal_text, scalar_text
+from .values import decimal_text, is_blank, scalar_text
 from .writes import INVALID_VALUE, NOT_UPDATEABLE, UNKNOWN_FIELD
 
 # Normalised field kinds.
@@ -204,7 +204,9 @@ def coerce(value: Any, field_schema: FieldSchema) -> Any:
     Numbers, booleans and dates are parsed from text; picklist values are matched to an
     option (case-insensitively, or by label); a multi-select takes an array or a
     `;`-joined string; text longer than the field holds is rejected, not truncated.
-    A null is returned as it is (whether to send it is the connection's choice).
+    A number bound for text is its JSON text (`1e21` -> `"1e+21"`); blank elements of
+    an array are dropped. A null is returned as it is (only a connection with
+    `write_nulls` is ever given one, as a clear).
     """
     kind = field_schema.kind
     if value is None:
@@ -217,10 +219,10 @@ def coerce(value: Any, field_schema: FieldSchema) -> Any:
         return _date(field_schema, value)
     if kind == MULTIPICKLIST:
         items = value if isinstance(value, list) else str(value).split(";") if isinstance(value, str) else [value]
-        chosen = [_option(field_schema, scalar_text(v).strip()) for v in items if v is not None]
+        chosen = [_option(field_schema, scalar_text(v).strip()) for v in items if not is_blank(v)]
         return _text(field_schema, ";".join(dict.fromkeys(c for c in chosen if c)))
     if isinstance(value, list):
-        items = [v for v in value if v is not None]
+        items = [v for v in value if not is_blank(v)]
         if kind == PICKLIST:
             if len(items) != 1:
                 raise _invalid(field_schema, value, "a single-select field takes one value")

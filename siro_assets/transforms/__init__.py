@@ -10,7 +10,7 @@ from .rebuild import rebuild_partitions
 from .stats import RECORDING_DAILY_STATS
 from .summaries import RECORDING_SUMMARIES
 from .table import Column, DerivedTable
-from .writeback_plan import CRM_WRITEBACK_PLAN, LATEST_WRITES_SQL
+from .writeback_plan import CRM_WRITEBACK_PLAN, LATEST_WRITES_SQL, latest_writes_sql
 
 DERIVED_TABLES: tuple[DerivedTable, ...] = (
     RECORDING_CRM_LINKS,
@@ -32,5 +32,6 @@ __all__ = [
     "RECORDING_SUMMARIES",
     "Column",
     "DerivedTable",
+    "latest_writes_sql",
     "rebuild_partitions",
 ]

@@ -33,3 +33,24 @@ CASE json_type(value)
         list_transform(from_json(value, '["JSON"]'), lambda x: json_extract_string(x, '$')), ', ')
     ELSE json_extract_string(value, '$')
 END"""
+
+# Python's whitespace (`str.isspace`) as an RE2 class: the ASCII controls, NEL, and
+# every Unicode space, line and paragraph separator (`\p{Z}`).
+_WHITESPACE_ONLY = r"'^[\t\n\x{0B}\f\r\x{1C}-\x{1F}\x{85}\p{Z}]*$'"
+
+# A JSON leaf that says "nothing here": null, or a string of whitespace at most.
+_BLANK_LEAF = (
+    "(json_type(<v>) = 'NULL' OR (json_type(<v>) = 'VARCHAR' "
+    f"AND regexp_full_match(json_extract_string(<v>, '$'), {_WHITESPACE_ONLY})))"
+)
+
+# A blank value means "nothing extracted" (`siro_assets.crm.values.is_blank` is the
+# Python twin): null, an empty or whitespace-only string, `[]`, or an array whose
+# elements are all blank, at any depth (`$..*` walks every nested element).
+IS_BLANK = f"""
+CASE json_type(value)
+    WHEN 'ARRAY' THEN coalesce(list_bool_and(list_transform(
+        json_extract(value, '$..*'),
+        lambda e: json_type(e) = 'ARRAY' OR {_BLANK_LEAF.replace("<v>", "e")})), true)
+    ELSE {_BLANK_LEAF.replace("<v>", "value")}
+END"""

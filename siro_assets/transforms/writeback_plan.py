@@ -22,7 +22,13 @@ Meeting) and Merge.dev's common models (Engagement, Appointment, User):
    sensor rematerializes the day, and the rows turn `ready`.
 4. `no_target`: `crm` has no object for that model (no lead linked, `contacts` empty), or
    the object has no `externalId` (`siro_id` is then still shown).
-5. `ready`: the target record's `external_id` is known.
+5. `clear`: the value is JSON null (or absent). Nothing was extracted, so the row never
+   competes for the field, except for a connection with `write_nulls: true`, to which
+   it is a clear of the field.
+6. `blank`: the value is blank but not null: an empty or whitespace-only string, `[]`,
+   or an array whose elements are all blank (`IS_BLANK`). "Nothing extracted": never
+   sent and never competes, so an older recording's real value still reaches the field.
+7. `ready`: a real value, and the target record's `external_id` is known.
 
 Unresolved rows are kept (NULL `external_id`) so an operator can see why a value is not
 written. An object reference with neither id (`{}` or a null list element) is not a link,
@@ -33,7 +39,7 @@ rows: there is nothing to write. Deleted or purged recordings have no rows.
 A write's target is (`integration_connection_id`, `object_type`, `external_id`, field),
 with the field compared case-insensitively: "Event.Notes" and "Appointment.notes" on the
 same engagement are one CRM field, so they share a key and compete in `LATEST_WRITES_SQL`.
-`idempotency_key` (ready rows only) names *this recording's* write: `sha256` of the
+`idempotency_key` (`ready` and `clear` rows) names *this recording's* write: `sha256` of the
 canonical JSON array
 `[integration_connection_id, object_type, external_id, lower(trim(crm_field_name)), value, recording_id]`,
 with `value` normalised by `json()` (minified, escapes decoded). It is equal on every
@@ -42,17 +48,21 @@ rebuild, and differs between two recordings that write the same value, so A -> B
 already in the CRM is judged against the field's last acknowledged value in the delivery
 ledger (`siro_assets.crm.ledger`), which also derives the per-delivery key.
 
-`LATEST_WRITES_SQL` applies the rule for a CRM field: its target is the value of the newest
-live recording that maps to it, by `createdAt`, ties by recording id, across all partitions.
+`LATEST_WRITES_SQL` applies the rule for a CRM field: its target is the newest non-blank
+value from a live recording that maps to it, by `createdAt`, ties by recording id, across
+all partitions. `latest_writes_sql` states the same rule for connections that may opt in
+to clears: where they do, a `clear` row competes too.
 """
 
 from __future__ import annotations
 
-from .sql_fragments import IS_CRM_REF, VALUE_TEXT, VALUE_TYPE
+from .sql_fragments import IS_BLANK, IS_CRM_REF, VALUE_TEXT, VALUE_TYPE
 from ..warehouse.schema import SCHEMA
 from .table import PARTITION_DATE, RECORDING_ID, Column, DerivedTable, live_recordings
 
-PLAN_STATUSES = ("ready", "unlinked", "no_target", "unknown_model", "no_field")
+PLAN_STATUSES = ("ready", "unlinked", "no_target", "unknown_model", "no_field", "clear", "blank")
+# Rows that may be sent: real values always, clears only where the connection opts in.
+SENDABLE_STATUSES = ("ready", "clear")
 
 # Lower-cased API model name -> the crm block object it writes to.
 MODEL_OBJECTS: dict[str, str] = {
@@ -101,6 +111,7 @@ valued AS (
            x.name AS extraction_name, x.mappings AS mapping_list, value,
            {VALUE_TEXT} AS value_text,
            {VALUE_TYPE} AS value_type,
+           {IS_BLANK} AS is_blank,
            json(value) AS canonical_value
     FROM (SELECT *, coalesce(x.value, 'null'::JSON) AS value FROM extractions)
     WHERE x IS NOT NULL AND len(x.mappings) > 0
@@ -141,6 +152,8 @@ planned AS (
                WHEN nullif(trim(crm_field_name), '') IS NULL THEN 'no_field'
                WHEN crm IS NULL THEN 'unlinked'
                WHEN external_id IS NULL THEN 'no_target'
+               WHEN value_type = 'null' THEN 'clear'
+               WHEN is_blank THEN 'blank'
                ELSE 'ready'
            END AS plan_status
     FROM resolved
@@ -150,7 +163,7 @@ SELECT partition_date, id, created_at, extraction_position, mapping_position,
        integration_connection_id, external_id, t.ref.id,
        value, value_text, value_type,
        plan_status,
-       CASE WHEN plan_status = 'ready' THEN sha256(json_array(
+       CASE WHEN plan_status IN ('ready', 'clear') THEN sha256(json_array(
            integration_connection_id, object_type, external_id, lower(trim(crm_field_name)),
            canonical_value, id
        )::VARCHAR) END
@@ -163,9 +176,10 @@ CRM_WRITEBACK_PLAN = DerivedTable(
         "One row per (recording, entity extraction, CRM field mapping, target CRM record) "
         "that could be written back to the CRM. Rows with plan_status = 'ready' name the "
         "record (`external_id` of `object_type`) and field to write `value` to; the other "
-        "statuses (unlinked, no_target, unknown_model, no_field) say why a value cannot be "
-        "written yet. Unique on (recording_id, extraction_position, mapping_position, "
-        "object_position); join recording_id to siro.recordings.id, (recording_id, "
+        "statuses say why a value is not written: unlinked, no_target, unknown_model, no_field "
+        "(nowhere to write it), blank (nothing extracted: never sent, never competes) and "
+        "clear (a null: sent as a clear only where the connection sets write_nulls). "
+        "Unique on (recording_id, extraction_position, mapping_position, object_position); join recording_id to siro.recordings.id, (recording_id, "
         "extraction_position, mapping_position) to siro.recording_entity_extractions "
         "(position, mapping_position), (recording_id, object_type, object_position) to "
         "siro.recording_crm_links (object_type, position)."
@@ -194,7 +208,7 @@ CRM_WRITEBACK_PLAN = DerivedTable(
                "Siro integration connection of the recording's CRM links; NULL when unlinked.",
                ("crm",)),
         Column("external_id", "VARCHAR",
-               "The target record's id in the CRM; NULL unless plan_status is 'ready'.",
+               "The target record's id in the CRM; NULL when no target record is linked.",
                ("crm", "entity_extractions")),
         Column("siro_id", "VARCHAR", "Siro's id of the target record.", ("crm", "entity_extractions")),
         Column("value", "JSON NOT NULL",
@@ -206,30 +220,36 @@ CRM_WRITEBACK_PLAN = DerivedTable(
         Column("value_type", "VARCHAR NOT NULL", "string, number, boolean, null or array.",
                ("entity_extractions",)),
         Column("plan_status", "VARCHAR NOT NULL",
-               "ready, unlinked, no_target, unknown_model or no_field (see the asset docs).",
+               "ready, unlinked, no_target, unknown_model, no_field, clear (a null: sent only where the "
+               "connection opts in to clears) or blank (nothing extracted: never sent); see the asset docs.",
                ("crm", "entity_extractions")),
         Column("idempotency_key", "VARCHAR",
                "sha256 hex of [integration_connection_id, object_type, external_id, "
                "lower(trim(crm_field_name)), value, recording_id]: this recording's write, equal "
-               "on every rebuild; NULL unless ready. Not a delivery key (see siro.crm_writeback_state).",
+               "on every rebuild; NULL unless ready or clear. Not a delivery key (see siro.crm_writeback_state).",
                ("id", "crm", "entity_extractions")),
     ),
     select=_SELECT,
 )
 
-# The target of each CRM field, across all partitions: among the 'ready' rows for a field
-# of a record, the one from the newest recording (ties: the larger recording_id, then the
-# later extraction / mapping / list position, so the choice is deterministic). Only
-# recordings that are live *now* compete: a plan partition not yet rebuilt after its
-# recording was deleted or purged cannot hold the field, and the next newest live
-# recording is the target again. The newest candidate wins even when its value is null or
-# the CRM rejects it: an older recording's value is never a fallback.
-LATEST_WRITES_SQL = f"""
+# The target of each CRM field, across all partitions: among the rows with a real value
+# for a field of a record, the one from the newest recording (ties: the larger
+# recording_id, then the later extraction / mapping / list position, so the choice is
+# deterministic). Blank rows never compete, so a newer "" or [] cannot hide an older real
+# value. Only recordings that are live *now* compete: a plan partition not yet rebuilt
+# after its recording was deleted or purged cannot hold the field, and the next newest
+# live recording is the target again. The newest real value wins even when the CRM
+# rejects it: an older recording's value is never a fallback for a reject.
+def latest_writes_sql(clears: str = "FALSE") -> str:
+    """Each CRM field's target row; `clears` is a SQL predicate over the plan row `p` that
+    is true where its connection opts in to clears (`write_nulls`), letting a newer
+    `clear` row (a JSON null) hold the field there. The default: no connection clears."""
+    return f"""
 SELECT p.*
 FROM {CRM_WRITEBACK_PLAN.qualified_name} AS p
 SEMI JOIN {SCHEMA}.recordings AS r
     ON r.id = p.recording_id AND r.deleted IS NOT TRUE AND r.root_data_purged_at IS NULL
-WHERE p.plan_status = 'ready'
+WHERE p.plan_status = 'ready' OR (p.plan_status = 'clear' AND ({clears}))
 QUALIFY row_number() OVER (
     -- One CRM field: model aliases resolved to object_type, the field name case-folded,
     -- so "Event.Notes" and "Appointment.notes" compete.
@@ -240,4 +260,11 @@ QUALIFY row_number() OVER (
 ) = 1
 """
 
-__all__ = ["CRM_WRITEBACK_PLAN", "LATEST_WRITES_SQL", "MODEL_OBJECTS", "PLAN_STATUSES"]
+
+# The rule with no connection opting in to clears: the newest non-blank value.
+LATEST_WRITES_SQL = latest_writes_sql()
+
+__all__ = [
+    "CRM_WRITEBACK_PLAN", "LATEST_WRITES_SQL", "MODEL_OBJECTS", "PLAN_STATUSES", "SENDABLE_STATUSES",
+    "latest_writes_sql",
+]

@@ -8,7 +8,9 @@ from siro_assets.crm.schema import (
     BOOLEAN, DATE, INTEGER, MULTIPICKLIST, NUMBER, PICKLIST, STRING, FieldSchema, Rejection, coerce, find_field,
     hubspot_fields, salesforce_fields,
 )
-from siro_assets.crm.values import decimal_text, hubspot_wire, join_array, salesforce_wire
+from siro_assets.crm.values import (
+    decimal_text, hubspot_wire, is_blank, is_sendable, join_array, json_number_text, salesforce_wire,
+)
 from siro_assets.simulator.fake_crms.schemas import HUBSPOT_OBJECTS, SALESFORCE_OBJECTS
 
 
@@ -20,9 +22,51 @@ def test_decimal_text_never_uses_exponents(number, text):
     assert decimal_text(number) == text
 
 
+@pytest.mark.parametrize("value", [
+    None, "", " ", "\t\n\r", "\u00a0\u2003\u3000", [], [""], [None, None], ["", " ", None], [[], [""], [[None]]],
+])
+def test_blank_values(value):
+    assert is_blank(value)
+    assert not is_sendable(value, write_nulls=False)
+
+
+@pytest.mark.parametrize("value", [
+    0, 0.0, False, "0", "false", "null", "a", " a ", "\u200b", [0], [False], ["", "x"], [None, 0], {}, {"a": None}, [{}],
+])
+def test_values_that_are_not_blank(value):
+    # Zero, false and the text "0" are real extractions: a CRM field may well hold them.
+    assert not is_blank(value)
+    assert is_sendable(value, write_nulls=False)
+
+
+def test_only_a_json_null_is_sent_and_only_to_a_connection_that_clears():
+    assert is_sendable(None, write_nulls=True) and not is_sendable(None, write_nulls=False)
+    for blank in ("", "  ", [], [""], [None]):
+        assert not is_sendable(blank, write_nulls=True)
+
+
+@pytest.mark.parametrize("number, text", [
+    (1e21, "1e+21"), (1.5e300, "1.5e+300"), (1e20, "100000000000000000000"), (10.0, "10"), (2.5, "2.5"),
+    (-0.0, "0"), (1e-7, "1e-7"), (1e-6, "0.000001"), (-123.456, "-123.456"), (10**30, str(10**30)),
+    (0.1 + 0.2, "0.30000000000000004"),
+])
+def test_json_number_text_is_what_json_stringify_writes(number, text):
+    assert json_number_text(number) == text
+
+
+def test_a_number_bound_for_text_is_its_json_text():
+    assert coerce(1e21, field(STRING)) == "1e+21"
+    assert coerce([1e21, "", 2], field(STRING)) == "1e+21;2"
+    assert hubspot_wire(coerce(1e21, field(STRING))) == "1e+21"
+    # A number property still takes plain decimal text, the only form HubSpot parses.
+    assert hubspot_wire(coerce(1e21, field(NUMBER))) == "1000000000000000000000"
+    assert salesforce_wire(coerce(1e21, field(NUMBER))) == 1e21
+
+
 def test_arrays_join_with_semicolons_dropping_nulls():
     assert join_array(["red", None, 1, True, 2.5, False, "a;b"]) == "red;1;true;2.5;false;a;b"
     assert join_array([None]) == ""
+    assert join_array(["a", "", " ", None, "b"]) == "a;b"   # blank elements are dropped too
     assert salesforce_wire(["x", None, 2]) == "x;2"
     assert salesforce_wire(3.5) == 3.5 and salesforce_wire(True) is True
 

@@ -17,7 +17,9 @@ from siro_assets.transforms import (
     RECORDING_ENTITY_EXTRACTIONS,
     rebuild_partitions,
 )
-from siro_assets.transforms.writeback_plan import PLAN_STATUSES
+from siro_assets.crm.values import is_blank
+from siro_assets.transforms.sql_fragments import IS_BLANK
+from siro_assets.transforms.writeback_plan import PLAN_STATUSES, latest_writes_sql
 
 from tests.raw_payloads import load_raw, recording, ref
 
@@ -225,9 +227,13 @@ def test_every_value_shape_matches_the_extractions_table(con):
     texts = {g[0]: g[2] for g in got}
     assert texts["mixed"] == "1, two, true, 2.5" and texts["unicode"] == UNICODE and texts["null"] is None
     keys = [g[4] for g in got]
-    # null and absent are the same write (JSON null); every other value has its own key.
+    # null and absent are the same write (JSON null); blanks are never sent, so have no
+    # key; every other value has its own key.
     assert keys[VALUES.index(("null", None))] == keys[-1]
-    assert len(set(keys)) == len(VALUES)
+    blanks = [VALUES.index(("blank", "")), VALUES.index(("empty_list", []))]
+    assert [keys[i] for i in blanks] == [None, None]
+    keys = [k for i, k in enumerate(keys) if i not in blanks]
+    assert len(set(keys)) == len(VALUES) - len(blanks)
     assert all(len(k) == 64 and int(k, 16) >= 0 for k in keys)
 
 
@@ -444,12 +450,65 @@ def test_latest_writes_skip_a_newer_recording_deleted_since_its_day_was_built(co
     assert con.execute(target).fetchall() == [("r1",)]
 
 
-def test_latest_writes_never_fall_back_past_a_newest_null(con):
-    """A newer recording that maps a null value still holds the field: the target is null
-    (which the delivery never sends), not the older recording's value."""
+BLANKS = ["", "   ", "\t\u00a0\n", [], [""], [None, None], ["", [" ", None]]]
+
+
+def test_latest_writes_take_the_older_real_value_over_any_newer_blank(con):
+    """Blank means "nothing extracted": however many newer recordings map a blank or a
+    null, the field's target is the newest real value."""
     load_raw(con, [
         recording("old", D1, hour=8, crm=FULL_CRM, entityExtractions=_stage("Kept")),
-        recording("new", D1, hour=9, crm=FULL_CRM, entityExtractions=_stage(None)),
+        *[recording(f"blank{i}", D1, hour=9 + i, crm=FULL_CRM, entityExtractions=_stage(v))
+          for i, v in enumerate([*BLANKS, None])],
+    ], [D1])
+    # A blank on a newer day cannot hide it either.
+    load_raw(con, [recording("newest", D2, hour=1, crm=FULL_CRM, entityExtractions=_stage(""))], [D2])
+    rebuild_partitions(con, CRM_WRITEBACK_PLAN, [D1, D2])
+    assert con.execute(f"SELECT recording_id, value FROM ({LATEST_WRITES_SQL})").fetchall() == [("old", '"Kept"')]
+    # A field that only ever got blanks has no target at all: nothing is sent.
+    load_raw(con, [recording("only", D2, hour=2, crm={**FULL_CRM, "opportunity": ref("so2", "O2")},
+                             entityExtractions=_stage([""]))], [D2])
+    rebuild_partitions(con, CRM_WRITEBACK_PLAN, [D2])
+    assert con.execute(f"SELECT external_id FROM ({LATEST_WRITES_SQL})").fetchall() == [("O",)]
+
+
+def test_blank_and_null_rows_say_why_they_are_not_sent(con):
+    values = [*BLANKS, None, 0, 0.0, False, "0", "  x  ", [None, 0], {"k": ""}]
+    ext = [{"name": f"e{i}", "value": v, "mappings": [m("Opportunity", f"F{i}")]} for i, v in enumerate(values)]
+    build(con, [recording("r", D1, crm=FULL_CRM, entityExtractions=ext),
+                recording("u", D1, entityExtractions=ext)])
+    rows = plan(con, "extraction_position, plan_status, idempotency_key IS NULL", "recording_id = 'r'")
+    assert rows == [(i, "blank", True) for i in range(len(BLANKS))] + [(len(BLANKS), "clear", False)] + [
+        (i, "ready", False) for i in range(len(BLANKS) + 1, len(values))]
+    # Where to write comes first: an unlinked blank says unlinked.
+    assert {s for (s,) in plan(con, "DISTINCT plan_status", "recording_id = 'u'")} == {"unlinked"}
+    assert {s for (s,) in plan(con, "DISTINCT plan_status")} <= set(PLAN_STATUSES)
+
+
+def test_a_clear_holds_the_field_only_where_the_connection_opts_in(con):
+    load_raw(con, [
+        recording("old", D1, hour=8, crm=FULL_CRM, entityExtractions=_stage("Kept")),
+        recording("null", D1, hour=9, crm=FULL_CRM, entityExtractions=_stage(None)),
+        # A newer blank string is never a clear, even where clears are allowed.
+        recording("empty", D1, hour=10, crm=FULL_CRM, entityExtractions=_stage("")),
     ], [D1])
     rebuild_partitions(con, CRM_WRITEBACK_PLAN, [D1])
-    assert con.execute(f"SELECT recording_id, value FROM ({LATEST_WRITES_SQL})").fetchall() == [("new", "null")]
+    target = "SELECT recording_id, value, plan_status FROM ({}) ORDER BY ALL"
+    assert con.execute(target.format(latest_writes_sql())).fetchall() == [("old", '"Kept"', "ready")]
+    assert con.execute(target.format(latest_writes_sql("TRUE"))).fetchall() == [("null", "null", "clear")]
+    assert con.execute(target.format(latest_writes_sql("p.integration_connection_id = 'other'"))).fetchall() == [
+        ("old", '"Kept"', "ready")]
+
+
+def test_the_sql_blank_rule_is_the_python_one(con):
+    """`IS_BLANK` and `is_blank` agree on every shape, and on every whitespace character."""
+    values = [None, "", " ", "0", 0, 0.0, False, True, "x", [], [""], [None], [0], ["", "x"], [[""], [[None]]],
+              [[], [0]], {}, {"a": None}, [{}], "\u200b", "\ufeff"]
+    values += [chr(c) for c in range(0x3100)] + [chr(c) * 3 for c in (0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F)]
+    texts = [json.dumps(v) for v in values]
+    rows = con.execute(
+        f"SELECT v, {IS_BLANK} FROM (SELECT unnest($t::VARCHAR[]) AS v) , LATERAL (SELECT v::JSON AS value)",
+        {"t": texts},
+    ).fetchall()
+    assert len(rows) == len(values)
+    assert [v for v, blank in rows if blank != is_blank(json.loads(v))] == []
