@@ -26,6 +26,8 @@ NOT_UPDATEABLE = "not_updateable"
 INVALID_VALUE = "invalid_value"
 UNSUPPORTED_OBJECT = "unsupported_object"
 NO_ROUTE = "no_route"
+# An id that would change the HTTP sink's URL path (empty, ".", ".."): never sent.
+INVALID_EXTERNAL_ID = "invalid_external_id"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 The body is a JSON object of field -> value (values as extracted; a null is sent only
 when the connection opts in). Path segments are URL-encoded (ids can hold `/`, `#`,
-spaces). The `Idempotency-Key` header is derived from the delivery keys of the record's
+spaces). An id or model that would still change the URL's path (empty, `.`, `..`: URL
+parsers drop dot segments, so `..` would PATCH the collection's parent) is rejected as
+`invalid_external_id` before any request. The `Idempotency-Key` header is derived from the delivery keys of the record's
 fields: stable across retries of one delivery, new for the next delivery of a value.
 """
 
@@ -17,7 +19,7 @@ import httpx
 
 from ..calls import CrmCalls, CrmUnreachable
 from ..config import HttpSettings
-from ..writes import DELIVERED, CallStats, FieldWrite, Outcome
+from ..writes import DELIVERED, INVALID_EXTERNAL_ID, CallStats, FieldWrite, Outcome
 from .base import (
     DeliveryStopped, Prepared, chunk_records, error_of, failed, group_records, json_body, outcomes_for, reject,
 )
@@ -30,6 +32,18 @@ def idempotency_key(batch: list[Prepared]) -> str:
     """One request's key: the sorted delivery keys of the fields it carries."""
     keys = sorted(p.write.delivery_key for p in batch)
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()
+
+
+def record_url(base: str, model: str, external_id: str) -> str | None:
+    """`{base}/{model}/{external_id}` with each segment URL-encoded, or None when the URL
+    would not name that record once normalised (an empty or dot segment)."""
+    segments = [quote(model, safe=""), quote(external_id, safe="")]
+    if any(segment in ("", ".", "..") for segment in segments):
+        return None
+    url = "/".join((base.rstrip("/"), *segments))
+    # Belt and braces: the path httpx will send must be the one built here.
+    expected = httpx.URL(base.rstrip("/")).raw_path.rstrip(b"/") + ("/" + "/".join(segments)).encode()
+    return url if httpx.URL(url).raw_path == expected else None
 
 
 class HttpSink:
@@ -60,9 +74,19 @@ class HttpSink:
         return f"HttpSink(url={self.settings.url!r})"
 
     def prepare(self, writes: list[FieldWrite]) -> tuple[list[Prepared], list[Outcome]]:
-        """No schema to read: values go as extracted, to the model and field as mapped."""
+        """No schema to read: values go as extracted, to the model and field as mapped.
+
+        A write whose record URL would change after normalisation is a reject.
+        """
         fingerprint = self.settings.fingerprint()
-        return [Prepared(w, w.crm_model_name.strip(), w.crm_field_name.strip(), w.value, fingerprint) for w in writes], []
+        ready, rejects = [], []
+        for w in writes:
+            if record_url(self.settings.url, w.crm_model_name.strip(), w.external_id) is None:
+                rejects.append(reject(w, INVALID_EXTERNAL_ID, f"{w.crm_model_name.strip()!r} / {w.external_id!r} "
+                                      "would change the request's URL path (empty or dot segment)", fingerprint))
+                continue
+            ready.append(Prepared(w, w.crm_model_name.strip(), w.crm_field_name.strip(), w.value, fingerprint))
+        return ready, rejects
 
     def batches(self, prepared: list[Prepared]) -> Iterator[list[Prepared]]:
         """Up to `RECORDS_PER_BATCH` records: one ledger transaction each side, one request per record."""
@@ -80,9 +104,10 @@ class HttpSink:
 
     def _patch(self, batch: list[Prepared]) -> list[Outcome]:
         first = batch[0]
-        url = "/".join((
-            self.settings.url.rstrip("/"), quote(first.wire_object, safe=""), quote(first.write.external_id, safe="")
-        ))
+        url = record_url(self.settings.url, first.wire_object, first.write.external_id)
+        if url is None:   # prepare() rejects these; never PATCH a URL that names another resource
+            return [reject(p.write, INVALID_EXTERNAL_ID, "the record URL changes after normalisation", p.fingerprint)
+                    for p in batch]
         body = {p.wire_field: p.wire_value for p in batch}
         try:
             response = self.calls.request("PATCH", url, json=body, headers={"Idempotency-Key": idempotency_key(batch)})
