@@ -198,27 +198,127 @@ def test_a_deleted_newer_recording_gives_the_field_back_to_the_next_newest():
 
 
 def test_nulls_are_never_sent_unless_the_connection_opts_in():
+    HS_DEAL = crm_block("ic_hs", opportunity="d1")
+
     def load(bed):
-        bed.load(D1, [recording("old", D1, hour=8, crm=SF_OPP, entityExtractions=_stage("Kept"))])
-        bed.run()
         bed.load(D1, [recording("old", D1, hour=8, crm=SF_OPP, entityExtractions=_stage("Kept")),
+                      recording("hs_old", D1, hour=8, crm=HS_DEAL, entityExtractions=[
+                          extraction("kept", ("Deal", "note")), extraction("kept too", ("Deal", "name"), name="y")])])
+        assert bed.run().delivered == 3
+        bed.load(D1, [recording("old", D1, hour=8, crm=SF_OPP, entityExtractions=_stage("Kept")),
+                      recording("hs_old", D1, hour=8, crm=HS_DEAL, entityExtractions=[
+                          extraction("kept", ("Deal", "note")), extraction("kept too", ("Deal", "name"), name="y")]),
                       recording("new", D1, hour=9, crm=SF_OPP, entityExtractions=_stage(None)),
-                      recording("newer", D1, hour=10, crm=crm_block("ic_hs", opportunity="d1"),
-                                entityExtractions=[extraction([None, None], ("Deal", "note"))])])
+                      recording("newer", D1, hour=10, crm=HS_DEAL, entityExtractions=[
+                          extraction([None, None], ("Deal", "note")), extraction(None, ("Deal", "name"), name="y")])])
 
     bed = Bed()
     load(bed)
     report = bed.run()
-    assert report.nulls_withheld == 2 and report.delivered == 0
+    # Without the opt-in a null is "nothing extracted": the older values stay the targets.
+    assert report.delivered == 0 and report.unchanged == 3
     assert bed.sf.records[OPP] == {"Stage__c": "Kept"}
-    assert ("deals", "d1") not in bed.hs.records
-    assert bed.log("value, outcome", "outcome <> 'delivered'") == []
+    assert bed.hs.records[("deals", "d1")] == {"note": "kept", "name": "kept too"}
 
     opted = Bed(routing=Routing(connections=settings(salesforce={"write_nulls": True}, hubspot={"write_nulls": True})))
     load(opted)
     assert opted.run().delivered == 2
+    # Opted in, a JSON null clears: Salesforce gets null, HubSpot its documented "" clear.
     assert opted.sf.records[OPP] == {"Stage__c": None}
-    assert opted.hs.records[("deals", "d1")] == {"note": ""}
+    assert [e.value for e in opted.sf.journal.entries][-1] is None
+    # An array of nulls is blank, not a null: it clears nothing even here.
+    assert opted.hs.records[("deals", "d1")] == {"note": "kept", "name": ""}
+    assert opted.state("external_id, field_key, json(acked_value)::VARCHAR") == [
+        ("006000000000001AAA", "stage__c", "null"), ("d1", "name", "null"), ("d1", "note", '"kept"')]
+    # A delivered clear is acknowledged like any value: not sent again.
+    assert opted.run().delivered == 0
+
+
+BLANKS = ["", "   ", "\t\n", [], [""], [None, None], ["", " ", None], None]
+
+
+@pytest.mark.parametrize("write_nulls", [False, True])
+@pytest.mark.parametrize("connection", ["ic_sf", "ic_hs", "ic_http", "ic_outbox"])
+def test_a_blank_never_clears_a_field_and_never_blocks_an_older_real_value(connection, write_nulls):
+    """The newest recordings extract blanks for two fields: one already holds a value in
+    the CRM, one has only an older recording's real value, never sent. The CRM keeps the
+    first and gets the second; no blank is ever on the wire."""
+    sink = {"ic_sf": "salesforce", "ic_hs": "hubspot", "ic_http": "http", "ic_outbox": "outbox"}[connection]
+    bed = Bed(routing=Routing(connections=settings(**{sink: {"write_nulls": write_nulls}})))
+    crm = crm_block(connection, opportunity=SF_ID["opportunity"])
+    kept, late = ("Note__c", "Description") if connection == "ic_sf" else ("note", "description")
+    blanks = [v for v in BLANKS if v is not None or not write_nulls]
+    bed.load(D1, [recording("real", D1, hour=8, crm=crm, entityExtractions=[extraction("Call back Tuesday", ("Opportunity", kept))])])
+    assert bed.run([D1]).delivered == 1
+    bed.load(D1, [
+        recording("real", D1, hour=8, crm=crm, entityExtractions=[extraction("Call back Tuesday", ("Opportunity", kept))]),
+        recording("older", D1, hour=7, crm=crm, entityExtractions=[extraction("Roof is 20 years old", ("Opportunity", late))]),
+    ])
+    bed.load(D2, [
+        recording(f"blank{i}", D2, hour=i, crm=crm, entityExtractions=[
+            extraction(v, ("Opportunity", kept)), extraction(v, ("Opportunity", late), name="y")])
+        for i, v in enumerate(blanks)])
+    report = bed.run([D1, D2])
+    assert (report.delivered, report.rejected, report.failed) == (1, 0, 0), bed.log()
+    sent = {
+        "ic_sf": lambda: [(e.field, e.value) for e in bed.sf.journal.entries],
+        "ic_hs": lambda: [(e.field, e.value) for e in bed.hs.journal.entries],
+        "ic_http": lambda: [(e.field, e.value) for e in bed.http.journal.entries],
+        "ic_outbox": lambda: [(f, v) for _, f, v in bed.outbox()],
+    }[connection]()
+    assert sorted(sent) == sorted([(kept, "Call back Tuesday"), (late, "Roof is 20 years old")])
+    assert bed.state("field_key, json(acked_value)::VARCHAR, acked_recording_id") == [
+        (late.lower(), '"Roof is 20 years old"', "older"), (kept.lower(), '"Call back Tuesday"', "real")]
+    assert bed.run().delivered == 0
+    plan = bed.con.execute("SELECT DISTINCT plan_status FROM siro.crm_writeback_plan WHERE recording_id LIKE 'blank%'")
+    assert {s for (s,) in plan.fetchall()} == ({"blank"} if write_nulls else {"blank", "clear"})
+
+
+def test_a_number_bound_for_a_text_field_is_its_json_text():
+    bed = Bed()
+    bed.load(D1, [
+        recording("sf", D1, crm=SF_OPP, entityExtractions=[
+            extraction(1e21, ("Opportunity", "Note__c")), extraction(1e21, ("Opportunity", "Amount"), name="n")]),
+        recording("hs", D1, crm=crm_block("ic_hs", opportunity="d1"), entityExtractions=[
+            extraction(1e21, ("Deal", "note")), extraction(1e21, ("Deal", "amount"), name="n")]),
+    ])
+    assert bed.run().delivered == 4, bed.log()
+    assert bed.sf.records[OPP] == {"Note__c": "1e+21", "Amount": 1e21}
+    # HubSpot number properties take plain decimal text only.
+    assert bed.hs.records[("deals", "d1")] == {"note": "1e+21", "amount": "1000000000000000000000"}
+
+
+def test_http_ids_that_would_change_the_url_are_rejects_and_the_rest_reach_their_record():
+    from siro_assets.crm.sinks import HttpSink
+    from siro_assets.crm.writes import FieldWrite
+
+    bed = Bed()
+    sink = HttpSink(bed.routing.for_connection("ic_http"), transport=bed.transport, sleep=bed.clock.sleep,
+                    clock=bed.clock.monotonic)
+    ids = ["", ".", "..", "a/../b", "%2e%2e", "...", " "]
+    writes = [FieldWrite("ic_http", "opportunity", i, "stage", "Stage", "Deal", f"v{n}", "r", f"k{n}")
+              for n, i in enumerate(ids)]
+    prepared, rejects = sink.prepare(writes)
+    # httpx drops dot segments: "." and ".." would PATCH /Deal or the root, "" the collection.
+    assert [(o.write.external_id, o.status, o.error_code) for o in rejects] == [
+        ("", "rejected", "invalid_external_id"), (".", "rejected", "invalid_external_id"),
+        ("..", "rejected", "invalid_external_id")]
+    assert all("URL path" in o.error_message for o in rejects)
+    outcomes = [o for batch in sink.batches(prepared) for o in sink.send(batch)]
+    assert [o.status for o in outcomes] == ["delivered"] * 4
+    # Escaped, the others name exactly their own record.
+    assert sorted(r["target"] for r in bed.http.requests) == sorted(("Deal", i) for i in ids[3:])
+    assert {r["path"] for r in bed.http.requests} == {"/Deal/a%2F..%2Fb", "/Deal/%252e%252e", "/Deal/...", "/Deal/%20"}
+
+
+def test_an_http_id_of_dots_is_a_reject_through_the_delivery():
+    bed = Bed()
+    bed.load(D1, [recording("r", D1, crm=crm_block("ic_http", opportunity=".."),
+                            entityExtractions=[extraction("Won", ("Deal", "Stage"))])])
+    report = bed.run()
+    assert (report.delivered, report.rejected) == (0, 1)
+    assert bed.http.requests == []
+    assert bed.log() == [("..", "Stage", "rejected", "invalid_external_id")]
 
 
 def test_dry_run_sends_nothing_and_logs_what_would_be_sent():
