@@ -204,24 +204,27 @@ def evaluate_offenders(
             metadata={"missing_tables": MetadataValue.json(missing), "scope": describe_scope(scope)},
         )
     con.execute(f"CREATE OR REPLACE TEMP TABLE offenders AS {offenders_sql}")
-    count, ids, partitions = con.execute(
-        """
-        SELECT count(*),
-               list(DISTINCT recording_id ORDER BY recording_id) FILTER (WHERE recording_id IS NOT NULL),
-               list(DISTINCT partition_date ORDER BY partition_date)
-        FROM offenders
-        """
+    # Counts and samples are computed in SQL: however many rows offend, only a sample's
+    # worth of ids and days comes back to Python.
+    count, partition_count = con.execute(
+        "SELECT count(*), count(DISTINCT partition_date) FROM offenders"
     ).fetchone()
+    sample_ids = [row[0] for row in con.execute(
+        "SELECT DISTINCT recording_id FROM offenders WHERE recording_id IS NOT NULL ORDER BY 1 LIMIT ?",
+        [SAMPLE_SIZE],
+    ).fetchall()]
+    sample_partitions = [str(row[0]) for row in con.execute(
+        "SELECT DISTINCT partition_date FROM offenders WHERE partition_date IS NOT NULL ORDER BY 1 LIMIT ?",
+        [SAMPLE_SIZE * 2],
+    ).fetchall()]
     con.execute("DROP TABLE offenders")
-    sample_ids = (ids or [])[:SAMPLE_SIZE]
-    sample_partitions = [str(day) for day in (partitions or [])[:SAMPLE_SIZE * 2]]
     return AssetCheckResult(
         passed=count == 0,
         description=None if count == 0 else f"{count} offending row(s); rebuild the listed partitions.",
         metadata={
             "scope": describe_scope(scope),
             "offending_rows": count,
-            "offending_partitions": len(partitions or []),
+            "offending_partitions": partition_count,
             "sample_recording_ids": MetadataValue.json(sample_ids),
             "sample_partitions": MetadataValue.json(sample_partitions),
         },
