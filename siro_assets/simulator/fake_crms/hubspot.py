@@ -1,6 +1,7 @@
 """A fake HubSpot portal: `properties`, `batch/update` that fails a whole batch on one
 invalid input (400 VALIDATION_ERROR), 207 for ids that do not exist, and the ten-second
-rolling rate limit (429 TEN_SECONDLY_ROLLING, no Retry-After).
+rolling rate limit (429 TEN_SECONDLY_ROLLING, no Retry-After). `GET
+/crm/v3/objects/{type}/{id}` reads a record's applied properties back (all of them).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .schemas import HUBSPOT_OBJECTS
 
 _PROPERTIES = re.compile(r"^/crm/v3/properties/([^/]+)$")
 _BATCH = re.compile(r"^/crm/v3/objects/([^/]+)/batch/update$")
+_RECORD = re.compile(r"^/crm/v3/objects/([^/]+)/([^/]+)$")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 WINDOW = timedelta(seconds=10)
 
@@ -93,6 +95,11 @@ class FakeHubSpot:
                 if fields is None:
                     return reply(404, _error("OBJECT_NOT_FOUND", f"Unable to infer object type from: {m.group(1)}"))
                 return reply(200, {"results": fields})
+            if method == "GET" and (m := _RECORD.match(path)):
+                values = self.records.get((m.group(1), m.group(2)))
+                if values is None:
+                    return reply(404, _error("OBJECT_NOT_FOUND", "Object not found."))
+                return reply(200, {"id": m.group(2), "properties": values, "archived": False})
             if method == "POST" and (m := _BATCH.match(path)):
                 status, out_headers, content, applied = self._batch_update(m.group(1), body)
                 if fault == LOST_RESPONSE:

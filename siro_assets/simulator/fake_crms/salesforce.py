@@ -3,7 +3,9 @@ Collections updates with per-record errors, and a request quota.
 
 Shapes follow Salesforce's REST API (see `/work/shared/reference/crm-write-apis.md`):
 token `POST /services/oauth2/token`; `GET /services/data/vXX.X/sobjects/{Type}/describe`;
-`PATCH /services/data/vXX.X/composite/sobjects` answering one result per record, in order.
+`PATCH /services/data/vXX.X/composite/sobjects` answering one result per record, in order;
+`GET /services/data/vXX.X/sobjects/{Type}/{id}` reads a record's applied fields back (so a
+test driving the fake in another process can see what the org holds).
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ class FakeSalesforce:
             tail = match.group(2)
             if method == "GET" and tail.startswith("sobjects/") and tail.endswith("/describe"):
                 return self._describe(tail.split("/")[1], limit_info)
+            if method == "GET" and tail.startswith("sobjects/") and tail.count("/") == 2:
+                return self._read(*tail.split("/")[1:], limit_info)
             if method == "PATCH" and tail == "composite/sobjects":
                 status, out_headers, content, applied = self._collections(body, limit_info, locked=fault == LOCKED)
                 if fault == LOST_RESPONSE:
@@ -121,6 +125,12 @@ class FakeSalesforce:
         if fields is None:
             return reply(404, _errors({"message": f"The requested resource does not exist", "errorCode": "NOT_FOUND"}))
         return reply(200, {"name": sobject, "fields": fields}, headers)
+
+    def _read(self, sobject: str, rid: str, headers: dict) -> Reply:
+        values = self.records.get((sobject, rid))
+        if values is None:
+            return reply(404, _errors({"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}))
+        return reply(200, {"attributes": {"type": sobject}, "Id": rid, **values}, headers)
 
     def _field_error(self, sobject: str, field: dict | None, name: str, value: Any) -> dict | None:
         def err(code: str, message: str) -> dict:
