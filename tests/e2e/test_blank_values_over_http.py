@@ -27,7 +27,7 @@ from tests.e2e.test_fake_crms_cli import _free_port
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 D1, D2 = date(2026, 1, 5), date(2026, 1, 6)
-BLANKS = ["", "   ", [], [""], [None, None], ["", " "], None]
+BLANKS = [None, [None, None], [], [""], ["", " "], "   ", ""]   # newest last: ""
 SF_OPP = crm_block("ic_sf", opportunity=SF_ID["opportunity"])
 HS_DEAL = crm_block("ic_hs", opportunity="d1")
 REAL = "Call back Tuesday"
@@ -122,11 +122,13 @@ def test_a_blank_never_clears_a_field_in_salesforce_or_hubspot_and_the_older_rea
             for crm, kept, late in ((SF_OPP, "Note__c", "Description"), (HS_DEAL, "note", "description"))
             for i, value in enumerate(BLANKS)
         ])
-        assert _deliver_until_settled(bed, [D1, D2]) == 2
+        delivered = _deliver_until_settled(bed, [D1, D2])
 
+        # Before the fix: "" went out to all four fields, wiping the first two.
         sf = _salesforce_record(base)
         assert (sf["Note__c"], sf["Description"]) == (REAL, OLDER)
         assert _hubspot_record(base) == {"note": REAL, "description": OLDER}
+        assert delivered == 2
         # The ledger agrees, and no attempt ever carried a blank.
         values = [json.loads(v) for (v,) in bed.log("value")]
         assert values and not any(is_blank(v) for v in values)
