@@ -70,12 +70,13 @@ def crm_writebacks(
 ) -> MaterializeResult:
     """Deliver each CRM field's target value to the CRM its connection routes to.
 
-    A field's target is the value of the newest live recording that maps to it, across all
-    partitions (`LATEST_WRITES_SQL`). It is sent when it differs from the value the CRM
+    A field's target is the newest non-blank value of a live recording that maps to it,
+    across all partitions (`LATEST_WRITES_SQL`): a blank ("", whitespace, [], an array of
+    blanks, null) never competes and is never sent. It is sent when it differs from the value the CRM
     last acknowledged (`siro.crm_writeback_state`), so A -> B -> A sends the second A and
     an unchanged value is never sent twice. Every due write is delivered, whatever its
     day; the run's partitions decide which unchanged fields get a `skipped_unchanged` log
-    row. Nulls are never sent unless the connection opts in. Each attempt is a row of
+    row. A null is sent, as a clear, only where the connection sets `write_nulls`. Each attempt is a row of
     `siro.crm_writeback_log` (outcome delivered, rejected, failed, skipped_unchanged or
     dry_run, with the CRM's status, code and message).
 
