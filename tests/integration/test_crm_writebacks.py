@@ -373,3 +373,17 @@ def test_delivery_holds_no_warehouse_connection_while_calling_a_crm():
     bed.load(D1, [recording("r", D1, crm=SF_OPP, entityExtractions=_stage("v"))])
     assert bed.run().delivered == 1
     assert seen and not any(seen)
+
+
+def test_the_null_opt_in_follows_the_routing_entry_then_the_default():
+    # "*" opts in; ic_sf has its own entry that does not: only the outbox connection clears.
+    bed = Bed(routing=Routing(connections=settings(outbox={"write_nulls": True})))
+    for connection in ("ic_sf", "ic_any"):
+        crm = crm_block(connection, opportunity=SF_ID["opportunity"])
+        bed.load(D1, [recording("old", D1, hour=8, crm=crm, entityExtractions=_stage("Kept"))])
+        bed.run()
+        bed.load(D1, [recording("old", D1, hour=8, crm=crm, entityExtractions=_stage("Kept")),
+                      recording("new", D1, hour=9, crm=crm, entityExtractions=_stage(None))])
+        bed.run()
+    assert bed.sf.records[OPP] == {"Stage__c": "Kept"}
+    assert bed.outbox() == [(SF_ID["opportunity"], "Stage__c", "Kept"), (SF_ID["opportunity"], "Stage__c", None)]
