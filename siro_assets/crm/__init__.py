@@ -4,8 +4,8 @@
 live recording's value that differs from what the CRM last acknowledged) through the
 sink its connection routes to, and records each attempt in `siro.crm_writeback_log`.
 
-May import `siro_assets.transforms` (the target SQL), `siro_assets.warehouse` (schema) and
-`siro_assets.api_client.pacing`; never Dagster or the simulator (the fake CRMs are only
+May import `siro_assets.transforms` (the target SQL), `siro_assets.warehouse` (schema),
+`siro_assets.api_client.pacing` and `siro_assets.redaction` (secret scrubbing); never Dagster or the simulator (the fake CRMs are only
 wired in by tests, through an httpx transport).
 """
 

@@ -3,7 +3,9 @@
 Retried: transport errors (including a response lost after the CRM applied a write:
 every sink sends absolute values, so sending again is safe), 5xx, and 429 after the
 CRM's rate window. Everything else is returned to the sink to interpret. The
-`Authorization` header is never part of an error message or log line.
+`Authorization` header is never part of an error message or log line, and every
+configured secret is scrubbed from the text of the error raised (httpx quotes a header
+value it refuses).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_result, stop_after_attempt
 
+from .. import redaction
 from ..api_client.pacing import RequestPacer
 from .writes import CallStats
 
@@ -26,7 +29,7 @@ class CrmUnreachable(Exception):
     """The CRM did not answer usefully within the attempts allowed."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redaction.scrub(message))
         self.status = status
 
 
@@ -96,7 +99,7 @@ def _unwrap(outcome: Any, method: str, url: str) -> httpx.Response:
         response = outcome
     elif outcome.failed:
         exc = outcome.exception()
-        raise CrmUnreachable(f"{method} {_safe(url)}: {type(exc).__name__}: {exc}") from None
+        raise CrmUnreachable(f"{method} {_safe(url)}: {redaction.describe(exc)}") from None
     else:
         response = outcome.result()
     if response.status_code in _RETRIED_STATUSES:

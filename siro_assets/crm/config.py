@@ -5,6 +5,10 @@ for the rest) to a sink. Secrets are written `{env: NAME}` and resolved from the
 environment only; the file never holds them. Without the file, `SIRO_CRM_SINK`
 (`outbox` by default) applies to every connection with settings from the documented
 variables. Secret values are `SecretStr`: they never show in a repr, log or error.
+They are stripped of surrounding whitespace when loaded (a Kubernetes secret made with
+`--from-file` or a CRLF `.env` ends in a newline, which no HTTP header can carry), a
+secret with any other non-printable character is refused naming the setting only, and
+every secret is registered with `siro_assets.redaction` so error text is scrubbed of it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator
+
+from .. import redaction
 
 DEFAULT_ROUTE = "*"
 SINKS = ("outbox", "salesforce", "hubspot", "http")
@@ -43,13 +49,41 @@ class CrmConfigError(ValueError):
     """The routing file or the environment does not describe a usable configuration."""
 
 
+# Every setting that holds a secret, in any sink.
+_SECRET_FIELDS = ("client_id", "client_secret", "token")
+
+
+def _problems(exc: ValidationError, name=lambda field: field, tag: Any = None) -> str:
+    # Pydantic's message can echo input values; name only the settings and reasons.
+    def where(loc: tuple) -> str:
+        loc = loc[1:] if loc and loc[0] == tag else loc   # the union's sink tag
+        return name(".".join(map(str, loc))) if loc else "sink"
+
+    return "; ".join(f"{where(e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
 class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Errors name the setting, never echo its input: a refused secret must not be quoted.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     write_nulls: bool = Field(
         default=False, description="Send nulls (clearing CRM fields). Off: a null never overwrites a value."
     )
     max_attempts: int = Field(default=5, ge=1, description="Attempts per request on 5xx, timeouts, 429.")
+
+    @field_validator(*_SECRET_FIELDS, mode="before", check_fields=False)
+    @classmethod
+    def _clean_secret(cls, value: Any) -> Any:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            return value
+        cleaned = raw.strip()
+        if not cleaned:
+            raise ValueError("is empty")
+        if not (cleaned.isascii() and cleaned.isprintable()):
+            raise ValueError("contains a character that is not printable ASCII (value not shown)")
+        redaction.register(cleaned)
+        return cleaned
 
     def fingerprint(self) -> str:
         """A hash of the settings without their secrets: a changed configuration re-tries rejects."""
@@ -141,11 +175,13 @@ def _parse_connection(connection_id: str, raw: Any, environ: Mapping[str, str]) 
         if not (isinstance(raw[key], dict) and set(raw[key]) == {"env"}):
             raise CrmConfigError(f"{where}.{key} must be written {{env: NAME}}: secrets come from the environment only")
     resolved = {k: _resolve_env(v, environ, f"{where}.{k}") for k, v in raw.items()}
+    sources = {k: v["env"] for k, v in raw.items() if isinstance(v, dict) and set(v) == {"env"}}
     try:
         return _ADAPTER.validate_python(resolved)
     except ValidationError as exc:
-        # Pydantic's message can echo input values; name only the fields and reasons.
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'sink'}: {e['msg']}" for e in exc.errors())
+        problems = _problems(
+            exc, lambda field: f"{field} (from {sources[field]})" if field in sources else field, tag=raw.get("sink")
+        )
         raise CrmConfigError(f"{where}: {problems}") from None
 
 
@@ -166,29 +202,31 @@ def load_routing_file(path: str | Path, environ: Mapping[str, str] | None = None
     return Routing(connections=connections)
 
 
+# Without a routing file: each sink's settings and the variable each one is read from.
+_ENV_SETTINGS: dict[str, tuple[type[_Settings], dict[str, str], tuple[str, ...]]] = {
+    "outbox": (OutboxSettings, {}, ()),
+    "salesforce": (SalesforceSettings, {
+        "login_url": "SIRO_SALESFORCE_LOGIN_URL", "client_id": "SIRO_SALESFORCE_CLIENT_ID",
+        "client_secret": "SIRO_SALESFORCE_CLIENT_SECRET", "api_version": "SIRO_SALESFORCE_API_VERSION",
+    }, ("login_url", "client_id", "client_secret")),
+    "hubspot": (HubSpotSettings, {"base_url": "SIRO_HUBSPOT_BASE_URL", "token": "SIRO_HUBSPOT_TOKEN"}, ("token",)),
+    "http": (HttpSettings, {"url": "SIRO_CRM_WRITEBACK_URL", "token": "SIRO_CRM_TOKEN"}, ("url",)),
+}
+
+
 def _from_env(environ: Mapping[str, str]) -> ConnectionSettings:
     sink = environ.get("SIRO_CRM_SINK", "outbox").strip().lower() or "outbox"
-    env = {k: v for k, v in environ.items() if v}
+    if sink not in _ENV_SETTINGS:
+        raise CrmConfigError(f"SIRO_CRM_SINK must be one of {', '.join(SINKS)}, got {sink!r}")
+    model, variables, required = _ENV_SETTINGS[sink]
+    values = {name: environ[variable] for name, variable in variables.items() if environ.get(variable)}
+    for name in required:
+        if name not in values:
+            raise CrmConfigError(f"SIRO_CRM_SINK={sink} needs the environment variable {variables[name]}")
     try:
-        if sink == "outbox":
-            return OutboxSettings()
-        if sink == "salesforce":
-            return SalesforceSettings(
-                login_url=env["SIRO_SALESFORCE_LOGIN_URL"],
-                client_id=env["SIRO_SALESFORCE_CLIENT_ID"],
-                client_secret=env["SIRO_SALESFORCE_CLIENT_SECRET"],
-                api_version=env.get("SIRO_SALESFORCE_API_VERSION", "62.0"),
-            )
-        if sink == "hubspot":
-            return HubSpotSettings(
-                base_url=env.get("SIRO_HUBSPOT_BASE_URL", "https://api.hubapi.com"),
-                token=env["SIRO_HUBSPOT_TOKEN"],
-            )
-        if sink == "http":
-            return HttpSettings(url=env["SIRO_CRM_WRITEBACK_URL"], token=env.get("SIRO_CRM_TOKEN"))
-    except KeyError as exc:
-        raise CrmConfigError(f"SIRO_CRM_SINK={sink} needs the environment variable {exc.args[0]}") from None
-    raise CrmConfigError(f"SIRO_CRM_SINK must be one of {', '.join(SINKS)}, got {sink!r}")
+        return model(**values)
+    except ValidationError as exc:
+        raise CrmConfigError(f"SIRO_CRM_SINK={sink}: {_problems(exc, lambda f: variables.get(f, f))}") from None
 
 
 def load_routing(environ: Mapping[str, str] | None = None) -> Routing:

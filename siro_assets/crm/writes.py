@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
+from .. import redaction
+
 DELIVERED = "delivered"
 REJECTED = "rejected"
 FAILED = "failed"
@@ -84,6 +86,12 @@ class Outcome:
     error_message: str | None = None
     fingerprint: str | None = None
     """Configuration and field-schema fingerprint the attempt was made under."""
+
+    def __post_init__(self) -> None:
+        # Every outcome becomes a log row and the field's state: the one place all
+        # error text passes on its way to a table, whichever sink or CRM wrote it.
+        object.__setattr__(self, "error_code", redaction.scrub(self.error_code))
+        object.__setattr__(self, "error_message", redaction.scrub(self.error_message))
 
     def with_fingerprint(self, fingerprint: str | None) -> "Outcome":
         """The same outcome, stamped with the configuration it was decided under."""

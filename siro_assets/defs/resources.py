@@ -21,6 +21,7 @@ from dagster import ConfigurableResource, EnvVar
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from .. import redaction
 from ..api_client import (
     DEFAULT_BASE_URL,
     AsyncSiroClient,
@@ -160,20 +161,24 @@ class SiroApiResource(ConfigurableResource):
         return api
 
     def _connection_args(self) -> tuple[str, str, object]:
+        # A token from a file or a CRLF .env ends in a newline: strip it here, where it is
+        # resolved, and register it so CRM and run errors are scrubbed of it too. Other
+        # characters a header cannot carry are refused by the client, without the value.
+        token = (self.token or "").strip()
+        redaction.register(token)
         if self.use_simulator:
             from ..simulator import SimulatorTransport
 
             # A configured token is sent to the simulator too, so it exercises the same
             # code path (and the same secrecy) as a real one.
-            token = self.token or SIMULATOR_TOKEN
-            return token, "http://siro-simulator", SimulatorTransport(self.simulator_api())
-        if not self.token:
+            return token or SIMULATOR_TOKEN, "http://siro-simulator", SimulatorTransport(self.simulator_api())
+        if not token:
             raise MissingTokenError(
                 "No Siro API token: set SIRO_API_TOKEN to an organization integration token "
                 "(Siro admin -> API Tokens), or SIRO_SIMULATOR=1 to use the built-in simulator."
             )
         base_url = self.base_url or os.environ.get(BASE_URL_ENV_VAR) or DEFAULT_BASE_URL
-        return self.token, base_url, None
+        return token, base_url, None
 
     def _pacer(self, token: str) -> RequestPacer:
         if self.rate_budget_file and not self.use_simulator:

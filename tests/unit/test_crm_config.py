@@ -101,3 +101,34 @@ def test_without_a_file_one_sink_from_the_documented_variables():
 def test_dry_run_from_env():
     assert dry_run_from_env({"SIRO_CRM_DRY_RUN": "1"}) and dry_run_from_env({"SIRO_CRM_DRY_RUN": "true"})
     assert not dry_run_from_env({}) and not dry_run_from_env({"SIRO_CRM_DRY_RUN": "0"})
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", " \t"])
+def test_secrets_are_stripped_when_loaded(tmp_path, ending):
+    env = {**write(tmp_path, FILE), "SF_CLIENT_ID": "cid" + ending, "SF_CLIENT_SECRET": SECRET + ending,
+           "HUBSPOT_TOKEN": ending + SECRET + ending}
+    routing = load_routing(env)
+    sf, hs = routing.for_connection("ic_abc123"), routing.for_connection("ic_def456")
+    assert (sf.client_id.get_secret_value(), sf.client_secret.get_secret_value()) == ("cid", SECRET)
+    assert hs.token.get_secret_value() == SECRET
+    http = load_routing({"SIRO_CRM_SINK": "http", "SIRO_CRM_WRITEBACK_URL": "https://mw/x",
+                         "SIRO_CRM_TOKEN": SECRET + ending}).for_connection("x")
+    assert http.token.get_secret_value() == SECRET
+
+
+@pytest.mark.parametrize("bad", [SECRET[:6] + "\n" + SECRET[6:], SECRET + "\x00", SECRET[:3] + "\x1b" + SECRET[3:],
+                                 SECRET + "\u00e9", "\r\n"])
+def test_a_secret_with_a_control_character_is_refused_naming_the_setting(tmp_path, bad):
+    env = {**write(tmp_path, FILE), "HUBSPOT_TOKEN": bad}
+    with pytest.raises(CrmConfigError) as exc:
+        load_routing(env)
+    message = str(exc.value)
+    assert "connections['ic_def456']: token (from HUBSPOT_TOKEN)" in message
+    assert SECRET[:6] not in message
+    with pytest.raises(CrmConfigError) as exc:
+        load_routing({"SIRO_CRM_SINK": "hubspot", "SIRO_HUBSPOT_TOKEN": bad})
+    assert "SIRO_HUBSPOT_TOKEN" in str(exc.value) and SECRET[:6] not in str(exc.value)
+    # Built in code, the settings refuse it too, and pydantic's error does not quote it.
+    with pytest.raises(ValueError) as exc:
+        HubSpotSettings(token=bad)
+    assert "token" in str(exc.value) and SECRET[:6] not in str(exc.value)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from ... import redaction
 from ..schema import FieldSchema, Rejection, coerce, find_field
 from ..writes import FAILED, REJECTED, UNSUPPORTED_OBJECT, CallStats, FieldWrite, Outcome
 
@@ -33,16 +34,23 @@ class Prepared:
 class DeliveryStopped(Exception):
     """The CRM refuses every further write this run (daily quota, bad credentials).
 
-    `outcomes` are the answers for the batch that was being sent; the writes not yet
-    sent wait for the next run.
+    `outcomes` are every answer gathered for the batch being sent, up to the stop
+    (writes the CRM accepted before it stopped are among them, as delivered); the
+    writes of the batch without an outcome were not applied and wait for the next run.
+    Code and message are scrubbed of every configured secret.
     """
 
     def __init__(self, code: str, message: str, outcomes: list[Outcome], http_status: int | None = None) -> None:
+        code, message = redaction.scrub(str(code)), redaction.scrub(str(message))
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
-        self.outcomes = outcomes
+        self.outcomes = list(outcomes)
         self.http_status = http_status
+
+    def after(self, earlier: list[Outcome]) -> "DeliveryStopped":
+        """The same stop, carrying `earlier` outcomes of the batch before its own."""
+        return DeliveryStopped(self.code, self.message, [*earlier, *self.outcomes], self.http_status)
 
 
 class Sink(Protocol):

@@ -107,9 +107,16 @@ class HubSpotSink:
         return chunk_records(prepared, self.settings.batch_size, key=lambda record: record[1])
 
     def send(self, batch: list[Prepared]) -> list[Outcome]:
-        """Send one batch of one object type, splitting it to isolate invalid inputs."""
+        """Send one batch of one object type, splitting it to isolate invalid inputs.
+
+        A stop (a revoked token) carries every outcome gathered so far: halves of a split
+        batch HubSpot already accepted stay delivered.
+        """
         outcomes: list[Outcome] = []
-        self._send(list(group_records(batch).values()), outcomes)
+        try:
+            self._send(list(group_records(batch).values()), outcomes)
+        except DeliveryStopped as exc:
+            raise exc.after(outcomes) from None
         return outcomes
 
     def _send(self, records: list[list[Prepared]], outcomes: list[Outcome]) -> None:

@@ -3,7 +3,10 @@
 All due fields of one record travel as one record of a `PATCH composite/sobjects` call
 (`allOrNone: false`, at most 200 records). Salesforce applies or fails each record as a
 whole: a record failed for a named field is re-sent without that field, and only that
-field is rejected; `UNABLE_TO_LOCK_ROW` is retried; other codes are rejects. An expired
+field is rejected; a record failed with no field named (a validation rule shown at the
+top of the page) has its fields re-sent one at a time, so only the refused one is
+rejected. `UNABLE_TO_LOCK_ROW`, `UNKNOWN_EXCEPTION`, `SERVER_UNAVAILABLE` and
+`REQUEST_RUNNING_TOO_LONG` are retried, then failed; other codes are rejects. An expired
 session (401 INVALID_SESSION_ID) gets one new token; `403 REQUEST_LIMIT_EXCEEDED` stops
 the delivery.
 """
@@ -15,6 +18,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 
+from ... import redaction
 from ..calls import CrmCalls, CrmUnreachable
 from ..config import SalesforceSettings
 from ..schema import FieldSchema, salesforce_fields
@@ -25,8 +29,15 @@ from .base import (
     prepare_by_schema, reject, schema_from_response,
 )
 
-TRANSIENT_CODES = {"UNABLE_TO_LOCK_ROW"}
+# Record errors that may pass on a later attempt: failures to retry, never rejects.
+TRANSIENT_CODES = {"UNABLE_TO_LOCK_ROW", "UNKNOWN_EXCEPTION", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"}
 STOP_CODES = {"REQUEST_LIMIT_EXCEEDED"}
+# Errors about the record itself, not one of its fields: sending its fields one at a
+# time would only repeat the error.
+RECORD_CODES = {
+    "ENTITY_IS_DELETED", "ENTITY_IS_LOCKED", "INVALID_TYPE", "MALFORMED_ID", "INVALID_ID_FIELD",
+    "INSUFFICIENT_ACCESS_OR_READONLY",
+}
 
 
 class SalesforceSink:
@@ -69,6 +80,7 @@ class SalesforceSink:
             code, message = error_of(body, f"http_{response.status_code}")
             raise DeliveryStopped(code, f"Salesforce token request failed: {message}", [], response.status_code)
         self._token = body["access_token"]
+        redaction.register(self._token)
         self._instance_url = str(body.get("instance_url") or self.settings.login_url).rstrip("/")
 
     def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
@@ -115,20 +127,30 @@ class SalesforceSink:
         return chunk_records(prepared, self.settings.batch_size)
 
     def send(self, batch: list[Prepared]) -> list[Outcome]:
-        """Send records until each field is delivered, rejected or out of attempts."""
+        """Send records until each field is delivered, rejected or out of attempts.
+
+        A stop (quota, a failed re-authentication) carries every outcome gathered so far:
+        records delivered by an earlier request of the batch stay delivered.
+        """
         outcomes: list[Outcome] = []
-        pending = list(group_records(batch).values())
-        for attempt in range(self.settings.max_attempts):
-            if not pending:
-                break
-            if attempt:
-                self.calls.sleep(self.calls.initial_backoff * 2 ** (attempt - 1))
-            pending = self._send_once(pending, outcomes)
-        # Records still locked after every attempt: unknown to the CRM, tried next run.
-        outcomes += failed([p for r in pending for p in r], "UNABLE_TO_LOCK_ROW", "record stayed locked", 200)
+        try:
+            self._deliver(list(group_records(batch).values()), outcomes)
+        except DeliveryStopped as exc:
+            raise exc.after(outcomes) from None
         return outcomes
 
-    def _send_once(self, records: list[list[Prepared]], outcomes: list[Outcome]) -> list[list[Prepared]]:
+    def _deliver(self, records: list[list[Prepared]], outcomes: list[Outcome]) -> None:
+        # (fields to send, transient failures so far) per record still to be answered.
+        queue: list[tuple[list[Prepared], int]] = [(r, 0) for r in records]
+        while queue:
+            request, queue = _one_per_record(queue)
+            tries = max(t for _, t in request)
+            if tries:
+                self.calls.sleep(self.calls.initial_backoff * 2 ** (tries - 1))
+            queue = self._send_once(request, outcomes) + queue
+
+    def _send_once(self, request: list[tuple[list[Prepared], int]], outcomes: list[Outcome]) -> list[tuple[list[Prepared], int]]:
+        records = [r for r, _ in request]
         body = {
             "allOrNone": False,
             "records": [
@@ -147,37 +169,59 @@ class SalesforceSink:
         if response.status_code != 200 or not isinstance(answer, list) or len(answer) != len(records):
             code, message = error_of(answer, f"http_{response.status_code}")
             if code in STOP_CODES or response.status_code == 401:
-                raise DeliveryStopped(code, message, outcomes + failed(flat, code, message, response.status_code),
+                raise DeliveryStopped(code, message, failed(flat, code, message, response.status_code),
                                       response.status_code)
             outcomes += failed(flat, code, message or "unexpected answer", response.status_code)
             return []
-        retry: list[list[Prepared]] = []
-        for record, result in zip(records, answer):
-            retry += self._judge(record, result, outcomes)
-        return retry
+        again: list[tuple[list[Prepared], int]] = []
+        for (record, tries), result in zip(request, answer):
+            again += self._judge(record, tries, result, outcomes)
+        return again
 
-    def _judge(self, record: list[Prepared], result: dict, outcomes: list[Outcome]) -> list[list[Prepared]]:
+    def _judge(self, record: list[Prepared], tries: int, result: dict, outcomes: list[Outcome]) -> list[tuple[list[Prepared], int]]:
         if result.get("success"):
             outcomes += outcomes_for(record, DELIVERED, http_status=200)
             return []
-        errors = result.get("errors") or [{}]
-        codes = {str(e.get("statusCode")) for e in errors}
-        if codes & TRANSIENT_CODES:
-            return [record]
-        named = {str(f).lower() for e in errors for f in (e.get("fields") or [])}
+        errors = [e for e in result.get("errors") or [] if isinstance(e, dict)] or [{}]
+        transient = next((e for e in errors if str(e.get("statusCode")) in TRANSIENT_CODES), None)
+        if transient is not None:
+            if tries + 1 < self.settings.max_attempts:
+                return [(record, tries + 1)]
+            # Still refused after every attempt: unknown to the CRM, tried next run.
+            code, message = str(transient.get("statusCode")), str(transient.get("message") or "")
+            outcomes += failed(record, code, message or "still refused after every attempt", 200)
+            return []
+        named = {str(f).lower(): e for e in reversed(errors) for f in (e.get("fields") or [])}
         bad = [p for p in record if p.wire_field.lower() in named]
         good = [p for p in record if p.wire_field.lower() not in named]
-        if bad and good:
+        if bad:
             # The record failed as a whole for the named fields: re-send the rest without them.
             for p in bad:
-                e = next(e for e in errors if p.wire_field.lower() in {str(f).lower() for f in e.get("fields") or []})
-                outcomes.append(reject(p.write, str(e.get("statusCode")), str(e.get("message", "")), p.fingerprint, 200))
-            return [good]
+                outcomes.append(_reject(p, named[p.wire_field.lower()]))
+            return [(good, tries)] if good else []
         first = errors[0]
-        for p in record:
-            outcomes.append(reject(p.write, str(first.get("statusCode")), str(first.get("message", "")), p.fingerprint, 200))
+        if len(record) > 1 and not named and str(first.get("statusCode")) not in RECORD_CODES:
+            # No field named (a validation rule shown at the top of the page): send each
+            # field alone to find the one refused, as the HubSpot sink splits a batch.
+            return [([p], tries) for p in record]
+        outcomes += [_reject(p, first) for p in record]
         return []
 
     def close(self) -> None:
         """Close the HTTP client."""
         self.calls.close()
+
+
+def _reject(p: Prepared, error: dict) -> Outcome:
+    return reject(p.write, str(error.get("statusCode")), str(error.get("message", "")), p.fingerprint, 200)
+
+
+def _one_per_record(queue: list[tuple[list[Prepared], int]]) -> tuple[list, list]:
+    """The entries for one request (each record once: Salesforce refuses a duplicate id), and the rest."""
+    seen: set[tuple[str, str]] = set()
+    now, later = [], []
+    for entry in queue:
+        key = (entry[0][0].wire_object, entry[0][0].write.external_id)
+        (later if key in seen else now).append(entry)
+        seen.add(key)
+    return now, later

@@ -10,8 +10,8 @@ must not share code with the sinks they test).
 """
 
 from .common import (
-    DISCONNECT, LOCKED, LOST_RESPONSE, RATE_LIMIT, SERVER_ERROR, UNAVAILABLE, CrmFaults, Journal, JournalEntry,
-    LostResponse, SteppingClock,
+    DISCONNECT, LOCKED, LOST_RESPONSE, RATE_LIMIT, RECORD_UNAVAILABLE, RUNNING_TOO_LONG, SERVER_ERROR, UNAVAILABLE,
+    UNKNOWN_EXCEPTION, CrmFaults, Journal, JournalEntry, LostResponse, SteppingClock,
 )
 from .generic import FakeHttpCrm
 from .hubspot import FakeHubSpot
@@ -21,7 +21,8 @@ from .server import create_app, run_in_thread
 from .transport import FakeCrmTransport
 
 __all__ = [
-    "DISCONNECT", "LOCKED", "LOST_RESPONSE", "RATE_LIMIT", "SERVER_ERROR", "UNAVAILABLE",
+    "DISCONNECT", "LOCKED", "LOST_RESPONSE", "RATE_LIMIT", "RECORD_UNAVAILABLE", "RUNNING_TOO_LONG", "SERVER_ERROR",
+    "UNAVAILABLE", "UNKNOWN_EXCEPTION",
     "CrmFaults", "FakeCrmTransport", "FakeCrms", "FakeHttpCrm", "FakeHubSpot", "FakeSalesforce", "Journal",
     "JournalEntry", "LostResponse", "SteppingClock", "create_app", "run_in_thread",
 ]

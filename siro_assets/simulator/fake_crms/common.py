@@ -18,6 +18,9 @@ Reply = tuple[int, dict[str, str], bytes]
 SERVER_ERROR, UNAVAILABLE, DISCONNECT, LOST_RESPONSE, RATE_LIMIT, LOCKED = (
     "server_error", "unavailable", "disconnect", "lost_response", "rate_limit", "locked",
 )
+# Salesforce record errors that may pass on a later attempt (like LOCKED, the first
+# record of the request gets the error; the others go through).
+UNKNOWN_EXCEPTION, RECORD_UNAVAILABLE, RUNNING_TOO_LONG = "unknown_exception", "record_unavailable", "running_too_long"
 
 
 class LostResponse(Exception):

@@ -1,5 +1,8 @@
 """A fake Salesforce org: client-credentials tokens that expire, `describe`, sObject
-Collections updates with per-record errors, and a request quota.
+Collections updates with per-record errors (naming the field, or none for a validation
+rule shown at the top of the page), transient record errors (`UNABLE_TO_LOCK_ROW`,
+`UNKNOWN_EXCEPTION`, `SERVER_UNAVAILABLE`, `REQUEST_RUNNING_TOO_LONG`) as faults, and a
+request quota.
 
 Shapes follow Salesforce's REST API (see `/work/shared/reference/crm-write-apis.md`):
 token `POST /services/oauth2/token`; `GET /services/data/vXX.X/sobjects/{Type}/describe`;
@@ -19,11 +22,19 @@ from urllib.parse import parse_qs
 
 from ..clock import Clock
 from .common import (
-    DISCONNECT, LOCKED, LOST_RESPONSE, SERVER_ERROR, UNAVAILABLE, CrmFaults, Journal, LostResponse, Reply, bearer,
-    reply,
+    DISCONNECT, LOCKED, LOST_RESPONSE, RECORD_UNAVAILABLE, RUNNING_TOO_LONG, SERVER_ERROR, UNAVAILABLE,
+    UNKNOWN_EXCEPTION, CrmFaults, Journal, LostResponse, Reply, bearer, reply,
 )
 from .schemas import SALESFORCE_OBJECTS, SALESFORCE_PREFIXES
 
+# Record-level faults: the error the first record of a request gets.
+_RECORD_FAULTS = {
+    LOCKED: ("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"),
+    UNKNOWN_EXCEPTION: ("UNKNOWN_EXCEPTION", "An unexpected error occurred. Please include this ErrorId if you "
+                                             "contact support: 1234567890-12345 (-987654321)"),
+    RECORD_UNAVAILABLE: ("SERVER_UNAVAILABLE", "Server temporarily unavailable"),
+    RUNNING_TOO_LONG: ("REQUEST_RUNNING_TOO_LONG", "Your request was running for too long, and has been stopped."),
+}
 _ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
 _PATH = re.compile(r"^/services/data/v(\d+\.\d+)/(.+)$")
 
@@ -46,6 +57,7 @@ class FakeSalesforce:
         daily_limit: int | None = None,
         deleted_ids: set[str] | None = None,
         validation_rules: dict[tuple[str, str], Any] | None = None,
+        top_of_page_rules: dict[tuple[str, str], Any] | None = None,
         faults: CrmFaults | None = None,
     ) -> None:
         self.clock = clock
@@ -56,6 +68,8 @@ class FakeSalesforce:
         self.deleted_ids = set(deleted_ids or ())
         self.validation_rules = validation_rules or {}
         """(type, field) -> callable(value) returning an error message or None."""
+        self.top_of_page_rules = top_of_page_rules or {}
+        """The same, for rules whose error shows at the top of the page: it names no field."""
         self.faults = faults or CrmFaults()
         self.records: dict[tuple[str, str], dict[str, Any]] = {}
         self.journal = Journal()
@@ -84,7 +98,7 @@ class FakeSalesforce:
             if self.daily_limit is not None and self.api_calls > self.daily_limit:
                 return reply(403, _errors({"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}),
                              limit_info)
-            fault = self.faults.next((SERVER_ERROR, UNAVAILABLE, DISCONNECT, LOST_RESPONSE, LOCKED))
+            fault = self.faults.next((SERVER_ERROR, UNAVAILABLE, DISCONNECT, LOST_RESPONSE, *_RECORD_FAULTS))
             if fault in (SERVER_ERROR, UNAVAILABLE):
                 return reply(500 if fault == SERVER_ERROR else 503,
                              _errors({"message": "simulated outage", "errorCode": "SERVER_UNAVAILABLE"}))
@@ -99,7 +113,7 @@ class FakeSalesforce:
             if method == "GET" and tail.startswith("sobjects/") and tail.count("/") == 2:
                 return self._read(*tail.split("/")[1:], limit_info)
             if method == "PATCH" and tail == "composite/sobjects":
-                status, out_headers, content, applied = self._collections(body, limit_info, locked=fault == LOCKED)
+                status, out_headers, content, applied = self._collections(body, limit_info, record_fault=fault)
                 if fault == LOST_RESPONSE:
                     raise LostResponse(applied=True)
                 Journal.acknowledge(applied)
@@ -165,7 +179,7 @@ class FakeSalesforce:
             return err("FIELD_CUSTOM_VALIDATION_EXCEPTION", message)
         return None
 
-    def _record_errors(self, record: dict, locked: bool) -> list[dict]:
+    def _record_errors(self, record: dict, fault: str | None) -> list[dict]:
         sobject = (record.get("attributes") or {}).get("type")
         rid = str(record.get("id") or "")
         if sobject not in self.objects:
@@ -174,8 +188,9 @@ class FakeSalesforce:
             return [{"statusCode": "MALFORMED_ID", "message": f"{sobject} ID: id value of incorrect type: {rid}", "fields": ["Id"]}]
         if rid in self.deleted_ids:
             return [{"statusCode": "ENTITY_IS_DELETED", "message": "entity is deleted", "fields": []}]
-        if locked:
-            return [{"statusCode": "UNABLE_TO_LOCK_ROW", "message": "unable to obtain exclusive access to this record", "fields": []}]
+        if fault in _RECORD_FAULTS:
+            code, message = _RECORD_FAULTS[fault]
+            return [{"statusCode": code, "message": message, "fields": []}]
         by_name = {f["name"].lower(): f for f in self.objects[sobject]}
         errors = []
         for name, value in record.items():
@@ -184,9 +199,14 @@ class FakeSalesforce:
             error = self._field_error(sobject, by_name.get(name.lower()), name, value)
             if error:
                 errors.append(error)
+            field = by_name.get(name.lower())
+            rule = self.top_of_page_rules.get((sobject, field["name"])) if field else None
+            message = rule(value) if rule and not error else None
+            if message:
+                errors.append({"statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "message": message, "fields": []})
         return errors
 
-    def _collections(self, body: bytes, headers: dict, *, locked: bool):
+    def _collections(self, body: bytes, headers: dict, *, record_fault: str | None):
         try:
             request = json.loads(body)
             records = request["records"]
@@ -196,8 +216,8 @@ class FakeSalesforce:
             return (*reply(400, _errors({"message": "Record limit reached. Maximum is 200", "errorCode": "EXCEEDED_ID_LIMIT"})), [])
         results, applied = [], []
         for position, record in enumerate(records):
-            # A lock fault hits the first record only: the others go through.
-            errors = self._record_errors(record, locked and position == 0)
+            # A record fault hits the first record only: the others go through.
+            errors = self._record_errors(record, record_fault if position == 0 else None)
             rid = str(record.get("id") or "")
             if errors:
                 results.append({"id": rid, "success": False, "errors": errors})
