@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 from datetime import date, timedelta
 
 from .api import FaultConfig, SimulatorApi
@@ -34,7 +36,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-jitter-ms", type=float, default=0.0,
                    help="add a uniform random -J..+J ms to each response's delay (e.g. 250 +- 50)")
     p.add_argument("--fault-seed", type=int, default=0)
+    hooks = p.add_argument_group("webhooks", "send Siro's webhooks, signed the Svix way, to a receiver")
+    hooks.add_argument("--webhook-url", default=None, help="e.g. http://127.0.0.1:8788/webhooks/siro")
+    hooks.add_argument("--webhook-secret", default=None,
+                       help="the endpoint's whsec_... secret (default: $SIRO_WEBHOOK_SECRET, which keeps it out of ps)")
+    hooks.add_argument("--webhook-since", type=parse_iso, default=None,
+                       help="also send the events after this ISO time (default: only those from start-up on)")
+    hooks.add_argument("--webhook-seed", type=int, default=0, help="seed of the duplicates, delays and reorderings")
+    hooks.add_argument("--webhook-duplicate-rate", type=float, default=0.15)
+    hooks.add_argument("--webhook-delay-rate", type=float, default=0.2)
+    hooks.add_argument("--webhook-reorder-rate", type=float, default=0.15)
+    hooks.add_argument("--webhook-retry-scale", type=float, default=1 / 60,
+                       help="Svix's retry schedule (5 s, 5 min, 30 min, 2 h, ...) times this (default 1/60)")
     return p
+
+
+def start_webhook_sender(args: argparse.Namespace, world: World, clock) -> tuple[object, threading.Event, threading.Thread]:
+    """Start the webhook sender thread the flags describe (see `webhook_sender`)."""
+    from .webhook_sender import DeliveryFaults, WebhookSender, scaled_schedule
+
+    secret = args.webhook_secret or os.environ.get("SIRO_WEBHOOK_SECRET", "")
+    if not secret:
+        raise SystemExit("--webhook-url needs --webhook-secret or SIRO_WEBHOOK_SECRET")
+    faults = DeliveryFaults(
+        seed=args.webhook_seed,
+        duplicate_rate=args.webhook_duplicate_rate,
+        delay_rate=args.webhook_delay_rate,
+        reorder_rate=args.webhook_reorder_rate,
+    )
+    sender = WebhookSender(args.webhook_url, secret, world, clock, since=args.webhook_since, faults=faults,
+                           retry_schedule=scaled_schedule(args.webhook_retry_scale))
+    stop = threading.Event()
+    thread = threading.Thread(target=sender.run, args=(stop,), name="siro-webhook-sender", daemon=True)
+    thread.start()
+    return sender, stop, thread
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +100,18 @@ def main(argv: list[str] | None = None) -> int:
         api, host=args.host, port=args.port, latency_jitter=args.latency_jitter_ms / 1000.0
     )
     print(f"Siro simulator listening on {base_url}", flush=True)
+    if args.webhook_url:
+        sender, stop_sender, sender_thread = start_webhook_sender(args, world, clock)
+        print(f"Siro simulator sending webhooks to {args.webhook_url}", flush=True)
+        stop_api = stop
+
+        def stop() -> None:
+            stop_sender.set()
+            sender_thread.join(timeout=10)
+            stats = sender.stats
+            print(f"webhooks: {stats['messages']} messages, {stats['attempts']} attempts, "
+                  f"{stats['acknowledged']} acknowledged, {stats['given_up']} given up", flush=True)
+            stop_api()
 
     serve_until_signalled(stop)
     return 0

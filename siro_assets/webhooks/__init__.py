@@ -1,0 +1,13 @@
+"""The signed-webhook receiver and its durable inbox: Siro's push path into the pipeline.
+
+Siro's Admin dashboard sends `integrations.recordingProcessed` and
+`integrations.recordingLinked`, signed the Svix (Standard Webhooks) way. `app` serves one
+path and secret per endpoint, `verify` checks signatures with the `standardwebhooks`
+library, `inbox` stores accepted events in SQLite beside the warehouse (never in DuckDB, so
+a long rebuild holding the writer lock cannot make the receiver time out). The event is a
+hint: whoever drains the inbox fetches the recording from the API.
+
+May import `siro_assets.api_client.models` (the `crm` block's model); never Dagster, DuckDB
+or the warehouse. The one exception is `__main__`, which reuses the pipeline's warehouse
+path setting from `siro_assets.defs.resources` so the receiver and the runs agree.
+"""

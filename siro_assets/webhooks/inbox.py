@@ -1,0 +1,229 @@
+"""The durable webhook inbox: accepted events, deduplicated by message id, in arrival order.
+
+The receiver appends (and answers 2xx only once `append` has returned, i.e. committed);
+a consumer drains past its cursor with `read_after`. It never touches DuckDB, so a long
+derived rebuild holding the warehouse writer lock cannot make the receiver time out.
+
+`SqliteInbox` is the one-machine store: a small SQLite file in WAL mode beside the
+warehouse (`inbox_path_for`). `Inbox` is the interface another store (PostgreSQL, the
+lake catalog) implements.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_CAPACITY",
+    "DEFAULT_RETENTION",
+    "Appended",
+    "Inbox",
+    "InboxEvent",
+    "InboxFull",
+    "SqliteInbox",
+    "StoredEvent",
+    "inbox_path_for",
+]
+
+#: Rows kept at most; past it the receiver answers 503 and the sender retries later.
+DEFAULT_CAPACITY = 100_000
+#: How long a message id stays known (and its event readable). Longer than Svix's retry
+#: schedule (about 28 hours), so a redelivery after a lost acknowledgement is still a
+#: duplicate, and far longer than a sensor needs to drain.
+DEFAULT_RETENTION = timedelta(days=3)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
+
+
+def inbox_path_for(warehouse_path: str | Path) -> Path:
+    """The inbox file for a warehouse file: beside it, `<stem>.webhooks.sqlite`."""
+    path = Path(warehouse_path).resolve()
+    return path.with_name(f"{path.stem}.webhooks.sqlite")
+
+
+class InboxFull(Exception):
+    """The inbox holds `capacity` events; the receiver answers 503 so the sender retries."""
+
+
+@dataclass(frozen=True)
+class InboxEvent:
+    """A verified, schema-valid event to store; `(endpoint, message_id)` is its identity."""
+
+    endpoint: str
+    message_id: str
+    event_type: str
+    recording_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredEvent(InboxEvent):
+    """An event as stored: with its sequence number and when it was received."""
+
+    seq: int = 0
+    received_at: datetime = _EPOCH
+
+
+@dataclass(frozen=True)
+class Appended:
+    """The outcome of `append`: the event's seq, and whether it was already stored."""
+
+    seq: int
+    duplicate: bool
+
+
+class Inbox(ABC):
+    """A durable, deduplicating, bounded queue of webhook events."""
+
+    @abstractmethod
+    def append(self, event: InboxEvent) -> Appended:
+        """Store `event` durably (committed when this returns) unless its id is known.
+
+        Raises `InboxFull` when a new event would exceed the capacity; a known id is
+        reported as a duplicate even then.
+        """
+
+    @abstractmethod
+    def read_after(self, seq: int, limit: int, *, endpoint: str | None = None) -> list[StoredEvent]:
+        """Up to `limit` events with a seq above `seq`, in seq order (optionally one endpoint's).
+
+        Seqs only grow, and a seq is assigned inside the committing transaction, so a
+        consumer that remembers the last seq it handled never misses a later commit.
+        """
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many events the inbox holds."""
+
+    def close(self) -> None:
+        """Release the store's connections."""
+
+    def __enter__(self) -> "Inbox":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _to_us(t: datetime) -> int:
+    return (t - _EPOCH) // _US
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS webhook_events (
+    -- AUTOINCREMENT: a seq is never reused, even after the newest rows are trimmed.
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint       TEXT    NOT NULL,
+    message_id     TEXT    NOT NULL,
+    event_type     TEXT    NOT NULL,
+    recording_id   TEXT    NOT NULL,
+    received_at_us INTEGER NOT NULL,
+    payload        TEXT    NOT NULL,
+    UNIQUE (endpoint, message_id)
+);
+CREATE INDEX IF NOT EXISTS webhook_events_received ON webhook_events (received_at_us);
+"""
+
+
+class SqliteInbox(Inbox):
+    """The inbox in one SQLite file (WAL mode, `synchronous=FULL`).
+
+    WAL lets a reader in another process drain while the receiver writes; FULL makes
+    each commit survive a power cut, not only a killed process, before the 2xx goes out.
+    One connection per instance, shared by threads under a lock.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        capacity: int = DEFAULT_CAPACITY,
+        retention: timedelta = DEFAULT_RETENTION,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        busy_timeout: timedelta = timedelta(seconds=10),
+    ) -> None:
+        """Open (creating if needed) the inbox file at `path`."""
+        self.path = Path(path)
+        self.capacity = capacity
+        self.retention = retention
+        self._now = now
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._con.execute(f"PRAGMA busy_timeout = {int(busy_timeout.total_seconds() * 1000)}")
+        self._con.execute("PRAGMA journal_mode = WAL")
+        self._con.execute("PRAGMA synchronous = FULL")
+        self._con.executescript(_SCHEMA)
+
+    def append(self, event: InboxEvent) -> Appended:
+        """See `Inbox.append`; also drops history older than the retention."""
+        now_us = _to_us(self._now())
+        with self._lock:
+            con = self._con
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                known = con.execute(
+                    "SELECT seq FROM webhook_events WHERE endpoint = ? AND message_id = ?",
+                    (event.endpoint, event.message_id),
+                ).fetchone()
+                if known:
+                    con.execute("ROLLBACK")
+                    return Appended(seq=known[0], duplicate=True)
+                cutoff = now_us - self.retention // _US
+                con.execute("DELETE FROM webhook_events WHERE received_at_us < ?", (cutoff,))
+                (held,) = con.execute("SELECT count(*) FROM webhook_events").fetchone()
+                if held >= self.capacity:
+                    con.execute("COMMIT")  # keep the trim
+                    raise InboxFull(f"the webhook inbox holds {held} events (capacity {self.capacity})")
+                cur = con.execute(
+                    "INSERT INTO webhook_events (endpoint, message_id, event_type, recording_id,"
+                    " received_at_us, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                    (event.endpoint, event.message_id, event.event_type, event.recording_id,
+                     now_us, json.dumps(event.payload, separators=(",", ":"))),
+                )
+                con.execute("COMMIT")
+                return Appended(seq=int(cur.lastrowid), duplicate=False)
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+
+    def read_after(self, seq: int, limit: int, *, endpoint: str | None = None) -> list[StoredEvent]:
+        """See `Inbox.read_after`."""
+        sql = ("SELECT seq, endpoint, message_id, event_type, recording_id, received_at_us, payload"
+               " FROM webhook_events WHERE seq > ?")
+        params: list[Any] = [seq]
+        if endpoint is not None:
+            sql += " AND endpoint = ?"
+            params.append(endpoint)
+        sql += " ORDER BY seq LIMIT ?"
+        params.append(limit)
+        with self._lock:
+            rows = self._con.execute(sql, params).fetchall()
+        return [
+            StoredEvent(endpoint=ep, message_id=mid, event_type=et, recording_id=rid,
+                        payload=json.loads(body), seq=s, received_at=_EPOCH + us * _US)
+            for s, ep, mid, et, rid, us, body in rows
+        ]
+
+    def count(self) -> int:
+        """See `Inbox.count`."""
+        with self._lock:
+            return int(self._con.execute("SELECT count(*) FROM webhook_events").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            self._con.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteInbox({str(self.path)!r}, capacity={self.capacity})"

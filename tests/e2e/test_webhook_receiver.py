@@ -1,0 +1,230 @@
+"""End to end: `python -m siro_assets.webhooks` and the simulator's sender as real processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+
+from siro_assets.simulator import World, WorldConfig
+from siro_assets.simulator.webhook_sender import DeliveryFaults, webhook_messages
+from siro_assets.webhooks.inbox import SqliteInbox, inbox_path_for
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "whsec_c2lyby1lMmUtd2ViaG9vay1zZWNyZXQtMzItYnl0ZXMh"
+WRONG = "whsec_bm90IHRoZSBlbmRwb2ludCdzIHNlY3JldCwgZm9yZ2VkIQ=="
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+SINCE = NOW - timedelta(hours=12)
+START_TIMEOUT = 90.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def signed(payload: dict, msg_id: str, *, secret: str = SECRET, at: datetime | None = None) -> tuple[bytes, dict]:
+    body = json.dumps(payload)
+    at = at or datetime.now(timezone.utc)
+    return body.encode(), {
+        "content-type": "application/json",
+        "svix-id": msg_id,
+        "svix-timestamp": str(int(at.timestamp())),
+        "svix-signature": Webhook(secret).sign(msg_id, at, body),
+    }
+
+
+def event(n: int) -> dict:
+    return {"recordingId": f"rec_{n}", "siroUserId": "usr_1", "recordingProcessed": True,
+            "recordingLinked": False, "eventType": "integrations.recordingProcessed"}
+
+
+class Receiver:
+    """The receiver process, configured only through the pipeline's environment variables."""
+
+    def __init__(self, tmp_path: Path, *, port: int | None = None, log_level: str = "info") -> None:
+        self.port = port or _free_port()
+        self.warehouse = tmp_path / "data" / "siro.duckdb"
+        self.log_path = tmp_path / f"receiver-{self.port}.log"
+        env = {**os.environ, "SIRO_DUCKDB_PATH": str(self.warehouse), "SIRO_WEBHOOK_SECRET": SECRET}
+        env.pop("SIRO_SIMULATOR", None)
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "siro_assets.webhooks", "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", log_level],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self) -> "Receiver":
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"receiver exited: {self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("receiver did not start")
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def inbox(self) -> SqliteInbox:
+        return SqliteInbox(inbox_path_for(self.warehouse))
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    r = Receiver(tmp_path)
+    try:
+        yield r.wait_ready()
+    finally:
+        r.stop()
+
+
+def _forgeries(n: int):
+    """Request n of a rotating mix of every refusal the receiver must make."""
+    body, headers = signed(event(n), f"msg_forged_{n}")
+    kind = n % 8
+    if kind == 0:
+        return "POST", body, {**headers, "svix-signature": "v1,Zm9yZ2VkIHNpZ25hdHVyZQ=="}
+    if kind == 1:
+        return ("POST", *signed(event(n), f"msg_forged_{n}", secret=WRONG))
+    if kind == 2:
+        return ("POST", *signed(event(n), f"msg_forged_{n}", at=datetime.now(timezone.utc) - timedelta(minutes=6)))
+    if kind == 3:
+        return "POST", body, {k: v for k, v in headers.items() if k != "svix-signature"}
+    if kind == 4:
+        return "POST", body, {**headers, "content-type": "text/plain"}
+    if kind == 5:
+        big = b'{"recordingId":"' + b"x" * (300 * 1024) + b'"}'
+        return "POST", big, signed(event(n), f"msg_forged_{n}")[1]
+    if kind == 6:
+        return "GET", body, headers
+    return "POST", b"not json at all", {**signed(event(n), "x")[1], "svix-id": f"msg_forged_{n}"}
+
+
+def _flood(client: httpx.Client, url: str, start: int, count: int) -> Counter:
+    statuses: Counter = Counter()
+    for n in range(start, start + count):
+        method, body, headers = _forgeries(n)
+        statuses[client.request(method, f"{url}/webhooks/siro", content=body, headers=headers).status_code] += 1
+    return statuses
+
+
+def test_thousands_of_forged_requests_leave_the_inbox_empty_and_memory_flat(receiver):
+    with httpx.Client(timeout=10) as client:
+        _flood(client, receiver.url, 0, 400)  # warm up: imports, buffers, allocator arenas
+        before = receiver.rss_kib()
+        statuses = _flood(client, receiver.url, 400, 4000)
+        after = receiver.rss_kib()
+    # kinds 0-3 forged/wrong secret/stale/missing header, 4 text/plain, 5 oversized, 6 GET,
+    # 7 a non-JSON body with a signature that does not match it.
+    assert statuses == Counter({401: 2500, 415: 500, 413: 500, 405: 500})
+    print(f"receiver RSS {before} KiB -> {after} KiB after 4000 forged requests")
+    assert after - before < 8 * 1024, f"RSS grew {after - before} KiB over 4000 forged requests"
+    with receiver.inbox() as inbox:
+        assert inbox.count() == 0
+    log = receiver.log()
+    assert "refused (401)" in log and SECRET.removeprefix("whsec_") not in log
+    # Still serving: a genuine event right after the flood is stored.
+    body, headers = signed(event(1), "msg_genuine")
+    assert httpx.post(f"{receiver.url}/webhooks/siro", content=body, headers=headers).json() == {"status": "stored"}
+
+
+def test_a_receiver_killed_right_after_its_2xx_has_every_acknowledged_event(tmp_path):
+    receiver = Receiver(tmp_path, log_level="debug").wait_ready()
+    try:
+        with httpx.Client(timeout=10) as client:
+            for n in range(20):
+                body, headers = signed(event(n), f"msg_{n}")
+                assert client.post(f"{receiver.url}/webhooks/siro", content=body, headers=headers).status_code == 200
+        os.kill(receiver.proc.pid, signal.SIGKILL)  # no shutdown, no flush: the 2xx must already be durable
+        receiver.proc.wait(timeout=10)
+        with receiver.inbox() as inbox:
+            assert [e.message_id for e in inbox.read_after(0, 100)] == [f"msg_{n}" for n in range(20)]
+        assert SECRET.removeprefix("whsec_") not in receiver.log()
+    finally:
+        receiver.stop()
+
+
+def test_the_simulator_delivers_each_event_once_through_duplicates_reordering_and_a_late_receiver(tmp_path):
+    port = _free_port()
+    sim_log = tmp_path / "simulator.log"
+    env = {**os.environ, "SIRO_WEBHOOK_SECRET": SECRET}
+    with open(sim_log, "w") as out:
+        simulator = subprocess.Popen(
+            [sys.executable, "-m", "siro_assets.simulator", "--port", str(_free_port()), "--now", NOW.isoformat(),
+             "--webhook-url", f"http://127.0.0.1:{port}/webhooks/siro", "--webhook-since", SINCE.isoformat(),
+             "--webhook-seed", "5", "--webhook-retry-scale", "0.001"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+        )
+    receiver = None
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "sending webhooks" not in sim_log.read_text():
+            assert simulator.poll() is None and time.monotonic() < deadline, sim_log.read_text()
+            time.sleep(0.1)
+        # The sender has started while nobody listens on the port: its first attempts fail.
+        receiver = Receiver(tmp_path, port=port).wait_ready()
+        expected = webhook_messages(World(WorldConfig(seed=7, recordings_per_day=40)), SINCE, NOW)
+        assert len(expected) > 20
+        deadline = time.monotonic() + START_TIMEOUT
+        with receiver.inbox() as inbox:
+            while inbox.count() < len(expected) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            stored = inbox.read_after(0, 10_000)
+        assert sorted(e.message_id for e in stored) == sorted(m.msg_id for m in expected)
+        assert [e.message_id for e in stored] != [m.msg_id for m in expected], "some arrived out of order"
+        twice = sum(len(DeliveryFaults(seed=5).first_sends(m.msg_id)) - 1 for m in expected)
+        assert twice > 0
+        deadline = time.monotonic() + 30
+        while receiver.log().count(" duplicate: ") < twice and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert receiver.log().count(" duplicate: ") >= twice
+    finally:
+        simulator.send_signal(signal.SIGTERM)
+        simulator.wait(timeout=30)
+        if receiver is not None:
+            receiver.stop()
+    summary = [line for line in sim_log.read_text().splitlines() if line.startswith("webhooks:")]
+    assert summary, sim_log.read_text()
+    counts = dict((v, int(k)) for k, v in (part.strip().split(" ", 1) for part in summary[0][len("webhooks:"):].split(",")))
+    assert counts["messages"] == len(expected) and counts["given up"] == 0
+    assert counts["attempts"] > counts["acknowledged"], "the late receiver made the sender retry"
+    assert SECRET.removeprefix("whsec_") not in sim_log.read_text() + receiver.log()

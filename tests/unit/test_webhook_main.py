@@ -1,0 +1,43 @@
+"""`python -m siro_assets.webhooks`: its settings, and its refusals to start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from siro_assets.webhooks.__main__ import build_parser, default_inbox_path, main
+
+
+def test_the_default_endpoint_and_port_are_the_documented_ones():
+    args = build_parser().parse_args([])
+    assert (args.host, args.port, args.endpoint) == ("127.0.0.1", 8788, None)
+    args = build_parser().parse_args(["--endpoint", "west=SIRO_WEST_WEBHOOK_SECRET", "--endpoint", "siro=S"])
+    assert args.endpoint == [("west", "SIRO_WEST_WEBHOOK_SECRET"), ("siro", "S")]
+
+
+@pytest.mark.parametrize("spec", ["west", "=X", "west=", "a/b=X"])
+def test_a_malformed_endpoint_is_a_usage_error(spec):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--endpoint", spec])
+
+
+def test_the_inbox_follows_the_pipelines_warehouse_setting(monkeypatch, tmp_path):
+    monkeypatch.setenv("SIRO_DUCKDB_PATH", str(tmp_path / "wh" / "org one.duckdb"))
+    assert default_inbox_path() == tmp_path / "wh" / "org one.webhooks.sqlite"
+    monkeypatch.delenv("SIRO_DUCKDB_PATH")
+    monkeypatch.delenv("SIRO_SIMULATOR", raising=False)
+    assert default_inbox_path() == Path("data/siro.webhooks.sqlite").resolve()
+
+
+def test_without_its_secret_it_does_not_start_and_names_the_variable(monkeypatch, capsys):
+    monkeypatch.delenv("SIRO_WEBHOOK_SECRET", raising=False)
+    assert main([]) == 2
+    assert "SIRO_WEBHOOK_SECRET" in capsys.readouterr().err
+
+
+def test_an_unusable_secret_is_refused_without_being_printed(monkeypatch, capsys):
+    monkeypatch.setenv("SIRO_WEST", "whsec_not*base64*at-all")
+    assert main(["--endpoint", "west=SIRO_WEST"]) == 2
+    err = capsys.readouterr().err
+    assert "SIRO_WEST" in err and "not*base64" not in err
