@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> int:
     os.environ.setdefault("SIRO_SIMULATOR", "1")
     os.chdir(ROOT)
-    from siro_assets.defs.resources import warehouse_path_from_env
+    from siro_assets.pipeline.resources import warehouse_path_from_env
     from siro_assets.warehouse.connection import duckdb_connection
 
     today = datetime.now(timezone.utc).date()

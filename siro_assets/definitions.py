@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from .defs.resources import build_resources_from_env
+from .pipeline.resources import build_resources_from_env
 
 defs = dg.Definitions.merge(
     dg.load_from_defs_folder(path_within_project=Path(__file__).parent),

@@ -9,11 +9,11 @@ from datetime import date
 import pytest
 from dagster import materialize
 
-from siro_assets.defs.derived.assets import derived_assets
-from siro_assets.defs.resources import build_resources_from_env
-from siro_assets.defs.writebacks.assets import crm_writebacks
-from siro_assets.defs.writebacks.checks import no_outstanding_rejects_or_failures
-from siro_assets.defs.writebacks.resource import CrmWritebackResource
+from siro_assets.pipeline.derived.assets import derived_assets
+from siro_assets.pipeline.resources import build_resources_from_env
+from siro_assets.pipeline.writebacks.assets import crm_writebacks
+from siro_assets.pipeline.writebacks.checks import no_outstanding_rejects_or_failures
+from siro_assets.pipeline.writebacks.resource import CrmWritebackResource
 from siro_assets.simulator.fake_crms import FakeCrms, FakeHttpCrm, FakeHubSpot, FakeSalesforce, run_in_thread
 from siro_assets.simulator.clock import WallClock
 from siro_assets.warehouse.connection import duckdb_connection

@@ -13,17 +13,17 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, Definitions, build_sensor_context, define_asset_job
 
-from siro_assets.defs.automation import sensors
-from siro_assets.defs.automation.change_tracking import SensorCursor
-from siro_assets.defs.automation.jobs import (
+from siro_assets.pipeline.automation import sensors
+from siro_assets.pipeline.automation.change_tracking import SensorCursor
+from siro_assets.pipeline.automation.jobs import (
     PARTITION_RANGE_END_TAG,
     PARTITION_RANGE_START_TAG,
     STEP_RETRY_POLICY,
     recordings_pipeline_selection,
 )
-from siro_assets.defs.automation.run_status import REQUEST_TAG
-from siro_assets.defs.resources import SiroApiResource, WarehouseResource
-from siro_assets.defs.writebacks.resource import CrmWritebackResource
+from siro_assets.pipeline.automation.run_status import REQUEST_TAG
+from siro_assets.pipeline.resources import SiroApiResource, WarehouseResource
+from siro_assets.pipeline.writebacks.resource import CrmWritebackResource
 from tests.integration.test_sensor import WORLD, _definitions, days_of, find_late_link, query
 from tests.support import simulated_siro
 

@@ -11,9 +11,9 @@ from datetime import date
 import pytest
 from dagster import materialize
 
-from siro_assets.defs.derived.assets import derived_assets
-from siro_assets.defs.ingest.recordings import recordings
-from siro_assets.defs.resources import build_resources_from_env
+from siro_assets.pipeline.derived.assets import derived_assets
+from siro_assets.pipeline.ingest.recordings import recordings
+from siro_assets.pipeline.resources import build_resources_from_env
 from siro_assets.simulator import FixedClock, SimulatorApi, World, WorldConfig
 from siro_assets.simulator.server import run_in_thread
 from siro_assets.warehouse.connection import duckdb_connection

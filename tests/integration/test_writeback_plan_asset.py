@@ -11,9 +11,9 @@ from datetime import date
 
 from dagster import AssetKey, build_asset_check_context, materialize
 
-from siro_assets.defs.derived.assets import derived_assets
-from siro_assets.defs.checks import derived_table_checks
-from siro_assets.defs.automation.jobs import recordings_pipeline_selection
+from siro_assets.pipeline.derived.assets import derived_assets
+from siro_assets.pipeline.checks import derived_table_checks
+from siro_assets.pipeline.automation.jobs import recordings_pipeline_selection
 from siro_assets.definitions import defs
 from siro_assets.transforms import CRM_WRITEBACK_PLAN, LATEST_WRITES_SQL
 from siro_assets.warehouse.connection import duckdb_connection

@@ -12,15 +12,15 @@ PACKAGE = Path(__file__).resolve().parents[2] / "siro_assets"
 
 # folder -> top-level modules (or siro_assets subpackages) it must never import.
 FORBIDDEN: dict[str, set[str]] = {
-    "api_client": {"dagster", "dagster_duckdb", "duckdb", "siro_assets.defs", "siro_assets.warehouse",
+    "api_client": {"dagster", "dagster_duckdb", "duckdb", "siro_assets.pipeline", "siro_assets.defs", "siro_assets.component", "siro_assets.warehouse",
                    "siro_assets.transforms", "siro_assets.simulator", "siro_assets.crm"},
-    "transforms": {"dagster", "dagster_duckdb", "httpx", "siro_assets.defs", "siro_assets.api_client",
+    "transforms": {"dagster", "dagster_duckdb", "httpx", "siro_assets.pipeline", "siro_assets.defs", "siro_assets.component", "siro_assets.api_client",
                    "siro_assets.simulator", "siro_assets.crm"},
-    "warehouse": {"dagster", "dagster_duckdb", "httpx", "siro_assets.defs", "siro_assets.api_client",
+    "warehouse": {"dagster", "dagster_duckdb", "httpx", "siro_assets.pipeline", "siro_assets.defs", "siro_assets.component", "siro_assets.api_client",
                   "siro_assets.simulator"},
-    "simulator": {"dagster", "dagster_duckdb", "duckdb", "siro_assets.defs", "siro_assets.warehouse",
+    "simulator": {"dagster", "dagster_duckdb", "duckdb", "siro_assets.pipeline", "siro_assets.defs", "siro_assets.component", "siro_assets.warehouse",
                   "siro_assets.transforms", "siro_assets.crm"},
-    "crm": {"dagster", "dagster_duckdb", "siro_assets.defs", "siro_assets.simulator"},
+    "crm": {"dagster", "dagster_duckdb", "siro_assets.pipeline", "siro_assets.defs", "siro_assets.component", "siro_assets.simulator"},
 }
 
 
@@ -66,8 +66,8 @@ def test_the_rule_catches_a_violation(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "siro_assets")
     assert sorted(_violations("transforms")) == [
         "transforms/bad.py imports httpx",
-        "transforms/bad.py imports siro_assets.defs.resources",
-        "transforms/bad.py imports siro_assets.defs.resources.WarehouseResource",
+        "transforms/bad.py imports siro_assets.pipeline.resources",
+        "transforms/bad.py imports siro_assets.pipeline.resources.WarehouseResource",
     ]
 
 
