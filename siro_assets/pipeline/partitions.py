@@ -1,31 +1,19 @@
-"""The one partitioning scheme every table shares: UTC days of a recording's `createdAt`."""
+"""The one partitioning scheme every table shares: UTC days of a recording's `createdAt`.
+
+The definition itself is per instance (`PipelineSettings.partitions_def`); these helpers
+turn keys into dates and back.
+"""
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, time, timedelta, timezone
 
-from dagster import DailyPartitionsDefinition, PartitionKeyRange
+from dagster import PartitionKeyRange
 
-DEFAULT_PARTITIONS_START = "2026-01-01"
-PARTITION_KEY_FORMAT = "%Y-%m-%d"
+from .settings import DEFAULT_SETTINGS, PARTITION_KEY_FORMAT
 
-
-def partitions_start() -> str:
-    """First partition date, from `SIRO_PARTITIONS_START` (YYYY-MM-DD) or the default."""
-    value = os.environ.get("SIRO_PARTITIONS_START", DEFAULT_PARTITIONS_START)
-    try:
-        date.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"SIRO_PARTITIONS_START must be a date like 2026-01-01, got {value!r}") from exc
-    return value
-
-
-# end_offset=1 makes today's partial day a partition too: the sensor re-pulls it as
-# recordings get linked during the day, and the demo shows data from today.
-daily_partitions = DailyPartitionsDefinition(
-    start_date=partitions_start(), timezone="UTC", end_offset=1, fmt=PARTITION_KEY_FORMAT
-)
+# The shipped instance's partitions; every factory uses its own settings' `partitions_def`.
+daily_partitions = DEFAULT_SETTINGS.partitions_def
 
 
 def partition_date(key: str) -> date:
