@@ -25,7 +25,7 @@ DAY = "2026-03-02"
 
 
 def _resources(warehouse, **siro_overrides):
-    return {"siro_api": simulated_siro(**siro_overrides), "warehouse": warehouse}
+    return {"siro_api": simulated_siro(**siro_overrides), "siro_warehouse": warehouse}
 
 
 def test_raw_key_checks_block_and_every_check_runs_in_the_warehouse_pool():

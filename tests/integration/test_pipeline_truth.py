@@ -30,7 +30,7 @@ def _live(payload: dict) -> bool:
 def test_every_table_matches_the_simulator_truth(warehouse):
     result = materialize(
         [recordings, *derived_assets, *asset_checks],
-        resources={"siro_api": simulated_siro(simulator_page_size_cap=9), "warehouse": warehouse},
+        resources={"siro_api": simulated_siro(simulator_page_size_cap=9), "siro_warehouse": warehouse},
         tags=partition_range_tags(str(FIRST), str(LAST)),
     )
     assert result.success

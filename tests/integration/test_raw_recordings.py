@@ -25,7 +25,7 @@ def _materialize(siro, warehouse, *, key=None, key_range=None, raise_on_error=Tr
         kwargs = {"tags": partition_range_tags(key_range.start, key_range.end)}
     return materialize(
         [recordings],
-        resources={"siro_api": siro, "warehouse": warehouse},
+        resources={"siro_api": siro, "siro_warehouse": warehouse},
         raise_on_error=raise_on_error,
         **kwargs,
     )
@@ -191,7 +191,7 @@ def test_raw_checks_pass_on_ingested_data_and_catch_planted_faults(warehouse):
 
     result = materialize(
         [recordings, *raw_asset_checks],
-        resources={"siro_api": simulated_siro(), "warehouse": warehouse},
+        resources={"siro_api": simulated_siro(), "siro_warehouse": warehouse},
         partition_key="2026-03-02",
     )
     evaluations = result.get_asset_check_evaluations()
@@ -206,7 +206,7 @@ def test_raw_checks_pass_on_ingested_data_and_catch_planted_faults(warehouse):
         )
     checks_only = materialize(
         [recordings, *raw_asset_checks],
-        resources={"siro_api": simulated_siro(), "warehouse": warehouse},
+        resources={"siro_api": simulated_siro(), "siro_warehouse": warehouse},
         selection=AssetSelection.checks_for_assets(recordings),
         raise_on_error=False,
     )

@@ -24,7 +24,7 @@ from siro_assets.pipeline.automation.jobs import PARTITION_RANGE_END_TAG, PARTIT
 from tests.support import simulated_siro
 
 RANGE_START, RANGE_END = PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG
-WORLD = World(WorldConfig())  # the same world SiroApiResource(use_simulator=True) serves
+WORLD = World(WorldConfig())  # the same world SimulatedSiroApiResource serves
 SCAN_DAYS = [date(2026, 2, 16) + timedelta(days=k) for k in range(14)]
 
 
@@ -115,7 +115,7 @@ def _definitions(siro: SiroApiResource, tmp_path) -> Definitions:
         assets=[recordings],
         jobs=[recordings_job],
         sensors=[recordings_updated_sensor],
-        resources={"siro_api": siro, "warehouse": WarehouseResource(database=str(tmp_path / "unused.duckdb"))},
+        resources={"siro_api": siro, "siro_warehouse": WarehouseResource(database=str(tmp_path / "unused.duckdb"))},
     )
 
 
@@ -294,7 +294,7 @@ def execute(run_request, siro: SiroApiResource, warehouse: WarehouseResource, in
     result = job.execute_in_process(
         partition_key=run_request.partition_key if not tags else None,
         tags=tags,
-        resources={"siro_api": siro, "warehouse": warehouse},
+        resources={"siro_api": siro, "siro_warehouse": warehouse},
         instance=instance,
     )
     assert result.success

@@ -27,7 +27,7 @@ ASSETS = [recordings, *derived_assets]
 
 def _run(warehouse, now, tags):
     siro = simulated_siro(now, simulator_recordings_per_day=60, simulator_page_size_cap=PAGE_CAP)
-    result = materialize(ASSETS, resources={"siro_api": siro, "warehouse": warehouse}, tags=tags)
+    result = materialize(ASSETS, resources={"siro_api": siro, "siro_warehouse": warehouse}, tags=tags)
     return siro, result
 
 

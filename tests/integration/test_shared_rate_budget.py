@@ -46,7 +46,7 @@ def _run_worker(base_url: str, warehouse: str, first: str, last: str, start, res
     from siro_assets.pipeline.ingest.recordings import recordings
     from siro_assets.pipeline.resources import WarehouseResource
 
-    resources = {"siro_api": _siro(base_url, warehouse), "warehouse": WarehouseResource(database=warehouse)}
+    resources = {"siro_api": _siro(base_url, warehouse), "siro_warehouse": WarehouseResource(database=warehouse)}
     start.wait()
     result = materialize([recordings], resources=resources, tags=partition_range_tags(first, last))
     metadata = result.asset_materializations_for_node("siro__recordings")[0].metadata
@@ -66,7 +66,7 @@ def _sensor_worker(base_url: str, warehouse: str, runs_done, start, results) -> 
     os.environ["SIRO_SENSOR_PAGE_SIZE"] = "5"
     siro = _siro(base_url, warehouse)
     definitions = Definitions(assets=[recordings], jobs=[recordings_job], sensors=[recordings_updated_sensor],
-                              resources={"siro_api": siro, "warehouse": WarehouseResource(database=warehouse)})
+                              resources={"siro_api": siro, "siro_warehouse": WarehouseResource(database=warehouse)})
     ticks = 0
     start.wait()
     with DagsterInstance.ephemeral() as instance:

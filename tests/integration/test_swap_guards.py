@@ -24,7 +24,7 @@ TOKEN = "swap-guards-test-token"
 def _run(siro, warehouse, *, run_config=None, raise_on_error=True):
     return materialize(
         [recordings],
-        resources={"siro_api": siro, "warehouse": warehouse},
+        resources={"siro_api": siro, "siro_warehouse": warehouse},
         partition_key=DAY.isoformat(),
         run_config=run_config,
         raise_on_error=raise_on_error,

@@ -42,9 +42,19 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
+# Modules a folder's rule does not cover, and why.
+EXEMPT: dict[str, str] = {
+    # The simulator's Dagster resource: the one simulator module that knows Dagster, so
+    # that the production resource carries no simulator settings.
+    "simulator/resource.py": "subclasses pipeline.resources.SiroApiResource",
+}
+
+
 def _violations(folder: str) -> list[str]:
     found = []
     for path in sorted((PACKAGE / folder).rglob("*.py")):
+        if str(path.relative_to(PACKAGE)) in EXEMPT:
+            continue
         for name in imported_modules(path):
             for banned in FORBIDDEN[folder]:
                 if name == banned or name.startswith(banned + "."):
@@ -62,7 +72,7 @@ def test_folder_respects_its_import_rule(folder):
 def test_the_rule_catches_a_violation(tmp_path, monkeypatch):
     fake = tmp_path / "siro_assets" / "transforms"
     fake.mkdir(parents=True)
-    (fake / "bad.py").write_text("import httpx\nfrom ..defs.resources import WarehouseResource\n")
+    (fake / "bad.py").write_text("import httpx\nfrom ..pipeline.resources import WarehouseResource\n")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "siro_assets")
     assert sorted(_violations("transforms")) == [
         "transforms/bad.py imports httpx",

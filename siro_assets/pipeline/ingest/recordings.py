@@ -238,3 +238,4 @@ def materialize_recordings(
 
 recordings = build_recordings_asset(DEFAULT_SETTINGS)
 """The shipped instance's raw asset (default settings), for scripts and tests."""
+RECORDINGS_KEY = recordings.key
