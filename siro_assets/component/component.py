@@ -99,24 +99,6 @@ class WarehouseArgs(dg.Resolvable, dg.Model):
         return value
 
 
-class SensorArgs(dg.Resolvable, dg.Model):
-    """The `updatedAt` sensor (late links, deletions, purges)."""
-
-    enabled: bool = True
-    interval_seconds: int = 60
-    lookback_seconds: int = 300
-    max_runs_per_tick: int = 10
-    tick_seconds: int = 30
-    max_pages_per_tick: int = 300
-
-
-class ScheduleArgs(dg.Resolvable, dg.Model):
-    """The nightly schedule pulling yesterday's complete day."""
-
-    enabled: bool = True
-    cron: str = "15 0 * * *"
-
-
 class WritebacksArgs(dg.Resolvable, dg.Model):
     """Where extracted values are written back (docs/WRITEBACKS.md)."""
 
@@ -141,8 +123,8 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
     partitions_start: str = Field(default=DEFAULT_PARTITIONS_START, description="First daily partition (UTC).")
     api: ApiArgs = Field(default_factory=ApiArgs)
     warehouse: WarehouseArgs = Field(default_factory=WarehouseArgs)
-    sensor: SensorArgs = Field(default_factory=SensorArgs)
-    schedule: ScheduleArgs = Field(default_factory=ScheduleArgs)
+    sensor: SensorOptions = Field(default_factory=SensorOptions)
+    schedule: ScheduleOptions = Field(default_factory=ScheduleOptions)
     writebacks: WritebacksArgs = Field(default_factory=WritebacksArgs)
     group_names: dict[str, str] = Field(
         default_factory=dict,
@@ -158,16 +140,9 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
         return PipelineSettings(
             key_prefix=self.key_prefix,
             partitions_start=self.partitions_start,
-            sensor=SensorOptions(
-                enabled=self.sensor.enabled,
-                interval_seconds=self.sensor.interval_seconds,
-                lookback_seconds=self.sensor.lookback_seconds,
-                max_runs_per_tick=self.sensor.max_runs_per_tick,
-                page_size=self.api.page_size,
-                tick_seconds=self.sensor.tick_seconds,
-                max_pages_per_tick=self.sensor.max_pages_per_tick,
-            ),
-            schedule=ScheduleOptions(enabled=self.schedule.enabled, cron=self.schedule.cron),
+            sensor=self.sensor,
+            schedule=self.schedule,
+            page_size=self.api.page_size,
             owners=tuple(self.owners),
             tags=tuple(sorted(self.tags.items())),
             group_names=tuple(sorted(self.group_names.items())),

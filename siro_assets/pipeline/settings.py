@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 
-from dagster import AssetKey, DailyPartitionsDefinition
+from dagster import AssetKey, DailyPartitionsDefinition, Model, Resolvable
+from pydantic import model_validator
 
 from ..warehouse.schema import SCHEMA
 
@@ -23,24 +24,23 @@ DEFAULT_OWNERS = ("team:revenue-data",)
 PARTITION_KEY_FORMAT = "%Y-%m-%d"
 
 
-@dataclass(frozen=True)
-class SensorOptions:
-    """The `updatedAt` sensor: whether it starts running, how often it ticks, and how
-    far below its watermark it re-lists (for changes that become visible late)."""
+class SensorOptions(Resolvable, Model):
+    """The `updatedAt` sensor (the component's `sensor:` attributes): whether it starts
+    running, how often it ticks, and how far below its watermark it re-lists (for changes
+    that become visible late)."""
 
     enabled: bool = True
     interval_seconds: int = 60
     lookback_seconds: int = 300
+    # Changed days are merged into at most this many partition ranges, each one run.
     max_runs_per_tick: int = 10
-    # The API's maximum page size is undocumented and servers cap silently, so ask for
-    # a lot: an idle tick is one request, a busy one as few as the server allows.
-    page_size: int = 1000
     # Dagster cancels an evaluation after 60 s: no page starts after this many seconds.
     tick_seconds: int = 30
     max_pages_per_tick: int = 300
 
-    def __post_init__(self) -> None:
-        for name in ("interval_seconds", "max_runs_per_tick", "page_size", "tick_seconds", "max_pages_per_tick"):
+    @model_validator(mode="after")
+    def _in_range(self) -> SensorOptions:
+        for name in ("interval_seconds", "max_runs_per_tick", "tick_seconds", "max_pages_per_tick"):
             if getattr(self, name) < 1:
                 raise ValueError(f"sensor.{name} must be >= 1, got {getattr(self, name)}")
         if self.lookback_seconds < 0:
@@ -49,11 +49,11 @@ class SensorOptions:
             raise ValueError(
                 f"sensor.tick_seconds must be <= 40 (Dagster stops a tick at 60 s), got {self.tick_seconds}"
             )
+        return self
 
 
-@dataclass(frozen=True)
-class ScheduleOptions:
-    """The nightly schedule that pulls yesterday's complete day."""
+class ScheduleOptions(Resolvable, Model):
+    """The nightly schedule that pulls yesterday's complete day (the `schedule:` attributes)."""
 
     enabled: bool = True
     cron: str = "15 0 * * *"
@@ -67,6 +67,9 @@ class PipelineSettings:
     partitions_start: str = DEFAULT_PARTITIONS_START
     sensor: SensorOptions = field(default_factory=SensorOptions)
     schedule: ScheduleOptions = field(default_factory=ScheduleOptions)
+    # The API's maximum page size is undocumented and servers cap silently, so ask for
+    # a lot: an idle tick is one request, a busy one as few as the server allows.
+    page_size: int = 1000
     owners: tuple[str, ...] = DEFAULT_OWNERS
     tags: tuple[tuple[str, str], ...] = ()
     # Group names by role; unset roles get `<key_prefix>_<role>`.

@@ -46,7 +46,7 @@ __all__ = ["SensorSettings", "build_updated_sensor", "recordings_updated_sensor"
 
 SENSOR_NAME = "recordings_updated_sensor"
 
-DEFAULT_LOOKBACK_SECONDS = SensorOptions.lookback_seconds
+DEFAULT_LOOKBACK_SECONDS = SensorOptions().lookback_seconds
 # One page takes at most SENSOR_ATTEMPTS x SENSOR_REQUEST_TIMEOUT plus ~3 s of backoff,
 # so with no page started after `tick_seconds` (default 30) a tick ends within about
 # 30 + 18 = 48 s even when the API hangs, inside Dagster's 60 s.
@@ -84,12 +84,12 @@ class SensorSettings:
     budget: TickBudget
 
     @classmethod
-    def from_options(cls, options: SensorOptions) -> SensorSettings:
+    def from_options(cls, options: SensorOptions, page_size: int) -> SensorSettings:
         """The tick settings of the component's `sensor:` attributes (validated there)."""
         return cls(
             lookback=timedelta(seconds=options.lookback_seconds),
             max_runs=options.max_runs_per_tick,
-            page_size=options.page_size,
+            page_size=page_size,
             budget=TickBudget(seconds=options.tick_seconds, pages=options.max_pages_per_tick),
         )
 
@@ -265,7 +265,7 @@ def _log_tick(
 def build_updated_sensor(settings: PipelineSettings, job: Any) -> SensorDefinition:
     """One instance's `updatedAt` sensor, requesting `job` on the instance's partitions."""
     api_key = settings.api_resource_key
-    tick_settings = SensorSettings.from_options(settings.sensor)
+    tick_settings = SensorSettings.from_options(settings.sensor, settings.page_size)
     partitions_def = settings.partitions_def
 
     @sensor(
