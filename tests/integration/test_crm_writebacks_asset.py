@@ -14,7 +14,7 @@ from siro_assets.component.project import project_resources
 from siro_assets.pipeline.writebacks.assets import crm_writebacks
 from siro_assets.pipeline.writebacks.checks import no_outstanding_rejects_or_failures
 from siro_assets.pipeline.writebacks.resource import CrmWritebackResource
-from siro_assets.simulator.fake_crms import FakeCrms, FakeHttpCrm, FakeHubSpot, FakeSalesforce, run_in_thread
+from fake_crms import FakeCrms, FakeHttpCrm, FakeHubSpot, FakeSalesforce, run_in_thread
 from siro_assets.simulator.clock import WallClock
 from siro_assets.warehouse.connection import duckdb_connection
 

@@ -9,7 +9,7 @@ from siro_assets.crm.schema import (
     hubspot_fields, salesforce_fields,
 )
 from siro_assets.crm.values import decimal_text, hubspot_wire, join_array, salesforce_wire
-from siro_assets.simulator.fake_crms.schemas import HUBSPOT_OBJECTS, SALESFORCE_OBJECTS
+from fake_crms.schemas import HUBSPOT_OBJECTS, SALESFORCE_OBJECTS
 
 
 @pytest.mark.parametrize("number, text", [

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
-from ..clock import Clock
+from siro_assets.simulator.clock import Clock
 from .common import (
     DISCONNECT, LOCKED, LOST_RESPONSE, SERVER_ERROR, UNAVAILABLE, CrmFaults, Journal, LostResponse, Reply, bearer,
     reply,
