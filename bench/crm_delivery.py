@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from siro_assets.crm import Delivery, Routing  # noqa: E402
 from siro_assets.crm.config import HttpSettings, HubSpotSettings, OutboxSettings, SalesforceSettings  # noqa: E402
 from siro_assets.crm.sinks import SinkFactory  # noqa: E402
-from siro_assets.simulator.fake_crms import (  # noqa: E402
+from fake_crms import (  # noqa: E402
     FakeCrms, FakeCrmTransport, FakeHttpCrm, FakeHubSpot, FakeSalesforce, SteppingClock,
 )
 from siro_assets.transforms import CRM_WRITEBACK_PLAN, rebuild_partitions  # noqa: E402

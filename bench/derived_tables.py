@@ -21,7 +21,7 @@ from pathlib import Path
 from harness import machine, parse_free_fetch, peak_rss_mib, quick_mode, simulator_server, weekdays
 
 from siro_assets.api_client import AsyncSiroClient, RequestPacer
-from siro_assets.defs.ingest.fetch_days import stage_days
+from siro_assets.pipeline.ingest.fetch_days import stage_days
 from siro_assets.transforms import DERIVED_TABLES, rebuild_partitions
 from siro_assets.warehouse.connection import duckdb_connection
 from siro_assets.warehouse.schema import RECORDINGS_COLUMN_NAMES

@@ -18,8 +18,8 @@ from pathlib import Path
 from harness import TOKEN, machine, parse_free_fetch, peak_rss_mib, quick_mode, simulator_server, warm_up
 
 from siro_assets.api_client import AsyncSiroClient, RequestPacer
-from siro_assets.defs.ingest.fetch_days import stage_days
-from siro_assets.defs.ingest.recordings import SWAP_MEMORY_LIMIT
+from siro_assets.pipeline.ingest.fetch_days import stage_days
+from siro_assets.pipeline.ingest.recordings import SWAP_MEMORY_LIMIT
 from siro_assets.warehouse.connection import duckdb_connection
 from siro_assets.warehouse.staging import RecordingsStage, swap_partitions
 

@@ -19,8 +19,8 @@ from datetime import date, datetime, timezone
 
 from harness import machine, parse_free_fetch, quick_mode, simulator_server, warm_up, TOKEN
 
-from siro_assets.defs.ingest.fetch_days import stage_days
-from siro_assets.defs.resources import SiroApiResource
+from siro_assets.pipeline.ingest.fetch_days import stage_days
+from siro_assets.pipeline.resources import SiroApiResource
 from siro_assets.warehouse.staging import RecordingsStage
 from datetime import timedelta
 

@@ -25,8 +25,8 @@ from harness import TOKEN, machine, parse_free_fetch, quick_mode, simulator_serv
 
 from siro_assets.api_client import AsyncSiroClient, RecordingsQuery, RequestPacer, SiroClient
 from siro_assets.api_client.timestamps import parse_ts
-from siro_assets.defs.ingest.fetch_days import stage_days
-from siro_assets.defs.ingest.refresh import stage_changed
+from siro_assets.pipeline.ingest.fetch_days import stage_days
+from siro_assets.pipeline.ingest.refresh import stage_changed
 from siro_assets.transforms import DERIVED_TABLES, rebuild_partitions
 from siro_assets.warehouse.connection import duckdb_connection
 from siro_assets.warehouse.staging import RecordingsStage, swap_partitions

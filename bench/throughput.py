@@ -31,7 +31,7 @@ from harness import ENRICHED, ROOT, TOKEN, machine, parse_free_fetch, quick_mode
 from siro_assets.api_client import AsyncSiroClient, RequestPacer
 from siro_assets.api_client.query import created_window
 from siro_assets.api_client.timestamps import format_ts
-from siro_assets.defs.ingest.fetch_days import stage_days
+from siro_assets.pipeline.ingest.fetch_days import stage_days
 from siro_assets.warehouse.connection import duckdb_connection
 from siro_assets.warehouse.staging import RecordingsStage, swap_partitions
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> int:
     os.environ.setdefault("SIRO_SIMULATOR", "1")
     os.chdir(ROOT)
-    from siro_assets.defs.resources import warehouse_path_from_env
+    from siro_assets.component.project import project_warehouse_path
     from siro_assets.warehouse.connection import duckdb_connection
 
     today = datetime.now(timezone.utc).date()
@@ -48,7 +48,7 @@ def main() -> int:
 
     # The same variables the run resolved (SIRO_DUCKDB_PATH or the simulator default);
     # the resource holds an `EnvVar` for it, which only Dagster may resolve.
-    database = warehouse_path_from_env().resolve()
+    database = project_warehouse_path().resolve()
     with duckdb_connection(database, read_only=True) as con:
         tables = con.execute(
             "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'siro' ORDER BY 1"

@@ -1,22 +1,18 @@
-"""The code location: everything under `defs/`, plus what is global (resources, executor).
+"""The code location: the component instances under `defs/` (today one, `defs/siro/defs.yaml`).
 
 `dg` and `dagster` both load `defs` from here (`[tool.dagster]` / `[tool.dg]` in
-pyproject.toml, and workspace.yaml for the classic `dagster dev`).
+pyproject.toml, and workspace.yaml for the classic `dagster dev`). The component brings
+no executor (its jobs carry their own); this project, as the owner of its code location,
+picks the in-process executor for ad-hoc materializations too (`dg launch --assets`, the
+UI's Materialize button): every step writes the same DuckDB file, so a process per step
+would only add spawn time and lock waits. A project that adds the component picks its own.
 """
 
 from pathlib import Path
 
 import dagster as dg
 
-from .defs.resources import build_resources_from_env
-
 defs = dg.Definitions.merge(
     dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-    dg.Definitions(
-        resources=build_resources_from_env(),
-        # Every step writes the same DuckDB file, which admits one writing process: running
-        # a run's steps in one process avoids lock waits between them (and a process spawn
-        # per step); concurrency *between* runs is bounded by the `siro_duckdb` pool.
-        executor=dg.in_process_executor,
-    ),
+    dg.Definitions(executor=dg.in_process_executor),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from siro_assets.defs.resources import WarehouseResource
+from siro_assets.pipeline.resources import WarehouseResource
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import duckdb
 from siro_assets.crm import Delivery, Routing
 from siro_assets.crm.config import HttpSettings, HubSpotSettings, OutboxSettings, SalesforceSettings
 from siro_assets.crm.sinks import SinkFactory
-from siro_assets.simulator.fake_crms import (
+from fake_crms import (
     CrmFaults, FakeCrms, FakeCrmTransport, FakeHttpCrm, FakeHubSpot, FakeSalesforce, SteppingClock,
 )
 from siro_assets.transforms import CRM_WRITEBACK_PLAN, rebuild_partitions

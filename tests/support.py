@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from siro_assets.defs.automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
-from siro_assets.defs.resources import SiroApiResource
+from siro_assets.pipeline.automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from siro_assets.simulator.resource import SimulatedSiroApiResource
 from siro_assets.simulator import FixedClock, SimulatorApi, World
 from siro_assets.simulator.server import run_in_thread
 
@@ -16,16 +16,15 @@ from siro_assets.simulator.server import run_in_thread
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 
 
-def simulated_siro(now: datetime = NOW, **overrides) -> SiroApiResource:
+def simulated_siro(now: datetime = NOW, **overrides) -> SimulatedSiroApiResource:
     """The in-process simulator at a frozen clock, with fast retries and no pacing waits."""
     config = dict(
-        use_simulator=True,
         simulator_now=now.isoformat().replace("+00:00", "Z"),
         requests_per_minute=1_000_000,
         initial_backoff_seconds=0.0,
     )
     config.update(overrides)
-    return SiroApiResource(**config)
+    return SimulatedSiroApiResource(**config)
 
 
 def partition_range_tags(first: str, last: str) -> dict[str, str]:

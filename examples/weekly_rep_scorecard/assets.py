@@ -14,6 +14,9 @@ from dagster import (
 
 from .scorecard import build_scorecard
 
+# The read-only pandas input manager the Siro component offers for its own warehouse
+# (`<key_prefix>_pandas_reader`): partition-aligned DataFrames, never a write.
+READER = "siro_pandas_reader"
 RECORDING_CRM = AssetKey(["siro", "recording_crm"])
 EXTRACTIONS = AssetKey(["siro", "recording_entity_extractions"])
 
@@ -36,8 +39,8 @@ refresh_when_any_day_changes = AutomationCondition.eager().without(
     key=AssetKey(["rep_scorecards", "weekly_rep_scorecard"]),
     partitions_def=weekly_partitions,
     ins={
-        "recording_crm": AssetIn(RECORDING_CRM, input_manager_key="siro_reader"),
-        "extractions": AssetIn(EXTRACTIONS, input_manager_key="siro_reader"),
+        "recording_crm": AssetIn(RECORDING_CRM, input_manager_key=READER),
+        "extractions": AssetIn(EXTRACTIONS, input_manager_key=READER),
     },
     automation_condition=refresh_when_any_day_changes,
     io_manager_key="scorecard_io_manager",

@@ -1,5 +1,5 @@
-"""What Dagster loads (`load_from_defs_folder`): ingestion, derived tables, writebacks, automation, checks, resources.
+"""What `dg` loads for this project: one `SiroComponent` instance per folder (`siro/defs.yaml`).
 
-May import every other subpackage of `siro_assets`; nothing outside `defs/` imports from here
-except `siro_assets.definitions`.
+Only YAML and what Dagster loads lives here; the code the component builds its
+definitions from is `siro_assets.pipeline`, and the component itself `siro_assets.component`.
 """

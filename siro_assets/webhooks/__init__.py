@@ -9,5 +9,5 @@ hint: whoever drains the inbox fetches the recording from the API.
 
 May import `siro_assets.api_client.models` (the `crm` block's model); never Dagster, DuckDB
 or the warehouse. The one exception is `__main__`, which reuses the pipeline's warehouse
-path setting from `siro_assets.defs.resources` so the receiver and the runs agree.
+path from the shipped instance's `defs.yaml` (`siro_assets.component.project`) so the receiver and the runs agree.
 """

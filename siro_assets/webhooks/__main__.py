@@ -45,12 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def default_inbox_path() -> Path:
     """The inbox beside the warehouse file the pipeline's environment variables select."""
-    # The one place the pipeline derives its warehouse path; importing it costs Dagster's
-    # import time at start-up, and keeps the two from ever disagreeing.
-    from ..defs.resources import warehouse_path_from_env
+    # The shipped instance's own `defs.yaml`, resolved as the pipeline resolves it: loading
+    # it costs Dagster's import time at start-up, and keeps the two from ever disagreeing.
+    from ..component.project import project_warehouse_path
     from .inbox import inbox_path_for
 
-    return inbox_path_for(warehouse_path_from_env())
+    return inbox_path_for(project_warehouse_path())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from dagster import (
     DagsterInstance,
     DagsterResourceFunctionError,
     Definitions,
+    build_defs_for_component,
     MaterializeResult,
     RunRequest,
     asset,
@@ -29,9 +30,9 @@ from dagster import (
 from examples.weekly_rep_scorecard.assets import weekly_partitions, weekly_rep_scorecard
 from examples.weekly_rep_scorecard.definitions import consumer_definitions
 from examples.weekly_rep_scorecard.scorecard import NO_USER, build_scorecard, scorecard_relation
-from examples.weekly_rep_scorecard.warehouse_reader import SiroWarehouseReader
-from siro_assets.definitions import defs as siro_defs
-from siro_assets.defs.automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from siro_assets import SiroComponent
+from siro_assets.pipeline.pandas_reader import SiroWarehouseReader
+from siro_assets.pipeline.automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from tests.integration.test_sensor import days_of, execute, find_late_link, tick
 from tests.support import simulated_siro
 
@@ -63,10 +64,11 @@ def _materialize_days(first: date, last: date, siro, warehouse, instance) -> Non
 
 @pytest.fixture
 def merged(tmp_path, warehouse) -> Definitions:
-    """What a user's module does: the project's Definitions merged with its own."""
+    """What a user's module does: the Siro component's Definitions merged with its own."""
+    siro = SiroComponent.resolve_from_dict({"warehouse": {"path": warehouse.database}})
     return Definitions.merge(
-        siro_defs,
-        consumer_definitions(warehouse.database, str(tmp_path / "consumer_warehouse.duckdb")),
+        build_defs_for_component(siro),
+        consumer_definitions(str(tmp_path / "consumer_warehouse.duckdb")),
         Definitions(assets=[plain_eager_twin]),
     )
 
@@ -90,7 +92,7 @@ def _materialize_consumers(merged: Definitions, week: str, instance, keys=(SCORE
         instance=instance,
         # The siro assets come resolved, with the project's resources bound; the consumer's
         # two resources are the ones to add.
-        resources={key: merged.resources[key] for key in ("siro_reader", "scorecard_io_manager")},
+        resources={key: merged.resources[key] for key in ("siro_pandas_reader", "scorecard_io_manager")},
     )
     assert result.success
     return result
@@ -137,14 +139,14 @@ def test_scorecard_receives_exactly_its_weeks_rows_read_only(merged, warehouse):
 
 
 def test_reader_refuses_to_write_the_warehouse(warehouse, tmp_path):
-    @asset(key=AssetKey(["siro", "not_allowed"]), io_manager_key="siro_reader")
+    @asset(key=AssetKey(["siro", "not_allowed"]), io_manager_key="siro_pandas_reader")
     def not_allowed() -> pd.DataFrame:
         return pd.DataFrame({"a": [1]})
 
     with pytest.raises(TypeError, match="only reads the siro warehouse"):
-        materialize([not_allowed], resources={"siro_reader": SiroWarehouseReader(database=warehouse.database)})
+        materialize([not_allowed], resources={"siro_pandas_reader": SiroWarehouseReader(database=warehouse.database)})
     with pytest.raises(DagsterResourceFunctionError) as refused:
-        materialize([not_allowed], resources={"siro_reader": SiroWarehouseReader(
+        materialize([not_allowed], resources={"siro_pandas_reader": SiroWarehouseReader(
             database=warehouse.database, connection_config={"access_mode": "READ_WRITE"})})
     assert "READ_ONLY" in str(refused.value.__cause__)
 

@@ -70,7 +70,7 @@ def test_one_duckdb_writer_in_every_configuration(prod_config, helm):
 
 
 def test_the_pool_name_is_the_one_the_assets_use(compose):
-    from siro_assets.defs.resources import WAREHOUSE_POOL
+    from siro_assets.pipeline.resources import WAREHOUSE_POOL
 
     init = " ".join(compose["services"]["init"]["command"])
     assert f"concurrency set {WAREHOUSE_POOL} 1" in init

@@ -25,8 +25,8 @@ import psycopg2
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from siro_assets.defs.partitions import day_start
-from siro_assets.defs.resources import WAREHOUSE_POOL
+from siro_assets.pipeline.partitions import day_start
+from siro_assets.pipeline.resources import WAREHOUSE_POOL
 from siro_assets.simulator import World, WorldConfig
 from siro_assets.transforms import DERIVED_TABLES
 from siro_assets.warehouse.connection import duckdb_connection

@@ -89,7 +89,7 @@ def _real(crm: dict, field: str) -> list[dict]:
 def test_a_blank_never_clears_a_field_in_salesforce_or_hubspot_and_the_older_real_value_is_written():
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "siro_assets.simulator.fake_crms", "--port", str(port), "--fault-rate", "0.2",
+        [sys.executable, "-m", "fake_crms", "--port", str(port), "--fault-rate", "0.2",
          "--fault-seed", "16"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
     )

@@ -1,4 +1,4 @@
-"""`python -m siro_assets.simulator.fake_crms` serves the fake CRMs on 127.0.0.1, and a
+"""`python -m fake_crms` serves the fake CRMs on 127.0.0.1, and a
 delivery through real sockets survives its injected faults (dropped connections included)."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _free_port() -> int:
 def test_cli_server_and_a_delivery_over_http():
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "siro_assets.simulator.fake_crms", "--port", str(port), "--fault-rate", "0.3",
+        [sys.executable, "-m", "fake_crms", "--port", str(port), "--fault-rate", "0.3",
          "--fault-seed", "4"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
     )

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from siro_assets.defs.automation.sensors import recordings_updated_sensor
-from siro_assets.defs.writebacks.assets import CRM_WRITEBACKS_KEY
+from siro_assets.pipeline.automation.sensors import recordings_updated_sensor
+from siro_assets.pipeline.writebacks.assets import CRM_WRITEBACKS_KEY
 
 from .conftest import BACKFILL_PARTITIONS, SIRO_ASSET_PATHS
 

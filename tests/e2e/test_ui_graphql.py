@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from siro_assets.defs.freshness import partition_deadline
-from siro_assets.defs.partitions import partition_key
+from siro_assets.pipeline.freshness import partition_deadline
+from siro_assets.pipeline.partitions import partition_key
 from siro_assets.warehouse.connection import duckdb_connection
 
 from .conftest import BACKFILL_PARTITIONS, SIRO_ASSET_PATHS, automations

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, Definitions, build_asset_check_context, materialize
 
-from siro_assets.defs import checks
-from siro_assets.defs.checks import asset_checks, raw_asset_checks, run_scope, warehouse_audit_job
-from siro_assets.defs.derived.assets import derived_assets
-from siro_assets.defs.ingest import recordings as raw
-from siro_assets.defs.resources import WAREHOUSE_POOL
+from siro_assets.pipeline import checks
+from siro_assets.pipeline.checks import asset_checks, raw_asset_checks, run_scope, warehouse_audit_job
+from siro_assets.pipeline.derived.assets import derived_assets
+from siro_assets.pipeline.ingest import recordings as raw
+from siro_assets.pipeline.resources import WAREHOUSE_POOL
 from siro_assets.warehouse.connection import duckdb_connection
 from tests.support import partition_range_tags, simulated_siro
 
@@ -25,7 +25,7 @@ DAY = "2026-03-02"
 
 
 def _resources(warehouse, **siro_overrides):
-    return {"siro_api": simulated_siro(**siro_overrides), "warehouse": warehouse}
+    return {"siro_api": simulated_siro(**siro_overrides), "siro_warehouse": warehouse}
 
 
 def test_raw_key_checks_block_and_every_check_runs_in_the_warehouse_pool():

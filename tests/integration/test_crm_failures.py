@@ -11,8 +11,8 @@ from datetime import date, timedelta
 import pytest
 
 from siro_assets.crm import Routing, outstanding
-from siro_assets.simulator.fake_crms import DISCONNECT, LOCKED, LOST_RESPONSE, RATE_LIMIT, SERVER_ERROR
-from siro_assets.simulator.fake_crms.schemas import SALESFORCE_OBJECTS
+from fake_crms import DISCONNECT, LOCKED, LOST_RESPONSE, RATE_LIMIT, SERVER_ERROR
+from fake_crms.schemas import SALESFORCE_OBJECTS
 
 from tests.crm_support import SF_ID, Bed, crm_block, extraction, recording, settings
 

@@ -13,7 +13,7 @@ import pytest
 
 from siro_assets.crm import Delivery, load_routing
 from siro_assets.crm.sinks import SinkFactory
-from siro_assets.simulator.fake_crms import FakeCrms, FakeHttpCrm, FakeHubSpot, FakeSalesforce, run_in_thread
+from fake_crms import FakeCrms, FakeHttpCrm, FakeHubSpot, FakeSalesforce, run_in_thread
 
 from tests.crm_support import SF_ID, Bed, crm_block, extraction, recording
 

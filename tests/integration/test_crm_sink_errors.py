@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from siro_assets.crm import Routing, outstanding
-from siro_assets.simulator.fake_crms import (
+from fake_crms import (
     LOCKED, RECORD_UNAVAILABLE, RUNNING_TOO_LONG, UNKNOWN_EXCEPTION, FakeCrms, run_in_thread,
 )
 

@@ -9,12 +9,12 @@ from datetime import date
 import pytest
 from dagster import materialize
 
-from siro_assets.defs.derived.assets import derived_assets
-from siro_assets.defs.resources import build_resources_from_env
-from siro_assets.defs.writebacks.assets import crm_writebacks
-from siro_assets.defs.writebacks.checks import no_outstanding_rejects_or_failures
-from siro_assets.defs.writebacks.resource import CrmWritebackResource
-from siro_assets.simulator.fake_crms import FakeCrms, FakeHttpCrm, FakeHubSpot, FakeSalesforce, run_in_thread
+from siro_assets.pipeline.derived.assets import derived_assets
+from siro_assets.component.project import project_resources
+from siro_assets.pipeline.writebacks.assets import crm_writebacks
+from siro_assets.pipeline.writebacks.checks import no_outstanding_rejects_or_failures
+from siro_assets.pipeline.writebacks.resource import CrmWritebackResource
+from fake_crms import FakeCrms, FakeHttpCrm, FakeHubSpot, FakeSalesforce, run_in_thread
 from siro_assets.simulator.clock import WallClock
 from siro_assets.warehouse.connection import duckdb_connection
 
@@ -59,7 +59,7 @@ def _run(warehouse, crm, **config):
     run_config = {"ops": {"siro__crm_writebacks": {"config": config}}} if config else None
     return materialize(
         [PLAN, crm_writebacks, no_outstanding_rejects_or_failures],
-        resources={"warehouse": warehouse, "crm": crm}, partition_key="2026-01-05",
+        resources={"siro_warehouse": warehouse, "siro_crm": crm}, partition_key="2026-01-05",
         run_config=run_config, raise_on_error=False,
     )
 
@@ -123,11 +123,11 @@ def test_materialize_writebacks_against_fake_crms(warehouse, fakes, tmp_path, mo
 def test_resources_bind_crm_variables_with_envvar(monkeypatch):
     for name in ("SIRO_CRM_CONNECTIONS", "SIRO_CRM_SINK", "SIRO_HUBSPOT_TOKEN", "SIRO_CRM_DRY_RUN"):
         monkeypatch.delenv(name, raising=False)
-    assert build_resources_from_env()["crm"].routing().for_connection("any").sink == "outbox"
+    assert project_resources()["siro_crm"].routing().for_connection("any").sink == "outbox"
     monkeypatch.setenv("SIRO_CRM_SINK", "hubspot")
     monkeypatch.setenv("SIRO_HUBSPOT_TOKEN", "hs-secret-value")
     monkeypatch.setenv("SIRO_CRM_DRY_RUN", "1")
-    crm = build_resources_from_env()["crm"]
+    crm = project_resources()["siro_crm"]
     assert crm.dry_run is True
     assert "hs-secret-value" not in repr(crm)
     # Bound by name; Dagster resolves the value when a run starts.
@@ -138,7 +138,7 @@ def test_a_code_server_without_crm_secrets_runs_with_the_runs_secrets(monkeypatc
     """Loaded where no CRM variable is set, the resource still routes by the run's environment."""
     for name in ("SIRO_CRM_CONNECTIONS", "SIRO_CRM_SINK", "SIRO_CRM_WRITEBACK_URL", "SIRO_CRM_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    crm = build_resources_from_env()["crm"].process_config_and_initialize()
+    crm = project_resources()["siro_crm"].process_config_and_initialize()
     monkeypatch.setenv("SIRO_CRM_SINK", "http")
     monkeypatch.setenv("SIRO_CRM_WRITEBACK_URL", "http://127.0.0.1:9/crm")
     monkeypatch.setenv("SIRO_CRM_TOKEN", "run-only-crm-secret")

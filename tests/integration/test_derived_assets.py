@@ -19,9 +19,9 @@ from dagster import (
     materialize,
 )
 
-from siro_assets.defs.derived.assets import derived_assets
-from siro_assets.defs.checks import derived_asset_checks
-from siro_assets.defs.partitions import daily_partitions
+from siro_assets.pipeline.derived.assets import derived_assets
+from siro_assets.pipeline.checks import derived_asset_checks
+from siro_assets.pipeline.partitions import daily_partitions
 from siro_assets.transforms.crm import OBJECT_TYPES
 from siro_assets.transforms.extractions import VALUE_TYPES
 from siro_assets.warehouse.connection import duckdb_connection
@@ -92,7 +92,7 @@ def run(
         kwargs["tags"] = partition_range_tags(key_range.start, key_range.end)
     return materialize(
         [*derived_assets, *(derived_asset_checks if checks else [])],
-        resources={"warehouse": warehouse},
+        resources={"siro_warehouse": warehouse},
         instance=instance,
         **kwargs,
     )
@@ -101,7 +101,7 @@ def run(
 def evaluate_checks(warehouse) -> dict[tuple[str, str], bool]:
     """Every derived check invoked directly (no run), as {(table, check name): passed}."""
     return {
-        (c.check_key.asset_key.path[-1], c.check_key.name): c(build_asset_check_context(), warehouse=warehouse).passed
+        (c.check_key.asset_key.path[-1], c.check_key.name): c(build_asset_check_context(resources={"siro_warehouse": warehouse})).passed
         for c in derived_asset_checks
     }
 
@@ -143,7 +143,7 @@ def test_materialize_one_partition(warehouse):
     assert {e.metadata["scope"].value for e in result.get_asset_check_evaluations()} == {"2026-01-05...2026-01-05"}
     # ... which the whole-table audit (the checks without partitions) reports, naming
     # the partition to build.
-    audit = {(c.check_key.asset_key.path[-1], c.check_key.name): c(build_asset_check_context(), warehouse=warehouse)
+    audit = {(c.check_key.asset_key.path[-1], c.check_key.name): c(build_asset_check_context(resources={"siro_warehouse": warehouse}))
              for c in derived_asset_checks}
     assert not audit.pop(("recording_daily_stats", "counts_match_recordings")).passed
     unbuilt = audit.pop(("recording_crm", "one_row_per_recording"))
@@ -244,7 +244,7 @@ def test_checks_fail_on_planted_bad_rows(warehouse):
 
     by_name = {c.check_key.name + "@" + c.check_key.asset_key.path[-1]: c for c in derived_asset_checks}
     def evaluate(name, table):
-        return by_name[f"{name}@{table}"](build_asset_check_context(), warehouse=warehouse)
+        return by_name[f"{name}@{table}"](build_asset_check_context(resources={"siro_warehouse": warehouse}))
 
     orphan = evaluate("recording_ids_exist", "recording_summaries")
     assert not orphan.passed
@@ -270,19 +270,19 @@ def test_checks_fail_on_planted_bad_rows(warehouse):
 def test_checks_report_missing_tables(warehouse):
     seed(warehouse, {D1: [rich("a", D1)]})
     check = next(c for c in derived_asset_checks if c.check_key.asset_key.path[-1] == "recording_crm")
-    result = check(build_asset_check_context(), warehouse=warehouse)
+    result = check(build_asset_check_context(resources={"siro_warehouse": warehouse}))
     assert not result.passed
     assert "siro.recording_crm" in result.description
 
 
 def test_pipeline_from_the_real_raw_asset(warehouse):
     """`siro/recordings*` for a day against the simulator: raw, derived and checks in one run."""
-    from siro_assets.defs.ingest import recordings as raw
+    from siro_assets.pipeline.ingest import recordings as raw
     from tests.support import simulated_siro
 
     result = materialize(
         [raw.recordings, *derived_assets, *derived_asset_checks],
-        resources={"siro_api": simulated_siro(), "warehouse": warehouse},
+        resources={"siro_api": simulated_siro(), "siro_warehouse": warehouse},
         partition_key="2026-03-02",
     )
     assert result.success

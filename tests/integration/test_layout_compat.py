@@ -32,7 +32,7 @@ def test_materialized_keys_and_table_names_are_unchanged(warehouse):
     keys = [AssetKey.from_user_string(k) for k in TABLES]
     assets = [a for a in defs.assets if any(k in a.keys for k in keys)]
     result = materialize(
-        assets, resources={"siro_api": simulated_siro(), "warehouse": warehouse}, partition_key="2026-03-02"
+        assets, resources={"siro_api": simulated_siro(), "siro_warehouse": warehouse}, partition_key="2026-03-02"
     )
     assert result.success
     materialized = {
@@ -68,4 +68,4 @@ def test_dg_list_defs_shows_everything(tmp_path):
     assert {j["name"] for j in listed["jobs"]} >= {"siro_recordings_job"}
     assert {s["name"] for s in listed["schedules"]} == {"nightly_recordings_schedule", "partition_freshness_schedule"}
     assert {s["name"] for s in listed["sensors"]} >= {"recordings_updated_sensor"}
-    assert {r["name"] for r in listed["resources"]} >= {"siro_api", "warehouse"}
+    assert {r["name"] for r in listed["resources"]} >= {"siro_api", "siro_warehouse", "siro_crm", "siro_pandas_reader"}

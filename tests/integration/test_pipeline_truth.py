@@ -8,10 +8,10 @@ from datetime import date, timedelta
 
 from dagster import materialize
 
-from siro_assets.defs.derived.assets import derived_assets
-from siro_assets.defs.ingest.recordings import recordings
-from siro_assets.defs.checks import asset_checks
-from siro_assets.defs.partitions import day_start
+from siro_assets.pipeline.derived.assets import derived_assets
+from siro_assets.pipeline.ingest.recordings import recordings
+from siro_assets.pipeline.checks import asset_checks
+from siro_assets.pipeline.partitions import day_start
 from siro_assets.warehouse.connection import duckdb_connection
 from tests.support import NOW, partition_range_tags, simulated_siro
 
@@ -30,7 +30,7 @@ def _live(payload: dict) -> bool:
 def test_every_table_matches_the_simulator_truth(warehouse):
     result = materialize(
         [recordings, *derived_assets, *asset_checks],
-        resources={"siro_api": simulated_siro(simulator_page_size_cap=9), "warehouse": warehouse},
+        resources={"siro_api": simulated_siro(simulator_page_size_cap=9), "siro_warehouse": warehouse},
         tags=partition_range_tags(str(FIRST), str(LAST)),
     )
     assert result.success

@@ -6,10 +6,10 @@ from datetime import date, datetime, timedelta, timezone
 
 from dagster import AssetSelection, DagsterInstance, build_schedule_context, materialize
 
-from siro_assets.defs.ingest.recordings import recordings
-from siro_assets.defs.partitions import day_start
-from siro_assets.defs.resources import MissingTokenError, SiroApiResource
-from siro_assets.defs.automation.schedules import nightly_recordings_schedule
+from siro_assets.pipeline.ingest.recordings import recordings
+from siro_assets.pipeline.partitions import day_start
+from siro_assets.pipeline.resources import MissingTokenError, SiroApiResource
+from siro_assets.pipeline.automation.schedules import nightly_recordings_schedule
 from siro_assets.api_client import SiroMalformedResponseError
 from siro_assets.api_client.timestamps import format_ts
 from siro_assets.warehouse.connection import duckdb_connection
@@ -25,7 +25,7 @@ def _materialize(siro, warehouse, *, key=None, key_range=None, raise_on_error=Tr
         kwargs = {"tags": partition_range_tags(key_range.start, key_range.end)}
     return materialize(
         [recordings],
-        resources={"siro_api": siro, "warehouse": warehouse},
+        resources={"siro_api": siro, "siro_warehouse": warehouse},
         raise_on_error=raise_on_error,
         **kwargs,
     )
@@ -187,11 +187,11 @@ def test_metadata_and_logs_never_contain_the_token(warehouse):
 
 
 def test_raw_checks_pass_on_ingested_data_and_catch_planted_faults(warehouse):
-    from siro_assets.defs.checks import raw_asset_checks
+    from siro_assets.pipeline.checks import raw_asset_checks
 
     result = materialize(
         [recordings, *raw_asset_checks],
-        resources={"siro_api": simulated_siro(), "warehouse": warehouse},
+        resources={"siro_api": simulated_siro(), "siro_warehouse": warehouse},
         partition_key="2026-03-02",
     )
     evaluations = result.get_asset_check_evaluations()
@@ -206,7 +206,7 @@ def test_raw_checks_pass_on_ingested_data_and_catch_planted_faults(warehouse):
         )
     checks_only = materialize(
         [recordings, *raw_asset_checks],
-        resources={"siro_api": simulated_siro(), "warehouse": warehouse},
+        resources={"siro_api": simulated_siro(), "siro_warehouse": warehouse},
         selection=AssetSelection.checks_for_assets(recordings),
         raise_on_error=False,
     )

@@ -58,12 +58,13 @@ def test_a_code_location_loaded_without_the_token_runs_with_the_runs_token(serve
 def test_the_token_is_always_an_env_var_and_the_budget_sits_beside_the_warehouse(monkeypatch, tmp_path):
     from dagster import EnvVar
 
-    from siro_assets.defs.resources import RATE_BUDGET_FILE_NAME, build_resources_from_env
+    from siro_assets.component.project import project_resources
+    from siro_assets.pipeline.resources import RATE_BUDGET_FILE_NAME
 
     for name in ("SIRO_API_TOKEN", "SIRO_API_BASE_URL", "SIRO_SIMULATOR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SIRO_DUCKDB_PATH", str(tmp_path / "w" / "warehouse.duckdb"))
-    siro = build_resources_from_env()["siro_api"]
+    siro = project_resources()["siro_api"]
     # Bound by name even though it was unset at load: Dagster resolves it when a run starts.
     assert isinstance(siro.token, EnvVar) and siro.token.env_var_name == "SIRO_API_TOKEN"
     assert siro.base_url is None  # looked up when the run starts

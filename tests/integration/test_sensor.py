@@ -12,19 +12,19 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from dagster import DagsterInstance, Definitions, build_sensor_context
 
-from siro_assets.defs.ingest.recordings import recordings
-from siro_assets.defs.automation.change_tracking import SensorCursor
-from siro_assets.defs.automation.jobs import recordings_job
-from siro_assets.defs.resources import SiroApiResource, WarehouseResource
-from siro_assets.defs.automation.sensors import recordings_updated_sensor
+from siro_assets.pipeline.ingest.recordings import recordings
+from siro_assets.pipeline.automation.change_tracking import SensorCursor
+from siro_assets.pipeline.automation.jobs import recordings_job
+from siro_assets.pipeline.resources import SiroApiResource, WarehouseResource
+from siro_assets.pipeline.automation.sensors import recordings_updated_sensor
 from siro_assets.simulator import World, WorldConfig
 from siro_assets.api_client.timestamps import format_ts
 
-from siro_assets.defs.automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from siro_assets.pipeline.automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from tests.support import simulated_siro
 
 RANGE_START, RANGE_END = PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG
-WORLD = World(WorldConfig())  # the same world SiroApiResource(use_simulator=True) serves
+WORLD = World(WorldConfig())  # the same world SimulatedSiroApiResource serves
 SCAN_DAYS = [date(2026, 2, 16) + timedelta(days=k) for k in range(14)]
 
 
@@ -115,7 +115,7 @@ def _definitions(siro: SiroApiResource, tmp_path) -> Definitions:
         assets=[recordings],
         jobs=[recordings_job],
         sensors=[recordings_updated_sensor],
-        resources={"siro_api": siro, "warehouse": WarehouseResource(database=str(tmp_path / "unused.duckdb"))},
+        resources={"siro_api": siro, "siro_warehouse": WarehouseResource(database=str(tmp_path / "unused.duckdb"))},
     )
 
 
@@ -294,7 +294,7 @@ def execute(run_request, siro: SiroApiResource, warehouse: WarehouseResource, in
     result = job.execute_in_process(
         partition_key=run_request.partition_key if not tags else None,
         tags=tags,
-        resources={"siro_api": siro, "warehouse": warehouse},
+        resources={"siro_api": siro, "siro_warehouse": warehouse},
         instance=instance,
     )
     assert result.success

@@ -7,11 +7,11 @@ from datetime import date, timedelta
 
 from dagster import materialize
 
-from siro_assets.defs.derived.assets import derived_assets
-from siro_assets.defs.ingest.recordings import recordings
-from siro_assets.defs.ingest.refresh import UPDATED_SINCE_TAG
-from siro_assets.defs.partitions import day_start
-from siro_assets.defs.resources import WarehouseResource
+from siro_assets.pipeline.derived.assets import derived_assets
+from siro_assets.pipeline.ingest.recordings import recordings
+from siro_assets.pipeline.ingest.refresh import UPDATED_SINCE_TAG
+from siro_assets.pipeline.partitions import day_start
+from siro_assets.pipeline.resources import WarehouseResource
 from siro_assets.api_client.timestamps import format_ts
 from siro_assets.transforms import DERIVED_TABLES
 from siro_assets.warehouse.connection import duckdb_connection
@@ -27,7 +27,7 @@ ASSETS = [recordings, *derived_assets]
 
 def _run(warehouse, now, tags):
     siro = simulated_siro(now, simulator_recordings_per_day=60, simulator_page_size_cap=PAGE_CAP)
-    result = materialize(ASSETS, resources={"siro_api": siro, "warehouse": warehouse}, tags=tags)
+    result = materialize(ASSETS, resources={"siro_api": siro, "siro_warehouse": warehouse}, tags=tags)
     return siro, result
 
 
@@ -69,9 +69,9 @@ def test_a_changes_only_run_equals_a_full_re_pull_at_a_fraction_of_the_requests(
 def test_the_sensor_asks_for_a_changes_only_run_unless_a_day_is_requested_again():
     from datetime import datetime, timezone
 
-    from siro_assets.defs.automation.change_tracking import ChangeRange
-    from siro_assets.defs.automation.sensor_cursor import PendingRequest
-    from siro_assets.defs.automation.sensors import run_requests_for
+    from siro_assets.pipeline.automation.change_tracking import ChangeRange
+    from siro_assets.pipeline.automation.sensor_cursor import PendingRequest
+    from siro_assets.pipeline.automation.sensors import run_requests_for
 
     t1 = datetime(2026, 3, 10, 9, tzinfo=timezone.utc)
     t2 = t1 + timedelta(minutes=5)

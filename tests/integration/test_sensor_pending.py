@@ -13,17 +13,18 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, Definitions, build_sensor_context, define_asset_job
 
-from siro_assets.defs.automation import sensors
-from siro_assets.defs.automation.change_tracking import SensorCursor
-from siro_assets.defs.automation.jobs import (
+from siro_assets.simulator.resource import SimulatedSiroApiResource
+from siro_assets.pipeline.automation import sensors
+from siro_assets.pipeline.automation.change_tracking import SensorCursor
+from siro_assets.pipeline.automation.jobs import (
     PARTITION_RANGE_END_TAG,
     PARTITION_RANGE_START_TAG,
     STEP_RETRY_POLICY,
     recordings_pipeline_selection,
 )
-from siro_assets.defs.automation.run_status import REQUEST_TAG
-from siro_assets.defs.resources import SiroApiResource, WarehouseResource
-from siro_assets.defs.writebacks.resource import CrmWritebackResource
+from siro_assets.pipeline.automation.run_status import REQUEST_TAG
+from siro_assets.pipeline.resources import SiroApiResource, WarehouseResource
+from siro_assets.pipeline.writebacks.resource import CrmWritebackResource
 from tests.integration.test_sensor import WORLD, _definitions, days_of, find_late_link, query
 from tests.support import simulated_siro
 
@@ -56,8 +57,8 @@ def _job_without_step_pauses():
 
     job = define_asset_job("siro_recordings_job", selection=recordings_pipeline_selection)
     # Placeholder resources: every execution passes its own.
-    resources = {"siro_api": SiroApiResource(use_simulator=True), "warehouse": WarehouseResource(database="unused"),
-                 "crm": CrmWritebackResource()}
+    resources = {"siro_api": SimulatedSiroApiResource(), "siro_warehouse": WarehouseResource(database="unused"),
+                 "siro_crm": CrmWritebackResource()}
     return Definitions(assets=defs.assets, asset_checks=defs.asset_checks, jobs=[job],
                        resources=resources).resolve_job_def(job.name)
 
@@ -77,7 +78,7 @@ def launch(job, instance, run_request, siro: SiroApiResource, warehouse: Warehou
     ranged = PARTITION_RANGE_START_TAG in tags
     return job.execute_in_process(
         partition_key=None if ranged else run_request.partition_key, tags=tags, instance=instance,
-        resources={"siro_api": siro, "warehouse": warehouse, "crm": CrmWritebackResource()}, raise_on_error=False,
+        resources={"siro_api": siro, "siro_warehouse": warehouse, "siro_crm": CrmWritebackResource()}, raise_on_error=False,
     )
 
 

@@ -27,7 +27,7 @@ RUN_RANGES = (("2026-03-02", "2026-03-03"), ("2026-03-04", "2026-03-05"))
 
 
 def _siro(base_url: str, warehouse: str):
-    from siro_assets.defs.resources import SiroApiResource, rate_budget_path
+    from siro_assets.pipeline.resources import SiroApiResource, rate_budget_path
 
     return SiroApiResource(
         token=TOKEN,
@@ -43,10 +43,10 @@ def _siro(base_url: str, warehouse: str):
 def _run_worker(base_url: str, warehouse: str, first: str, last: str, start, results) -> None:
     from dagster import materialize
 
-    from siro_assets.defs.ingest.recordings import recordings
-    from siro_assets.defs.resources import WarehouseResource
+    from siro_assets.pipeline.ingest.recordings import recordings
+    from siro_assets.pipeline.resources import WarehouseResource
 
-    resources = {"siro_api": _siro(base_url, warehouse), "warehouse": WarehouseResource(database=warehouse)}
+    resources = {"siro_api": _siro(base_url, warehouse), "siro_warehouse": WarehouseResource(database=warehouse)}
     start.wait()
     result = materialize([recordings], resources=resources, tags=partition_range_tags(first, last))
     metadata = result.asset_materializations_for_node("siro__recordings")[0].metadata
@@ -58,15 +58,15 @@ def _sensor_worker(base_url: str, warehouse: str, runs_done, start, results) -> 
 
     from dagster import DagsterInstance, Definitions, build_sensor_context
 
-    from siro_assets.defs.automation.jobs import recordings_job
-    from siro_assets.defs.automation.sensors import recordings_updated_sensor
-    from siro_assets.defs.ingest.recordings import recordings
-    from siro_assets.defs.resources import WarehouseResource
+    from siro_assets.pipeline.automation.jobs import recordings_job
+    from siro_assets.pipeline.automation.sensors import recordings_updated_sensor
+    from siro_assets.pipeline.ingest.recordings import recordings
+    from siro_assets.pipeline.resources import WarehouseResource
 
     os.environ["SIRO_SENSOR_PAGE_SIZE"] = "5"
     siro = _siro(base_url, warehouse)
     definitions = Definitions(assets=[recordings], jobs=[recordings_job], sensors=[recordings_updated_sensor],
-                              resources={"siro_api": siro, "warehouse": WarehouseResource(database=warehouse)})
+                              resources={"siro_api": siro, "siro_warehouse": WarehouseResource(database=warehouse)})
     ticks = 0
     start.wait()
     with DagsterInstance.ephemeral() as instance:

@@ -8,8 +8,8 @@ from datetime import date, datetime, timezone
 import pytest
 from dagster import materialize
 
-from siro_assets.defs.ingest.recordings import recordings
-from siro_assets.defs.resources import SiroApiResource
+from siro_assets.pipeline.ingest.recordings import recordings
+from siro_assets.pipeline.resources import SiroApiResource
 from siro_assets.simulator import FixedClock, SimulatorApi, World, WorldConfig
 from siro_assets.simulator.server import run_in_thread
 from siro_assets.warehouse.connection import duckdb_connection
@@ -24,7 +24,7 @@ TOKEN = "swap-guards-test-token"
 def _run(siro, warehouse, *, run_config=None, raise_on_error=True):
     return materialize(
         [recordings],
-        resources={"siro_api": siro, "warehouse": warehouse},
+        resources={"siro_api": siro, "siro_warehouse": warehouse},
         partition_key=DAY.isoformat(),
         run_config=run_config,
         raise_on_error=raise_on_error,

@@ -11,9 +11,9 @@ from datetime import date
 import pytest
 from dagster import materialize
 
-from siro_assets.defs.derived.assets import derived_assets
-from siro_assets.defs.ingest.recordings import recordings
-from siro_assets.defs.resources import build_resources_from_env
+from siro_assets.pipeline.derived.assets import derived_assets
+from siro_assets.pipeline.ingest.recordings import recordings
+from siro_assets.component.project import project_resources
 from siro_assets.simulator import FixedClock, SimulatorApi, World, WorldConfig
 from siro_assets.simulator.server import run_in_thread
 from siro_assets.warehouse.connection import duckdb_connection
@@ -63,7 +63,7 @@ def test_the_default_path_with_real_api_settings(no_siro_env, monkeypatch):
     try:
         monkeypatch.setenv("SIRO_API_TOKEN", TOKEN)
         monkeypatch.setenv("SIRO_API_BASE_URL", base_url)
-        resources = build_resources_from_env()
+        resources = project_resources()
         _materialize_everything(resources)
     finally:
         stop()
@@ -73,6 +73,6 @@ def test_the_default_path_with_real_api_settings(no_siro_env, monkeypatch):
 
 def test_the_default_path_with_the_simulator(no_siro_env, monkeypatch):
     monkeypatch.setenv("SIRO_SIMULATOR", "1")
-    _materialize_everything(build_resources_from_env())
+    _materialize_everything(project_resources())
     tables = _all_tables(no_siro_env / "data" / "siro_simulator.duckdb")
     assert tables["recordings"] > 0 and "recording_crm" in tables

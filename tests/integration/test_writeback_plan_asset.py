@@ -11,9 +11,9 @@ from datetime import date
 
 from dagster import AssetKey, build_asset_check_context, materialize
 
-from siro_assets.defs.derived.assets import derived_assets
-from siro_assets.defs.checks import derived_table_checks
-from siro_assets.defs.automation.jobs import recordings_pipeline_selection
+from siro_assets.pipeline.derived.assets import derived_assets
+from siro_assets.pipeline.checks import derived_table_checks
+from siro_assets.pipeline.automation.jobs import recordings_pipeline_selection
 from siro_assets.definitions import defs
 from siro_assets.transforms import CRM_WRITEBACK_PLAN, LATEST_WRITES_SQL
 from siro_assets.warehouse.connection import duckdb_connection
@@ -48,7 +48,7 @@ def query(warehouse, sql):
 
 
 def run(warehouse, key):
-    result = materialize([crm_writeback_plan, *CHECKS], resources={"warehouse": warehouse}, partition_key=key)
+    result = materialize([crm_writeback_plan, *CHECKS], resources={"siro_warehouse": warehouse}, partition_key=key)
     assert result.success
     return result
 
@@ -124,5 +124,5 @@ def test_materialize_plan_then_a_late_link_turns_ready(warehouse):
             "INSERT INTO siro.crm_writeback_plan SELECT * REPLACE ('gone' AS recording_id) "
             "FROM siro.crm_writeback_plan WHERE recording_id = 'linked' LIMIT 1"
         )
-    outcomes = {d.check_key.name: d(build_asset_check_context(), warehouse=warehouse).passed for d in CHECKS}
+    outcomes = {d.check_key.name: d(build_asset_check_context(resources={"siro_warehouse": warehouse})).passed for d in CHECKS}
     assert outcomes == {"recording_ids_exist": True, "no_deleted_or_purged_rows": False}

@@ -15,7 +15,7 @@ from dagster._core.remote_origin import (
 )
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 
-from siro_assets.defs.resources import WAREHOUSE_POOL
+from siro_assets.pipeline.resources import WAREHOUSE_POOL
 from siro_assets.definitions import defs
 from siro_assets.warehouse.connection import writer_lock
 from tests.support import partition_range_tags

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from siro_assets.defs.automation.backlog_walk import MIN_SPAN, TickBudget, walk_backlog
-from siro_assets.defs.automation.change_tracking import SensorCursor, plan_changes, query_start
+from siro_assets.pipeline.automation.backlog_walk import MIN_SPAN, TickBudget, walk_backlog
+from siro_assets.pipeline.automation.change_tracking import SensorCursor, plan_changes, query_start
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 LOOKBACK = timedelta(minutes=5)

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from dagster import TableColumnDep
 
-from siro_assets.defs.catalog import RECORDINGS_KEY, column_lineage, raw_code_version
+from siro_assets.pipeline.catalog import RECORDINGS_KEY, column_lineage, raw_code_version
 from siro_assets.definitions import defs
 from siro_assets.transforms import DERIVED_TABLES, RECORDING_CRM
 from siro_assets.warehouse import staging

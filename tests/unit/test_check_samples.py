@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import duckdb
 
-from siro_assets.defs.checks import SAMPLE_SIZE, evaluate_offenders
+from siro_assets.pipeline.checks import SAMPLE_SIZE, evaluate_offenders
 
 OFFENDERS = """
 SELECT CASE WHEN i % 100 = 0 THEN NULL ELSE printf('r%05d', i) END AS recording_id,

@@ -11,7 +11,7 @@ from siro_assets.crm.schema import (
 from siro_assets.crm.values import (
     decimal_text, hubspot_wire, is_blank, is_sendable, join_array, json_number_text, salesforce_wire,
 )
-from siro_assets.simulator.fake_crms.schemas import HUBSPOT_OBJECTS, SALESFORCE_OBJECTS
+from fake_crms.schemas import HUBSPOT_OBJECTS, SALESFORCE_OBJECTS
 
 
 @pytest.mark.parametrize("number, text", [

@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from siro_assets.simulator.fake_crms import (
+from fake_crms import (
     LOST_RESPONSE, RATE_LIMIT, CrmFaults, FakeCrms, FakeCrmTransport, FakeHttpCrm, FakeHubSpot, FakeSalesforce,
     SteppingClock,
 )

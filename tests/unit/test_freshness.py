@@ -7,9 +7,9 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from dagster import AssetMaterialization, DagsterInstance
 
-from siro_assets.defs.catalog import RECORDINGS_KEY
-from siro_assets.defs.freshness import evaluate_partition_freshness, partition_deadline
-from siro_assets.defs.partitions import partition_key
+from siro_assets.pipeline.catalog import RECORDINGS_KEY
+from siro_assets.pipeline.freshness import evaluate_partition_freshness, partition_deadline
+from siro_assets.pipeline.partitions import partition_key
 
 
 def _utc(*args) -> datetime:

@@ -12,18 +12,20 @@ PACKAGE = Path(__file__).resolve().parents[2] / "siro_assets"
 
 # folder -> top-level modules (or siro_assets subpackages) it must never import.
 FORBIDDEN: dict[str, set[str]] = {
-    "api_client": {"dagster", "dagster_duckdb", "duckdb", "siro_assets.defs", "siro_assets.warehouse",
+    "api_client": {"dagster", "dagster_duckdb", "duckdb", "siro_assets.pipeline", "siro_assets.defs", "siro_assets.component", "siro_assets.warehouse",
                    "siro_assets.transforms", "siro_assets.simulator", "siro_assets.crm"},
-    "transforms": {"dagster", "dagster_duckdb", "httpx", "siro_assets.defs", "siro_assets.api_client",
+    "transforms": {"dagster", "dagster_duckdb", "httpx", "siro_assets.pipeline", "siro_assets.defs", "siro_assets.component", "siro_assets.api_client",
                    "siro_assets.simulator", "siro_assets.crm"},
-    "warehouse": {"dagster", "dagster_duckdb", "httpx", "siro_assets.defs", "siro_assets.api_client",
+    "warehouse": {"dagster", "dagster_duckdb", "httpx", "siro_assets.pipeline", "siro_assets.defs", "siro_assets.component", "siro_assets.api_client",
                   "siro_assets.simulator"},
-    "simulator": {"dagster", "dagster_duckdb", "duckdb", "siro_assets.defs", "siro_assets.warehouse",
+    "simulator": {"dagster", "dagster_duckdb", "duckdb", "siro_assets.pipeline", "siro_assets.defs", "siro_assets.component", "siro_assets.warehouse",
                   "siro_assets.transforms", "siro_assets.crm"},
-    "crm": {"dagster", "dagster_duckdb", "siro_assets.defs", "siro_assets.simulator"},
+    "crm": {"dagster", "dagster_duckdb", "siro_assets.pipeline", "siro_assets.defs", "siro_assets.component",
+            "siro_assets.simulator"},
     # The receiver never takes the DuckDB writer lock nor needs the API token; only its
-    # `__main__` reaches into defs for the pipeline's warehouse path (EXEMPT below).
-    "webhooks": {"dagster", "dagster_duckdb", "duckdb", "siro_assets.defs", "siro_assets.warehouse",
+    # `__main__` loads the project's component for the warehouse path (EXEMPT below).
+    "webhooks": {"dagster", "dagster_duckdb", "duckdb", "siro_assets.pipeline", "siro_assets.defs",
+                 "siro_assets.component", "siro_assets.warehouse",
                  "siro_assets.transforms", "siro_assets.simulator", "siro_assets.crm",
                  "siro_assets.api_client.core", "siro_assets.api_client.sync_client",
                  "siro_assets.api_client.async_client"},
@@ -31,7 +33,12 @@ FORBIDDEN: dict[str, set[str]] = {
 
 # (folder, file) -> modules that file may import despite its folder's rule.
 EXEMPT: dict[tuple[str, str], set[str]] = {
-    ("webhooks", "__main__.py"): {"siro_assets.defs.resources", "siro_assets.defs.resources.warehouse_path_from_env"},
+    ("webhooks", "__main__.py"): {"siro_assets.component.project",
+                                  "siro_assets.component.project.project_warehouse_path"},
+    # The simulator's Dagster resource: the one simulator module that knows Dagster, so
+    # that the production resource carries no simulator settings.
+    ("simulator", "resource.py"): {"siro_assets.pipeline.resources", "siro_assets.pipeline.resources.SiroApiResource",
+                                   "pydantic", "pydantic.Field"},
 }
 
 
@@ -74,12 +81,12 @@ def test_folder_respects_its_import_rule(folder):
 def test_the_rule_catches_a_violation(tmp_path, monkeypatch):
     fake = tmp_path / "siro_assets" / "transforms"
     fake.mkdir(parents=True)
-    (fake / "bad.py").write_text("import httpx\nfrom ..defs.resources import WarehouseResource\n")
+    (fake / "bad.py").write_text("import httpx\nfrom ..pipeline.resources import WarehouseResource\n")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "siro_assets")
     assert sorted(_violations("transforms")) == [
         "transforms/bad.py imports httpx",
-        "transforms/bad.py imports siro_assets.defs.resources",
-        "transforms/bad.py imports siro_assets.defs.resources.WarehouseResource",
+        "transforms/bad.py imports siro_assets.pipeline.resources",
+        "transforms/bad.py imports siro_assets.pipeline.resources.WarehouseResource",
     ]
 
 

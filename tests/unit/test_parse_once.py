@@ -14,7 +14,7 @@ import pytest
 from siro_assets.api_client import AsyncSiroClient, RequestPacer, RetryPolicy, SiroMalformedResponseError
 from siro_assets.api_client import shapes
 from siro_assets.api_client.shapes import list_page_cursor
-from siro_assets.defs.ingest.fetch_days import stage_days
+from siro_assets.pipeline.ingest.fetch_days import stage_days
 from siro_assets.simulator import FixedClock, SimulatorApi, SimulatorTransport, World, WorldConfig
 from siro_assets.warehouse.staging import MalformedPageError, PageParse, RecordingsStage
 

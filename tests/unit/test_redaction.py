@@ -12,7 +12,8 @@ from siro_assets import redaction
 from siro_assets.crm.calls import CrmUnreachable
 from siro_assets.crm.sinks import DeliveryStopped
 from siro_assets.crm.writes import FAILED, FieldWrite, Outcome
-from siro_assets.defs.resources import MissingTokenError, SiroApiResource
+from siro_assets.pipeline.resources import MissingTokenError, SiroApiResource
+from siro_assets.simulator.resource import SimulatedSiroApiResource
 
 
 def test_scrub_masks_every_form_a_secret_is_echoed_in():
@@ -39,7 +40,7 @@ def test_crm_errors_and_outcomes_are_scrubbed_when_built():
 @pytest.mark.parametrize("ending", ["\n", "\r\n"])
 def test_the_siro_token_is_stripped_and_registered_where_it_is_resolved(ending):
     token = "siro-org-token-" + ending.encode().hex()
-    resource = SiroApiResource(token=token + ending, use_simulator=True)
+    resource = SimulatedSiroApiResource(token=token + ending)
     with resource.client() as client:
         assert client.caller_identity().organization_id
     # Registered: a CRM error that quotes it (or any other scrubbed text) masks it.

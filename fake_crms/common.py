@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from ..clock import FixedClock
+from siro_assets.simulator.clock import FixedClock
 
 Reply = tuple[int, dict[str, str], bytes]
 

@@ -1,4 +1,4 @@
-"""CLI: `python -m siro_assets.simulator.fake_crms --port 8788` serves fake Salesforce
+"""CLI: `python -m fake_crms --port 8788` serves fake Salesforce
 (`/salesforce`), HubSpot (`/hubspot`) and a generic CRM (`/http`) on 127.0.0.1."""
 
 from __future__ import annotations
@@ -6,19 +6,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..clock import WallClock
+from siro_assets.simulator.clock import WallClock
 from .common import CrmFaults
 from .generic import FakeHttpCrm
 from .hubspot import FakeHubSpot
 from .router import FakeCrms
 from .salesforce import FakeSalesforce
-from ..server import serve_until_signalled
+from siro_assets.simulator.server import serve_until_signalled
 from .server import run_in_thread
 
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGINT / SIGTERM."""
-    p = argparse.ArgumentParser(prog="python -m siro_assets.simulator.fake_crms")
+    p = argparse.ArgumentParser(prog="python -m fake_crms")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8788)
     p.add_argument("--fault-rate", type=float, default=0.0)

@@ -18,12 +18,12 @@ from ..transforms import DerivedTable
 from ..transforms.table import sql_fingerprint
 from ..warehouse.schema import RECORDINGS_COLUMN_DESCRIPTIONS, RECORDINGS_COLUMNS, SCHEMA
 from ..warehouse.staging import raw_table_sql
+from .settings import DEFAULT_SETTINGS
 
-RECORDINGS_KEY = AssetKey([SCHEMA, "recordings"])
+# The shipped instance's raw asset key; other instances use `PipelineSettings.key`.
+RECORDINGS_KEY = DEFAULT_SETTINGS.key("recordings")
 RECORDINGS_TABLE = f"{SCHEMA}.recordings"
 
-# Who answers for these tables; shown on every asset and usable in selections (owner:...).
-OWNERS = ["team:revenue-data"]
 RAW_KINDS = {"siro", "duckdb"}
 DERIVED_KINDS = {"duckdb"}
 
@@ -58,11 +58,11 @@ def derived_table_schema(table: DerivedTable) -> TableSchema:
     )
 
 
-def column_lineage(table: DerivedTable) -> TableColumnLineage:
-    """Each derived column's raw source columns, as `dagster/column_lineage`."""
+def column_lineage(table: DerivedTable, recordings_key: AssetKey = RECORDINGS_KEY) -> TableColumnLineage:
+    """Each derived column's raw source columns (of `recordings_key`), as `dagster/column_lineage`."""
     return TableColumnLineage(
         deps_by_column={
-            column.name: [TableColumnDep(asset_key=RECORDINGS_KEY, column_name=source) for source in column.sources]
+            column.name: [TableColumnDep(asset_key=recordings_key, column_name=source) for source in column.sources]
             for column in table.columns
             if column.sources
         }
@@ -85,7 +85,6 @@ def table_metadata(qualified_name: str, schema: TableSchema) -> dict:
 
 __all__ = [
     "DERIVED_KINDS",
-    "OWNERS",
     "PARTITION_EXPR",
     "RAW_KINDS",
     "RECORDINGS_KEY",

@@ -1,19 +1,31 @@
 """The writeback check: fails while CRM rejects or failures stand for current targets."""
 
-from dagster import AssetCheckResult, MetadataValue, asset_check
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, MetadataValue, asset_check
 
 from ...crm import STATE_TABLE, outstanding
 from ..resources import WarehouseResource
-from .assets import CRM_WRITEBACKS_KEY
+from ..settings import DEFAULT_SETTINGS, PipelineSettings
 
 
-@asset_check(
-    asset=CRM_WRITEBACKS_KEY,
-    name="no_outstanding_rejects_or_failures",
-    description="No CRM field's current target value stands rejected or failed; names the top error codes.",
-)
-def no_outstanding_rejects_or_failures(warehouse: WarehouseResource) -> AssetCheckResult:
-    """Fails while a field's current target was rejected (or failed) and not yet delivered."""
+def build_writeback_check(settings: PipelineSettings) -> AssetChecksDefinition:
+    """The writeback check of one instance's `crm_writebacks`."""
+    warehouse_key = settings.warehouse_resource_key
+
+    @asset_check(
+        asset=settings.key("crm_writebacks"),
+        name="no_outstanding_rejects_or_failures",
+        description="No CRM field's current target value stands rejected or failed; names the top error codes.",
+        required_resource_keys={warehouse_key},
+    )
+    def no_outstanding_rejects_or_failures(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        """Fails while a field's current target was rejected (or failed) and not yet delivered."""
+        return evaluate_outstanding(getattr(context.resources, warehouse_key))
+
+    return no_outstanding_rejects_or_failures
+
+
+def evaluate_outstanding(warehouse: WarehouseResource) -> AssetCheckResult:
+    """Pass when no current target stands rejected or failed in the ledger."""
     with warehouse.read_connection() as con:
         schema, table = STATE_TABLE.split(".")
         exists = con.execute(
@@ -40,3 +52,7 @@ def no_outstanding_rejects_or_failures(warehouse: WarehouseResource) -> AssetChe
             "top_error_codes": MetadataValue.json(dict(top)),
         },
     )
+
+
+no_outstanding_rejects_or_failures = build_writeback_check(DEFAULT_SETTINGS)
+"""The shipped instance's writeback check (default settings), for tests."""

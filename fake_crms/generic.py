@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from ..clock import Clock
+from siro_assets.simulator.clock import Clock
 from .common import DISCONNECT, LOST_RESPONSE, SERVER_ERROR, UNAVAILABLE, CrmFaults, Journal, LostResponse, Reply, bearer, reply
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
+    AssetsDefinition,
     BackfillPolicy,
     Config,
     MaterializeResult,
@@ -19,10 +20,11 @@ from pydantic import Field
 from .fetch_days import stage_days
 from .refresh import stage_changed, updated_since
 
-from ..catalog import OWNERS, RAW_KINDS, RECORDINGS_KEY, raw_code_version, raw_table_schema, table_metadata
+from ..catalog import RAW_KINDS, raw_code_version, raw_table_schema, table_metadata
 from ..freshness import RAW_FRESHNESS_POLICY
-from ..partitions import dates_in_range, daily_partitions, partition_key
+from ..partitions import dates_in_range, partition_key
 from ..resources import SiroApiResource, WarehouseResource
+from ..settings import DEFAULT_SETTINGS, PipelineSettings
 from ...api_client.timestamps import format_ts
 from ...warehouse.schema import SCHEMA
 from ...warehouse.identity import check_organization, recorded_organization
@@ -91,44 +93,59 @@ def _check_organization_before_fetching(warehouse: WarehouseResource, organizati
 RECORDINGS_TABLE_SCHEMA = raw_table_schema()
 
 
-@asset(
-    key=RECORDINGS_KEY,
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    # No pool: most of this step is waiting on the API, and a 30-day backfill must not
-    # hold the warehouse slot while it does. Its one write, the swap, takes the
-    # warehouse's writer lock (WarehouseResource.get_connection) for the transaction only.
-    group_name="siro_ingest",
-    owners=OWNERS,
-    kinds=RAW_KINDS,
-    code_version=raw_code_version(),
-    freshness_policy=RAW_FRESHNESS_POLICY,
-    metadata=table_metadata(f"{SCHEMA}.recordings", RECORDINGS_TABLE_SCHEMA),
-)
-def recordings(
+def build_recordings_asset(settings: PipelineSettings) -> AssetsDefinition:
+    """`<key_prefix>/recordings` for one instance; its resources are the instance's own keys."""
+    api_key, warehouse_key = settings.api_resource_key, settings.warehouse_resource_key
+
+    @asset(
+        key=settings.key("recordings"),
+        partitions_def=settings.partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        # No pool: most of this step is waiting on the API, and a 30-day backfill must not
+        # hold the warehouse slot while it does. Its one write, the swap, takes the
+        # warehouse's writer lock (WarehouseResource.get_connection) for the transaction only.
+        group_name=settings.group("ingest"),
+        owners=list(settings.owners),
+        tags=dict(settings.tags),
+        kinds=RAW_KINDS,
+        code_version=raw_code_version(),
+        freshness_policy=RAW_FRESHNESS_POLICY,
+        metadata=table_metadata(f"{SCHEMA}.recordings", RECORDINGS_TABLE_SCHEMA),
+        required_resource_keys={api_key, warehouse_key},
+    )
+    def recordings(context: AssetExecutionContext, config: RecordingsConfig) -> MaterializeResult:
+        """Every Siro recording, one row per recording, in the UTC day of its `createdAt`.
+
+        Table `siro.recordings`, one row per `id` (checked by `id_unique`), partition column
+        `partition_date`.
+        Typed core columns (`created_at`, `updated_at`, `deleted`, `root_data_purged_at`, ...)
+        sit next to `payload`, the whole API object as JSON (unknown fields included), and
+        the typed nested columns `crm`, `summary` and `entity_extractions` that derived tables
+        unnest. Deleted and purged recordings stay here, flagged, so consumers can reconcile.
+
+        Each run lists the partition days with every enrichment flag on, stages the pages in
+        a private DuckDB file, then replaces the days in one transaction: a failed run
+        leaves the previous rows untouched. A range of days runs as one run.
+
+        The swap merges per id: rows changed since this run began fetching (by another,
+        overlapping run) are kept; a swap that would remove recordings the API no longer
+        lists is refused unless run config `allow_removals` is set (a genuine purge); and
+        the warehouse serves one Siro organization, recorded on its first write.
+        """
+        return materialize_recordings(
+            context, config, getattr(context.resources, api_key), getattr(context.resources, warehouse_key)
+        )
+
+    return recordings
+
+
+def materialize_recordings(
     context: AssetExecutionContext,
     config: RecordingsConfig,
     siro_api: SiroApiResource,
     warehouse: WarehouseResource,
 ) -> MaterializeResult:
-    """Every Siro recording, one row per recording, in the UTC day of its `createdAt`.
-
-    Table `siro.recordings`, one row per `id` (checked by `id_unique`), partition column
-    `partition_date`.
-    Typed core columns (`created_at`, `updated_at`, `deleted`, `root_data_purged_at`, ...)
-    sit next to `payload`, the whole API object as JSON (unknown fields included), and
-    the typed nested columns `crm`, `summary` and `entity_extractions` that derived tables
-    unnest. Deleted and purged recordings stay here, flagged, so consumers can reconcile.
-
-    Each run lists the partition days with every enrichment flag on, stages the pages in
-    a private DuckDB file, then replaces the days in one transaction: a failed run
-    leaves the previous rows untouched. A range of days runs as one run.
-
-    The swap merges per id: rows changed since this run began fetching (by another,
-    overlapping run) are kept; a swap that would remove recordings the API no longer
-    lists is refused unless run config `allow_removals` is set (a genuine purge); and
-    the warehouse serves one Siro organization, recorded on its first write.
-    """
+    """Fetch the run's days and swap (or upsert) them into the raw table, in one transaction."""
     started = time.monotonic()
     days: list[date] = dates_in_range(context.partition_key_range)
     # Taken before the first list request: whatever the warehouse holds that is newer
@@ -217,3 +234,8 @@ def recordings(
             ),
         }
     )
+
+
+recordings = build_recordings_asset(DEFAULT_SETTINGS)
+"""The shipped instance's raw asset (default settings), for scripts and tests."""
+RECORDINGS_KEY = recordings.key

@@ -1,8 +1,9 @@
-"""Dagster resources: the Siro API (real or simulated) and the DuckDB warehouse.
+"""Dagster resources: the Siro API and the DuckDB warehouse.
 
 Both are `ConfigurableResource`s so that every setting shows in the Dagster UI and can
-come from an `EnvVar`; `build_resources_from_env` is the one place that maps the
-documented environment variables onto them.
+come from an `EnvVar`; the component (`siro_assets.component`) binds them under its
+instance's resource keys. The simulator's resource is its own class, in the simulator's
+package (`siro_assets.simulator.resource`), so production code never imports it.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
 import duckdb
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
@@ -32,10 +33,8 @@ from ..api_client import (
     SiroClient,
 )
 from ..api_client.pacing import DEFAULT_REQUESTS_PER_MINUTE, SharedRequestPacer, budget_key
-from ..api_client.timestamps import parse_ts
 from ..warehouse.connection import open_duckdb, writer_lock
 
-SIMULATOR_TOKEN = "simulator-token"
 TOKEN_ENV_VAR = "SIRO_API_TOKEN"
 BASE_URL_ENV_VAR = "SIRO_API_BASE_URL"
 DUCKDB_PATH_ENV_VAR = "SIRO_DUCKDB_PATH"
@@ -69,25 +68,12 @@ def _shared_pacer(path: str, key: str, requests_per_minute: float) -> SharedRequ
     return SharedRequestPacer(path, key, requests_per_minute=requests_per_minute)
 
 
-@lru_cache(maxsize=8)
-def _simulated_world(seed: int, recordings_per_day: int, start_date: str):
-    from ..simulator import World, WorldConfig
-
-    # Cached so the world's per-day generation cache survives across clients in a process.
-    return World(
-        WorldConfig(
-            seed=seed,
-            recordings_per_day=recordings_per_day,
-            start_date=date.fromisoformat(start_date),
-        )
-    )
-
-
 class SiroApiResource(ConfigurableResource):
-    """Siro's recordings API, or the built-in simulator when `use_simulator` is set.
+    """Siro's recordings API.
 
     The token is never logged or put into metadata; supply it with
-    `EnvVar("SIRO_API_TOKEN")` so the UI shows only the variable's name.
+    `EnvVar("SIRO_API_TOKEN")` so the UI shows only the variable's name (the component
+    does, from `api.token_env`), and it is read when each run or tick starts.
     """
 
     token: str | None = Field(
@@ -98,21 +84,6 @@ class SiroApiResource(ConfigurableResource):
     base_url: str | None = Field(
         default=None,
         description=f"API base URL; unset: {BASE_URL_ENV_VAR} when the run starts, else {DEFAULT_BASE_URL}.",
-    )
-    use_simulator: bool = Field(
-        default=False, description="Serve requests from the in-process simulator (SIRO_SIMULATOR=1)."
-    )
-    simulator_seed: int = 7
-    simulator_recordings_per_day: int = 40
-    simulator_start_date: str = "2026-01-01"
-    simulator_now: str | None = Field(
-        default=None,
-        description="Freeze the simulator clock at this ISO timestamp (tests); wall clock if unset.",
-    )
-    simulator_page_size_cap: int = 100
-    simulator_fault_script: list[str] = Field(
-        default_factory=list,
-        description="Faults the simulator serves first, in order (e.g. 429, 500, truncate).",
     )
     requests_per_minute: float = Field(
         default=DEFAULT_REQUESTS_PER_MINUTE,
@@ -147,41 +118,34 @@ class SiroApiResource(ConfigurableResource):
             max_backoff=max(self.initial_backoff_seconds, 30.0),
         )
 
-    def simulator_api(self):
-        """The in-process simulator this resource talks to (only with `use_simulator`)."""
-        from ..simulator import FixedClock, SimulatorApi, WallClock
-
-        world = _simulated_world(
-            self.simulator_seed, self.simulator_recordings_per_day, self.simulator_start_date
-        )
-        clock = FixedClock(parse_ts(self.simulator_now)) if self.simulator_now else WallClock()
-        api = SimulatorApi(world, clock, page_size_cap=self.simulator_page_size_cap)
-        if self.simulator_fault_script:
-            api.script_faults(list(self.simulator_fault_script))
-        return api
-
     def _connection_args(self) -> tuple[str, str, object]:
-        # A token from a file or a CRLF .env ends in a newline: strip it here, where it is
-        # resolved, and register it so CRM and run errors are scrubbed of it too. Other
-        # characters a header cannot carry are refused by the client, without the value.
-        token = (self.token or "").strip()
-        redaction.register(token)
-        if self.use_simulator:
-            from ..simulator import SimulatorTransport
-
-            # A configured token is sent to the simulator too, so it exercises the same
-            # code path (and the same secrecy) as a real one.
-            return token or SIMULATOR_TOKEN, "http://siro-simulator", SimulatorTransport(self.simulator_api())
+        """(token, base URL, transport or None for the network)."""
+        token = self.resolved_token()
         if not token:
             raise MissingTokenError(
-                "No Siro API token: set SIRO_API_TOKEN to an organization integration token "
-                "(Siro admin -> API Tokens), or SIRO_SIMULATOR=1 to use the built-in simulator."
+                "No Siro API token: set SIRO_API_TOKEN (or the variable the component's "
+                "api.token_env names) to an organization integration token (Siro admin -> "
+                "API Tokens), or run the simulator (SIRO_SIMULATOR=1)."
             )
         base_url = self.base_url or os.environ.get(BASE_URL_ENV_VAR) or DEFAULT_BASE_URL
         return token, base_url, None
 
+    def resolved_token(self) -> str:
+        """The configured token, stripped and registered for scrubbing.
+
+        A token from a file or a CRLF .env ends in a newline: strip it here, where it is
+        resolved, and register it so CRM and run errors are scrubbed of it too. Other
+        characters a header cannot carry are refused by the client, without the value.
+        """
+        token = (self.token or "").strip()
+        redaction.register(token)
+        return token
+
+    def _shares_budget(self) -> bool:
+        return bool(self.rate_budget_file)
+
     def _pacer(self, token: str) -> RequestPacer:
-        if self.rate_budget_file and not self.use_simulator:
+        if self._shares_budget():
             return _shared_pacer(
                 str(Path(self.rate_budget_file).resolve()), budget_key(token.strip()), self.requests_per_minute
             )
@@ -221,9 +185,7 @@ class SiroApiResource(ConfigurableResource):
             return client.caller_identity()
 
     def now(self) -> datetime:
-        """The API's notion of now: the simulator clock, or the wall clock."""
-        if self.use_simulator and self.simulator_now:
-            return parse_ts(self.simulator_now)
+        """The API's notion of now: the wall clock (the simulator's resource has its own)."""
         return datetime.now(timezone.utc)
 
 
@@ -281,8 +243,8 @@ class WarehouseResource(DuckDBResource):
             con.close()
 
 
-def default_duckdb_path(simulated: bool) -> str:
-    """Where the warehouse lives unless SIRO_DUCKDB_PATH says otherwise.
+def default_duckdb_path(simulated: bool = False) -> str:
+    """Where the warehouse lives unless the component's `warehouse.path` says otherwise.
 
     Simulated data gets its own file so it can never mix with real data.
     """
@@ -290,49 +252,9 @@ def default_duckdb_path(simulated: bool) -> str:
     return str(Path("data") / name)
 
 
-def simulator_enabled() -> bool:
-    """Whether `SIRO_SIMULATOR` asks for the built-in simulator (read when the code loads)."""
-    return os.environ.get("SIRO_SIMULATOR", "").strip().lower() in {"1", "true", "yes"}
-
-
-def warehouse_path_from_env() -> Path:
-    """The warehouse file the documented variables select: `SIRO_DUCKDB_PATH` or the default.
-
-    For scripts that need the path itself; resources get it through `EnvVar`.
-    """
-    return Path(os.environ.get(DUCKDB_PATH_ENV_VAR) or default_duckdb_path(simulator_enabled()))
-
-
 def rate_budget_path(warehouse_path: str | Path) -> Path:
     """The shared request-budget file that sits beside a warehouse file."""
     return Path(warehouse_path).resolve().parent / RATE_BUDGET_FILE_NAME
-
-
-def build_resources_from_env() -> dict[str, ConfigurableResource]:
-    """Map the documented environment variables onto the resources.
-
-    The token is always bound with `EnvVar`, so it is read when a run or tick starts (in
-    that process's environment), never baked in when the code loads: a code server
-    started without it still runs with the run's token, and the UI shows only the name.
-    An unset base URL is likewise looked up when the run starts. `SIRO_SIMULATOR` and the
-    warehouse path choose the resources' shape and are read where the code loads.
-    """
-    simulated = simulator_enabled()
-    if simulated:
-        siro = SiroApiResource(use_simulator=True)
-    else:
-        siro = SiroApiResource(
-            token=EnvVar(TOKEN_ENV_VAR),
-            base_url=EnvVar(BASE_URL_ENV_VAR) if os.environ.get(BASE_URL_ENV_VAR) else None,
-            rate_budget_file=str(rate_budget_path(warehouse_path_from_env())),
-        )
-    database = (
-        EnvVar(DUCKDB_PATH_ENV_VAR) if os.environ.get(DUCKDB_PATH_ENV_VAR) else default_duckdb_path(simulated)
-    )
-    # Imported here: the writebacks package imports this module for WarehouseResource.
-    from .writebacks.resource import crm_resource_from_env
-
-    return {"siro_api": siro, "warehouse": WarehouseResource(database=database), "crm": crm_resource_from_env()}
 
 
 __all__ = [
@@ -340,8 +262,6 @@ __all__ = [
     "SiroApiResource",
     "SiroAuthError",
     "WarehouseResource",
-    "build_resources_from_env",
     "rate_budget_path",
-    "simulator_enabled",
-    "warehouse_path_from_env",
+    "default_duckdb_path",
 ]

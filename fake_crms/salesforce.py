@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
-from ..clock import Clock
+from siro_assets.simulator.clock import Clock
 from .common import (
     DISCONNECT, LOCKED, LOST_RESPONSE, RECORD_UNAVAILABLE, RUNNING_TOO_LONG, SERVER_ERROR, UNAVAILABLE,
     UNKNOWN_EXCEPTION, CrmFaults, Journal, LostResponse, Reply, bearer, reply,

@@ -11,15 +11,18 @@ failed. The bookkeeping lives in `change_tracking.py`, `backlog_walk.py` and
 
 from __future__ import annotations
 
-import os
+from typing import Any
+
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 
 from dagster import (
+    DailyPartitionsDefinition,
     DefaultSensorStatus,
     RunRequest,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -33,26 +36,20 @@ from .jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, recordings
 from .pending_runs import PendingReview, next_pending, review_pending
 from .run_status import REQUEST_TAG, queued_days, request_states
 from ..ingest.refresh import UPDATED_SINCE_TAG
-from ..partitions import daily_partitions, day_start, partition_date, partition_key
+from ..partitions import day_start, partition_date, partition_key
 from ..resources import MissingTokenError, SiroApiResource
+from ..settings import DEFAULT_SETTINGS, PipelineSettings, SensorOptions
 from ...api_client import Page, RecordingsQuery, RetryPolicy, SiroClient, SiroError
 from ...api_client.timestamps import MS, format_ts, parse_ts
 
-__all__ = ["SensorSettings", "recordings_updated_sensor", "run_requests_for", "SENSOR_NAME"]
+__all__ = ["SensorSettings", "build_updated_sensor", "recordings_updated_sensor", "run_requests_for", "SENSOR_NAME"]
 
 SENSOR_NAME = "recordings_updated_sensor"
 
-DEFAULT_INTERVAL_SECONDS = 60
-DEFAULT_LOOKBACK_SECONDS = 300
-DEFAULT_MAX_RUNS_PER_TICK = 10
-# The API's maximum page size is undocumented and servers cap silently, so ask for a
-# lot: an idle tick is one request, a busy one as few as the server allows.
-DEFAULT_PAGE_SIZE = 1000
-# Dagster cancels an evaluation after 60 s. No page starts after the budget, and one
-# page takes at most SENSOR_ATTEMPTS x SENSOR_REQUEST_TIMEOUT plus ~3 s of backoff, so
-# a tick ends within about 30 + 18 = 48 s even when the API hangs.
-DEFAULT_TICK_SECONDS = 30
-DEFAULT_MAX_PAGES_PER_TICK = 300
+DEFAULT_LOOKBACK_SECONDS = SensorOptions().lookback_seconds
+# One page takes at most SENSOR_ATTEMPTS x SENSOR_REQUEST_TIMEOUT plus ~3 s of backoff,
+# so with no page started after `tick_seconds` (default 30) a tick ends within about
+# 30 + 18 = 48 s even when the API hangs, inside Dagster's 60 s.
 SENSOR_ATTEMPTS = 3
 SENSOR_REQUEST_TIMEOUT = 5.0
 SENSOR_MAX_BACKOFF = 2.0
@@ -72,35 +69,14 @@ def wall_clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _env_int(name: str, default: int, minimum: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
 @dataclass(frozen=True)
 class SensorSettings:
-    """Tick-time settings, read from the environment on every tick (no redeploy needed).
-
-    - `SIRO_SENSOR_LOOKBACK_SECONDS` (default 300): overlap re-listed below the watermark
-      for changes that become visible late.
-    - `SIRO_SENSOR_MAX_RUNS_PER_TICK` (default 10): changed days are merged into at most
-      this many partition ranges, each one run.
-    - `SIRO_SENSOR_PAGE_SIZE` (default 1000): page size asked for (the server may cap it).
-    - `SIRO_SENSOR_TICK_SECONDS` (default 30, at most 40): no page is started after this
-      many seconds of listing.
-    - `SIRO_SENSOR_MAX_PAGES_PER_TICK` (default 300): most pages one tick lists.
-
-    `SIRO_SENSOR_INTERVAL_SECONDS` (default 60) is read once, when the code loads,
-    because Dagster fixes a sensor's interval at definition time.
-    """
+    """Tick-time settings, from the component's `sensor:` attributes (`SensorOptions`):
+    `lookback_seconds` (overlap re-listed below the watermark for changes that become
+    visible late), `max_runs_per_tick` (changed days are merged into at most this many
+    partition ranges, each one run), `page_size` (asked for; the server may cap it),
+    `tick_seconds` (no page is started after this many seconds of listing; at most 40)
+    and `max_pages_per_tick`."""
 
     lookback: timedelta
     max_runs: int
@@ -108,18 +84,13 @@ class SensorSettings:
     budget: TickBudget
 
     @classmethod
-    def from_env(cls) -> SensorSettings:
-        """Read the settings; a malformed value fails the tick with the variable's name."""
-        seconds = _env_int("SIRO_SENSOR_TICK_SECONDS", DEFAULT_TICK_SECONDS, 1)
-        if seconds > 40:
-            raise ValueError(f"SIRO_SENSOR_TICK_SECONDS must be <= 40 (Dagster stops a tick at 60 s), got {seconds}")
+    def from_options(cls, options: SensorOptions, page_size: int) -> SensorSettings:
+        """The tick settings of the component's `sensor:` attributes (validated there)."""
         return cls(
-            lookback=timedelta(seconds=_env_int("SIRO_SENSOR_LOOKBACK_SECONDS", DEFAULT_LOOKBACK_SECONDS, 0)),
-            max_runs=_env_int("SIRO_SENSOR_MAX_RUNS_PER_TICK", DEFAULT_MAX_RUNS_PER_TICK, 1),
-            page_size=_env_int("SIRO_SENSOR_PAGE_SIZE", DEFAULT_PAGE_SIZE, 1),
-            budget=TickBudget(
-                seconds=seconds, pages=_env_int("SIRO_SENSOR_MAX_PAGES_PER_TICK", DEFAULT_MAX_PAGES_PER_TICK, 1)
-            ),
+            lookback=timedelta(seconds=options.lookback_seconds),
+            max_runs=options.max_runs_per_tick,
+            page_size=page_size,
+            budget=TickBudget(seconds=options.tick_seconds, pages=options.max_pages_per_tick),
         )
 
 
@@ -172,7 +143,7 @@ def _tie_lister(client: SiroClient, at: datetime, page_size: int, log):
 
 
 def _walk(client: SiroClient, cursor: SensorCursor, since: datetime, now: datetime,
-          settings: SensorSettings, log) -> Walk:
+          settings: SensorSettings, first_day: date, log) -> Walk:
     """This tick's listing: the backlog from ``since``, or the crowded millisecond being
     walked by ``createdAt`` (from the first partition's midnight: older recordings are
     not partitions anyway)."""
@@ -180,7 +151,7 @@ def _walk(client: SiroClient, cursor: SensorCursor, since: datetime, now: dateti
         lister = _chunk_lister(client, settings.page_size, log)
         return walk_backlog(lister, since, now, cursor.span, settings.budget, tick_clock, errors=(SiroError,))
     tie = cursor.tie
-    start = tie.created_from or day_start(daily_partitions.start.date())
+    start = tie.created_from or day_start(first_day)
     lister = _tie_lister(client, tie.at, settings.page_size, log)
     return walk_backlog(lister, start, tie.at + MS, tie.span, settings.budget, tick_clock, errors=(SiroError,))
 
@@ -238,11 +209,11 @@ def run_requests_for(ranges: Iterable[ChangeRange]) -> list[RunRequest]:
     return requests
 
 
-def _partition_bounds() -> tuple[date, date | None]:
+def _partition_bounds(partitions_def: DailyPartitionsDefinition) -> tuple[date, date | None]:
     # The last partition follows Dagster's wall clock (not the API's), because that is
     # the clock Dagster validates the requested partition keys against.
-    last = daily_partitions.get_last_partition_key()
-    return daily_partitions.start.date(), partition_date(last) if last else None
+    last = partitions_def.get_last_partition_key()
+    return partitions_def.start.date(), partition_date(last) if last else None
 
 
 def _log_tick(
@@ -254,6 +225,7 @@ def _log_tick(
     ranges: list[ChangeRange],
     requests: int,
     tie: TieWalk | None,
+    first_day: date,
 ) -> None:
     drained = "backlog drained" if walk.reached_now else f"stopped early ({walk.stopped})"
     listing = (
@@ -277,7 +249,7 @@ def _log_tick(
     for day, count in plan.skipped.items():
         context.log.warning(
             f"Skipping {count} change(s) to recordings created on {day}: outside the partitions "
-            f"definition (SIRO_PARTITIONS_START={daily_partitions.start.date()}, last partition today)."
+            f"definition (partitions_start {first_day}, last partition today)."
         )
     for day in sorted(review.due):
         request = review.due[day]
@@ -290,25 +262,46 @@ def _log_tick(
                          + ", ".join(str(d) for d in sorted(relied_on)))
 
 
-@sensor(
-    name=SENSOR_NAME,
-    job=recordings_job,
-    minimum_interval_seconds=_env_int("SIRO_SENSOR_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS, 1),
-    default_status=DefaultSensorStatus.RUNNING,
-    description=(
-        "Lists recordings whose updatedAt moved since the cursor and rematerializes the "
-        "createdAt days they belong to (raw table and everything downstream), until a run "
-        "for each day succeeds. See docs/SENSOR.md."
-    ),
-)
-def recordings_updated_sensor(context: SensorEvaluationContext, siro_api: SiroApiResource):
-    """Request runs for the day partitions whose recordings changed since the last tick,
-    and again for requested days whose runs all failed.
+def build_updated_sensor(settings: PipelineSettings, job: Any) -> SensorDefinition:
+    """One instance's `updatedAt` sensor, requesting `job` on the instance's partitions."""
+    api_key = settings.api_resource_key
+    tick_settings = SensorSettings.from_options(settings.sensor, settings.page_size)
+    partitions_def = settings.partitions_def
 
-    An API error ends the listing where the last complete chunk left it; the next tick
-    goes on from there.
-    """
-    settings = SensorSettings.from_env()
+    @sensor(
+        name=settings.scoped(SENSOR_NAME),
+        job=job,
+        minimum_interval_seconds=settings.sensor.interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING if settings.sensor.enabled else DefaultSensorStatus.STOPPED,
+        description=(
+            "Lists recordings whose updatedAt moved since the cursor and rematerializes the "
+            "createdAt days they belong to (raw table and everything downstream), until a run "
+            "for each day succeeds. See docs/SENSOR.md."
+        ),
+        required_resource_keys={api_key},
+    )
+    def recordings_updated_sensor(context: SensorEvaluationContext):
+        """Request runs for the day partitions whose recordings changed since the last tick,
+        and again for requested days whose runs all failed.
+
+        An API error ends the listing where the last complete chunk left it; the next tick
+        goes on from there.
+        """
+        return evaluate_tick(
+            context, getattr(context.resources, api_key), tick_settings, partitions_def, job.name
+        )
+
+    return recordings_updated_sensor
+
+
+def evaluate_tick(
+    context: SensorEvaluationContext,
+    siro_api: SiroApiResource,
+    settings: SensorSettings,
+    partitions_def: DailyPartitionsDefinition,
+    job_name: str,
+):
+    """One tick: walk the backlog, plan the changes, review pending days, request runs."""
     cursor = SensorCursor.from_json(context.cursor)
     now, wall = siro_api.now(), wall_clock()
     since = query_start(cursor, now, settings.lookback)
@@ -318,10 +311,10 @@ def recordings_updated_sensor(context: SensorEvaluationContext, siro_api: SiroAp
     except MissingTokenError as err:
         return SkipReason(f"Siro API error, cursor kept at watermark {kept}: {err}")
     with client:
-        walk = _walk(client, cursor, since, now, settings, context.log)
+        walk = _walk(client, cursor, since, now, settings, partitions_def.start.date(), context.log)
         requests = client.stats.requests
 
-    first_day, last_day = _partition_bounds()
+    first_day, last_day = _partition_bounds(partitions_def)
     plan, new_cursor = plan_changes(
         cursor, walk.rows, now, settings.lookback,
         first_day=first_day, last_day=last_day, listed_through=walk.listed_through if cursor.tie is None else None,
@@ -330,7 +323,7 @@ def recordings_updated_sensor(context: SensorEvaluationContext, siro_api: SiroAp
     review = review_pending(
         cursor.pending, request_states(context.instance, {p.key for p in cursor.pending.values()}), wall
     )
-    queued = queued_days(context.instance, recordings_job.name) if plan.partitions or review.due else {}
+    queued = queued_days(context.instance, job_name) if plan.partitions or review.due else {}
     relied_on = {d: queued[d] for d in [*plan.partitions, *review.due] if d in queued}
     ranges = build_ranges(
         {d: p for d, p in plan.partitions.items() if d not in queued},
@@ -339,7 +332,7 @@ def recordings_updated_sensor(context: SensorEvaluationContext, siro_api: SiroAp
     )
     requested = {d: r.run_key for r in ranges for d in r.requested_days}
     new_cursor = replace(new_cursor, pending=next_pending(review, requested, relied_on, cursor.pending, wall))
-    _log_tick(context, walk, plan, review, relied_on, ranges, requests, cursor.tie)
+    _log_tick(context, walk, plan, review, relied_on, ranges, requests, cursor.tie, first_day)
     if ranges:
         return SensorResult(run_requests=run_requests_for(ranges), cursor=new_cursor.to_json())
     # The client keeps the token out of every error it raises, so it is safe to show.
@@ -354,3 +347,7 @@ def recordings_updated_sensor(context: SensorEvaluationContext, siro_api: SiroAp
             f"{plan.duplicates} already requested, {len(new_cursor.pending)} day(s) pending)."
         )
     return SensorResult(skip_reason=SkipReason(reason), cursor=new_cursor.to_json())
+
+
+recordings_updated_sensor = build_updated_sensor(DEFAULT_SETTINGS, recordings_job)
+"""The shipped instance's sensor (default settings), for tests."""

@@ -3,9 +3,11 @@ endpoint, with the real request and response shapes, fault injection (including 
 response lost *after* a write was applied) and an injectable clock.
 
 In-process: `httpx.Client(transport=FakeCrmTransport(FakeCrms(...)))` against
-`http://fake-crm/salesforce` etc. Over HTTP: `python -m siro_assets.simulator.fake_crms`.
+`http://fake-crm/salesforce` etc. Over HTTP: `python -m fake_crms`.
 
-Imports only the simulator's clock; never Dagster, DuckDB or `siro_assets.crm` (the fakes
+Not part of the package users install (the wheel ships `siro_assets` only): it lives at
+the repository's root for the tests, the benchmarks and the demo. Imports only the
+simulator's clock and server helpers; never Dagster, DuckDB or `siro_assets.crm` (the fakes
 must not share code with the sinks they test).
 """
 

@@ -29,19 +29,20 @@ from ...transforms import (
     DerivedTable,
     rebuild_partitions,
 )
-from ...warehouse.schema import SCHEMA
-from ..catalog import DERIVED_KINDS, OWNERS, RECORDINGS_KEY, column_lineage, derived_table_schema, table_metadata
-from ..partitions import daily_partitions, dates_in_range, partition_key
-from ..resources import WAREHOUSE_POOL, WarehouseResource
+from ..catalog import DERIVED_KINDS, column_lineage, derived_table_schema, table_metadata
+from ..partitions import dates_in_range, partition_key
+from ..resources import WarehouseResource
+from ..settings import DEFAULT_SETTINGS, PipelineSettings
 
-# The UI's groups tell the story: the CRM view, the conversation view, the writebacks.
-GROUPS: dict[str, str] = {
-    RECORDING_CRM_LINKS.name: "siro_crm",
-    RECORDING_CRM.name: "siro_crm",
-    RECORDING_SUMMARIES.name: "siro_conversations",
-    RECORDING_ENTITY_EXTRACTIONS.name: "siro_conversations",
-    RECORDING_DAILY_STATS.name: "siro_conversations",
-    CRM_WRITEBACK_PLAN.name: "siro_writebacks",
+# The UI's groups tell the story: the CRM view, the conversation view, the writebacks
+# (roles; `PipelineSettings.group` names each instance's group).
+GROUP_ROLES: dict[str, str] = {
+    RECORDING_CRM_LINKS.name: "crm",
+    RECORDING_CRM.name: "crm",
+    RECORDING_SUMMARIES.name: "conversations",
+    RECORDING_ENTITY_EXTRACTIONS.name: "conversations",
+    RECORDING_DAILY_STATS.name: "conversations",
+    CRM_WRITEBACK_PLAN.name: "writebacks",
 }
 
 # Per-day numbers the UI plots (Dagster charts numeric metadata over time).
@@ -53,9 +54,9 @@ PLOTTED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def asset_key(table: DerivedTable) -> AssetKey:
-    """The asset key of a derived table: `siro/<table name>`."""
-    return AssetKey([SCHEMA, table.name])
+def asset_key(table: DerivedTable, settings: PipelineSettings = DEFAULT_SETTINGS) -> AssetKey:
+    """The asset key of a derived table: `<key_prefix>/<table name>`."""
+    return settings.key(table.name)
 
 
 def _plotted_metadata(warehouse: WarehouseResource, table: DerivedTable, days: list) -> dict:
@@ -97,30 +98,39 @@ def materialize_derived(
     )
 
 
-def build_derived_asset(table: DerivedTable) -> AssetsDefinition:
+def build_derived_asset(table: DerivedTable, settings: PipelineSettings = DEFAULT_SETTINGS) -> AssetsDefinition:
     """The asset that rebuilds `table`; its description is the table's description."""
+    warehouse_key = settings.warehouse_resource_key
 
     @asset(
-        key=asset_key(table),
+        key=asset_key(table, settings),
         description=table.description,
-        deps=[RECORDINGS_KEY],
-        partitions_def=daily_partitions,
+        deps=[settings.key("recordings")],
+        partitions_def=settings.partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
-        group_name=GROUPS[table.name],
-        owners=OWNERS,
+        pool=settings.warehouse_pool,
+        group_name=settings.group(GROUP_ROLES[table.name]),
+        owners=list(settings.owners),
+        tags=dict(settings.tags),
         kinds=DERIVED_KINDS,
         # Changes with the table's SQL, so the UI marks partitions built by older SQL stale.
         code_version=table.fingerprint(),
         metadata={
             **table_metadata(table.qualified_name, derived_table_schema(table)),
-            "dagster/column_lineage": column_lineage(table),
+            "dagster/column_lineage": column_lineage(table, settings.key("recordings")),
         },
+        required_resource_keys={warehouse_key},
     )
-    def _derived(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-        return materialize_derived(context, warehouse, table)
+    def _derived(context: AssetExecutionContext) -> MaterializeResult:
+        return materialize_derived(context, getattr(context.resources, warehouse_key), table)
 
     return _derived
 
 
-derived_assets: list[AssetsDefinition] = [build_derived_asset(table) for table in DERIVED_TABLES]
+def build_derived_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
+    """One asset per derived table, for one instance."""
+    return [build_derived_asset(table, settings) for table in DERIVED_TABLES]
+
+
+derived_assets: list[AssetsDefinition] = build_derived_assets(DEFAULT_SETTINGS)
+"""The shipped instance's derived assets (default settings), for scripts and tests."""

@@ -21,6 +21,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
+    AssetKey,
     AssetRecordsFilter,
     AssetSelection,
     DagsterInstance,
@@ -33,6 +35,7 @@ from dagster import (
 
 from .catalog import RECORDINGS_KEY
 from .partitions import day_start, partition_key
+from .settings import DEFAULT_SETTINGS, PipelineSettings
 
 DEADLINE = time(2, 0)
 """UTC time of day by which yesterday's partition must be complete."""
@@ -70,12 +73,14 @@ def partition_deadline(now: datetime, deadline: time = DEADLINE) -> PartitionDea
     )
 
 
-def evaluate_partition_freshness(instance: DagsterInstance, now: datetime) -> AssetCheckResult:
+def evaluate_partition_freshness(
+    instance: DagsterInstance, now: datetime, recordings_key: AssetKey = RECORDINGS_KEY
+) -> AssetCheckResult:
     """Pass when the partition due at `now` was materialized after its day ended."""
     due = partition_deadline(now)
     key = partition_key(due.expected_day)
     records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=RECORDINGS_KEY, asset_partitions=[key]), limit=1
+        AssetRecordsFilter(asset_key=recordings_key, asset_partitions=[key]), limit=1
     ).records
     last = datetime.fromtimestamp(records[0].timestamp, timezone.utc) if records else None
     passed = last is not None and last >= due.complete_after
@@ -99,28 +104,36 @@ def evaluate_partition_freshness(instance: DagsterInstance, now: datetime) -> As
     return AssetCheckResult(passed=passed, description=description, metadata=metadata)
 
 
-@asset_check(
-    asset=RECORDINGS_KEY,
-    name="yesterday_partition_complete",
-    description=(
-        f"By {DEADLINE:%H:%M} UTC, yesterday's partition has been materialized after the day "
-        "ended (so it holds the whole day). Fails when the nightly run is late or failed."
-    ),
-)
-def yesterday_partition_complete(context: AssetCheckExecutionContext) -> AssetCheckResult:
-    """Is the partition due by the last deadline complete? Reads the instance, not DuckDB."""
-    return evaluate_partition_freshness(context.instance, datetime.now(timezone.utc))
+def build_partition_freshness(settings: PipelineSettings) -> tuple[AssetChecksDefinition, ScheduleDefinition]:
+    """One instance's `yesterday_partition_complete` check and the schedule that runs it."""
+    recordings_key = settings.key("recordings")
+
+    @asset_check(
+        asset=recordings_key,
+        name="yesterday_partition_complete",
+        description=(
+            f"By {DEADLINE:%H:%M} UTC, yesterday's partition has been materialized after the day "
+            "ended (so it holds the whole day). Fails when the nightly run is late or failed."
+        ),
+    )
+    def yesterday_partition_complete(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        """Is the partition due by the last deadline complete? Reads the instance, not DuckDB."""
+        return evaluate_partition_freshness(context.instance, datetime.now(timezone.utc), recordings_key)
+
+    schedule = ScheduleDefinition(
+        name=settings.scoped("partition_freshness_schedule"),
+        target=AssetSelection.checks(yesterday_partition_complete),
+        cron_schedule=f"{DEADLINE.minute + 5} {DEADLINE.hour} * * *",
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING if settings.schedule.enabled else DefaultScheduleStatus.STOPPED,
+        description=(
+            f"Just after the {DEADLINE:%H:%M} UTC deadline, evaluate yesterday_partition_complete on "
+            f"{recordings_key.to_user_string()}, so a missing or failed nightly run shows as a failed check. "
+            "Touches no warehouse data."
+        ),
+    )
+    return yesterday_partition_complete, schedule
 
 
-partition_freshness_schedule = ScheduleDefinition(
-    name="partition_freshness_schedule",
-    target=AssetSelection.checks(yesterday_partition_complete),
-    cron_schedule=f"{DEADLINE.minute + 5} {DEADLINE.hour} * * *",
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
-    description=(
-        f"Just after the {DEADLINE:%H:%M} UTC deadline, evaluate yesterday_partition_complete on "
-        "siro/recordings, so a missing or failed nightly run shows as a failed check. Touches no "
-        "warehouse data."
-    ),
-)
+# The shipped instance's check and schedule (default settings), for tests.
+yesterday_partition_complete, partition_freshness_schedule = build_partition_freshness(DEFAULT_SETTINGS)

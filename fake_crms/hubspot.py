@@ -14,7 +14,7 @@ from collections import deque
 from datetime import date, timedelta
 from typing import Any
 
-from ..clock import Clock
+from siro_assets.simulator.clock import Clock
 from .common import (
     DISCONNECT, LOST_RESPONSE, RATE_LIMIT, SERVER_ERROR, UNAVAILABLE, CrmFaults, Journal, LostResponse, Reply,
     bearer, reply,

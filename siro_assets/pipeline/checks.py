@@ -35,8 +35,8 @@ from dagster import (
 
 from .automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from .derived.assets import asset_key
-from .ingest.recordings import RECORDINGS_KEY
-from .resources import WAREHOUSE_POOL, WarehouseResource
+from .resources import WarehouseResource
+from .settings import DEFAULT_SETTINGS, PipelineSettings
 from ..transforms import DERIVED_TABLES, RECORDING_CRM, DerivedTable
 from ..warehouse.schema import SCHEMA
 
@@ -244,6 +244,7 @@ def evaluate_rule(
 
 
 def _check_from_sql(
+    settings: PipelineSettings,
     asset: AssetKey,
     name: str,
     description: str,
@@ -252,9 +253,15 @@ def _check_from_sql(
     *,
     blocking: bool = False,
 ) -> AssetChecksDefinition:
-    @asset_check(asset=asset, name=name, description=description, blocking=blocking, pool=WAREHOUSE_POOL)
-    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    warehouse_key = settings.warehouse_resource_key
+
+    @asset_check(
+        asset=asset, name=name, description=description, blocking=blocking, pool=settings.warehouse_pool,
+        required_resource_keys={warehouse_key},
+    )
+    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
         scope = run_scope(context.op_execution_context.run_tags)
+        warehouse: WarehouseResource = getattr(context.resources, warehouse_key)
         if not Path(warehouse.database).exists():
             return AssetCheckResult(
                 passed=False,
@@ -268,21 +275,16 @@ def _check_from_sql(
     return _check
 
 
-def _build_check(table: DerivedTable, rule: _Rule) -> AssetChecksDefinition:
+def _build_check(table: DerivedTable, rule: _Rule, settings: PipelineSettings) -> AssetChecksDefinition:
     return _check_from_sql(
-        asset_key(table), rule.name, rule.description,
+        settings, asset_key(table, settings), rule.name, rule.description,
         (table.qualified_name, RECORDINGS_TABLE), lambda scope: rule.offenders_sql(table, scope),
     )
 
 
-def derived_table_checks(table: DerivedTable) -> list[AssetChecksDefinition]:
+def derived_table_checks(table: DerivedTable, settings: PipelineSettings = DEFAULT_SETTINGS) -> list[AssetChecksDefinition]:
     """The checks of one derived table (see the rules above)."""
-    return [_build_check(table, rule) for rule in _rules_for(table)]
-
-
-derived_asset_checks: list[AssetChecksDefinition] = [
-    check for table in DERIVED_TABLES for check in derived_table_checks(table)
-]
+    return [_build_check(table, rule, settings) for rule in _rules_for(table)]
 
 
 @dataclass(frozen=True)
@@ -323,25 +325,43 @@ _RAW_RULES = (
     ),
 )
 
-raw_asset_checks: list[AssetChecksDefinition] = [
-    _check_from_sql(RECORDINGS_KEY, rule.name, rule.description, (RECORDINGS_TABLE,), rule.offenders_sql,
-                    blocking=rule.blocking)
-    for rule in _RAW_RULES
+def build_raw_checks(settings: PipelineSettings) -> list[AssetChecksDefinition]:
+    """The raw table's checks for one instance."""
+    return [
+        _check_from_sql(settings, settings.key("recordings"), rule.name, rule.description, (RECORDINGS_TABLE,),
+                        rule.offenders_sql, blocking=rule.blocking)
+        for rule in _RAW_RULES
+    ]
+
+
+def build_asset_checks(settings: PipelineSettings) -> list[AssetChecksDefinition]:
+    """Every warehouse check of one instance: the raw table's, then each derived table's."""
+    derived = [check for table in DERIVED_TABLES for check in derived_table_checks(table, settings)]
+    return [*build_raw_checks(settings), *derived]
+
+
+def build_audit_job(settings: PipelineSettings, checks: list[AssetChecksDefinition]):
+    """The whole-table audit: the same checks in a run without partitions, so they look
+    at every day. Run it on demand or on a slow schedule; the cost grows with history."""
+    return define_asset_job(
+        name=f"{settings.key_prefix}_warehouse_audit_job",
+        selection=AssetSelection.checks(*checks),
+        description="Every warehouse check over the whole table (runs without partitions).",
+    )
+
+
+# The shipped instance's checks and audit job (default settings), for tests.
+raw_asset_checks: list[AssetChecksDefinition] = build_raw_checks(DEFAULT_SETTINGS)
+derived_asset_checks: list[AssetChecksDefinition] = [
+    check for table in DERIVED_TABLES for check in derived_table_checks(table, DEFAULT_SETTINGS)
 ]
-
-# Every check Definitions loads.
 asset_checks: list[AssetChecksDefinition] = [*raw_asset_checks, *derived_asset_checks]
-
-# The whole-table audit: the same checks in a run without partitions, so they look at
-# every day. Run it on demand or on a slow schedule; the cost grows with history.
-warehouse_audit_job = define_asset_job(
-    name="siro_warehouse_audit_job",
-    selection=AssetSelection.checks(*asset_checks),
-    description="Every warehouse check over the whole table (runs without partitions).",
-)
+warehouse_audit_job = build_audit_job(DEFAULT_SETTINGS, asset_checks)
 
 __all__ = [
     "asset_checks",
+    "build_asset_checks",
+    "build_audit_job",
     "derived_asset_checks",
     "derived_table_checks",
     "evaluate_offenders",

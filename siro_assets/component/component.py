@@ -1,0 +1,214 @@
+"""`SiroComponent`: one Siro organization as Dagster definitions, configured in `defs.yaml`.
+
+    type: siro_assets.SiroComponent
+    attributes:
+      key_prefix: siro                      # asset keys siro/recordings, siro/recording_crm, ...
+      partitions_start: "2026-01-01"
+      api: {base_url: ..., token_env: SIRO_API_TOKEN}
+      warehouse: {path: data/siro.duckdb, schema: siro}
+      sensor: {enabled: true, interval_seconds: 60}
+      schedule: {enabled: true, cron: "15 0 * * *"}
+      writebacks: {routing_file: crm_connections.yaml, dry_run: false}
+
+Every attribute has a default. Secrets are never attributes: `api.token_env` names the
+variable, which each run and tick reads when it starts (an `EnvVar`), so a code server
+started without the token still runs with the run's. Two instances with different
+`key_prefix`es are two organizations: every asset key, resource key, job, sensor,
+schedule and pool name derives from the prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+from pydantic import Field, field_validator
+
+from ..api_client import DEFAULT_BASE_URL
+from ..api_client.pacing import DEFAULT_REQUESTS_PER_MINUTE
+from ..pipeline.build import build_pipeline_definitions
+from ..pipeline.resources import SiroApiResource, WarehouseResource, default_duckdb_path, rate_budget_path
+from ..pipeline.settings import (
+    DEFAULT_KEY_PREFIX,
+    DEFAULT_OWNERS,
+    DEFAULT_PARTITIONS_START,
+    PipelineSettings,
+    ScheduleOptions,
+    SensorOptions,
+)
+from ..pipeline.writebacks.resource import CrmWritebackResource
+from ..warehouse.schema import SCHEMA
+from .scaffolder import SiroComponentScaffolder
+
+
+def _blank_to_none(value: Any) -> Any:
+    # `{{ env('X', '') }}` renders an unset variable as "": that means "not set".
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+class SimulatorArgs(dg.Resolvable, dg.Model):
+    """The built-in deterministic simulator instead of Siro's API (demo and tests)."""
+
+    enabled: bool = False
+    seed: int = 7
+    recordings_per_day: int = 40
+    page_size_cap: int = 100
+
+
+class ApiArgs(dg.Resolvable, dg.Model):
+    """Siro's recordings API."""
+
+    base_url: str | None = Field(
+        default=None,
+        description=f"API base URL; unset: SIRO_API_BASE_URL when the run starts, else {DEFAULT_BASE_URL}.",
+    )
+    token_env: str = Field(
+        default="SIRO_API_TOKEN",
+        description="Name of the environment variable holding the organization's integration token; "
+        "read when each run or tick starts, never stored.",
+    )
+    page_size: int = Field(default=1000, description="Records asked for per page (the server may cap it).")
+    requests_per_minute: float = Field(
+        default=DEFAULT_REQUESTS_PER_MINUTE, description="The token's budget (Siro allows 1,000/min)."
+    )
+    simulator: SimulatorArgs = Field(default_factory=SimulatorArgs)
+
+    _blank = field_validator("base_url", mode="before")(classmethod(lambda cls, v: _blank_to_none(v)))
+
+
+class WarehouseArgs(dg.Resolvable, dg.Model):
+    """The DuckDB file the tables live in (one per organization)."""
+
+    path: str | None = Field(
+        default=None,
+        description="DuckDB file; unset: data/siro.duckdb (data/siro_simulator.duckdb on the simulator).",
+    )
+    schema_: str = Field(default=SCHEMA, alias="schema", description="SQL schema of the tables.")
+
+    _blank = field_validator("path", mode="before")(classmethod(lambda cls, v: _blank_to_none(v)))
+
+    @field_validator("schema_")
+    @classmethod
+    def _only_supported_schema(cls, value: str) -> str:
+        if value != SCHEMA:
+            raise ValueError(
+                f"warehouse.schema {value!r} is not supported yet: the tables live in schema {SCHEMA!r} "
+                "of each instance's own warehouse file (give each organization its own warehouse.path)"
+            )
+        return value
+
+
+class WritebacksArgs(dg.Resolvable, dg.Model):
+    """Where extracted values are written back (docs/WRITEBACKS.md)."""
+
+    routing_file: str | None = Field(
+        default=None,
+        description="YAML routing file by CRM connection id; unset: SIRO_CRM_CONNECTIONS or SIRO_CRM_SINK "
+        "when the run starts (the outbox by default).",
+    )
+    dry_run: bool = Field(default=False, description="Send nothing; log what would be sent.")
+
+    _blank = field_validator("routing_file", mode="before")(classmethod(lambda cls, v: _blank_to_none(v)))
+
+
+@dg.scaffold_with(SiroComponentScaffolder)
+class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
+    """Siro recordings as daily-partitioned DuckDB tables, derived CRM and conversation
+    tables, CRM writebacks, a nightly schedule and an `updatedAt` sensor, for one Siro
+    organization. Add one instance per organization, each with its own `key_prefix`.
+    """
+
+    key_prefix: str = Field(default=DEFAULT_KEY_PREFIX, description="First part of every asset key.")
+    partitions_start: str = Field(default=DEFAULT_PARTITIONS_START, description="First daily partition (UTC).")
+    api: ApiArgs = Field(default_factory=ApiArgs)
+    warehouse: WarehouseArgs = Field(default_factory=WarehouseArgs)
+    sensor: SensorOptions = Field(default_factory=SensorOptions)
+    schedule: ScheduleOptions = Field(default_factory=ScheduleOptions)
+    writebacks: WritebacksArgs = Field(default_factory=WritebacksArgs)
+    group_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="Group name by role (ingest, crm, conversations, writebacks); default <key_prefix>_<role>.",
+    )
+    owners: Sequence[str] = Field(default=DEFAULT_OWNERS, description="Owners of every asset.")
+    tags: Mapping[str, str] = Field(default_factory=dict, description="Tags on every asset.")
+    kinds: Sequence[str] = Field(default_factory=list, description="Extra kinds on every asset.")
+
+    # -- what the instance is made of --------------------------------------------------
+    def pipeline_settings(self) -> PipelineSettings:
+        """The names and options every factory in `siro_assets.pipeline` takes."""
+        return PipelineSettings(
+            key_prefix=self.key_prefix,
+            partitions_start=self.partitions_start,
+            sensor=self.sensor,
+            schedule=self.schedule,
+            page_size=self.api.page_size,
+            owners=tuple(self.owners),
+            tags=tuple(sorted(self.tags.items())),
+            group_names=tuple(sorted(self.group_names.items())),
+        )
+
+    def warehouse_path(self) -> str:
+        """The instance's DuckDB file (the webhook receiver and scripts find it here too)."""
+        return self.warehouse.path or default_duckdb_path(self.api.simulator.enabled)
+
+    def api_resource(self) -> SiroApiResource:
+        """The Siro API resource: the simulator's class only when `api.simulator.enabled`,
+        so a production instance never imports the simulator."""
+        common = dict(
+            base_url=self.api.base_url,
+            page_size=self.api.page_size,
+            requests_per_minute=self.api.requests_per_minute,
+        )
+        if self.api.simulator.enabled:
+            from ..simulator.resource import SimulatedSiroApiResource
+
+            sim = self.api.simulator
+            return SimulatedSiroApiResource(
+                **common,
+                simulator_seed=sim.seed,
+                simulator_recordings_per_day=sim.recordings_per_day,
+                simulator_start_date=self.partitions_start,
+                simulator_page_size_cap=sim.page_size_cap,
+            )
+        return SiroApiResource(
+            **common,
+            token=dg.EnvVar(self.api.token_env),
+            rate_budget_file=str(rate_budget_path(self.warehouse_path())),
+        )
+
+    def resources(self) -> dict[str, Any]:
+        """The instance's resources under its own keys (`<key_prefix>_api`, ...), so they
+        never collide with a project's `warehouse` or `crm`, nor with another instance."""
+        settings = self.pipeline_settings()
+        resources: dict[str, Any] = {
+            settings.api_resource_key: self.api_resource(),
+            settings.warehouse_resource_key: WarehouseResource(database=self.warehouse_path()),
+            settings.crm_resource_key: CrmWritebackResource(
+                connections_file=self.writebacks.routing_file, dry_run=self.writebacks.dry_run
+            ),
+        }
+        reader = _pandas_reader(self.warehouse_path())
+        if reader is not None:
+            resources[settings.reader_io_manager_key] = reader
+        return resources
+
+    # -- the translation hook ------------------------------------------------------------
+    def get_asset_spec(self, spec: dg.AssetSpec) -> dg.AssetSpec:
+        """Each asset's spec after the instance's `kinds`; override in a subclass to
+        change owners, tags, kinds, groups or metadata (keys come from `key_prefix`)."""
+        return spec.merge_attributes(kinds=set(self.kinds)) if self.kinds else spec
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        """Assets, checks, jobs, the sensor, the schedules and the resources of this instance."""
+        defs = build_pipeline_definitions(self.pipeline_settings(), self.resources())
+        return defs.map_asset_specs(func=self.get_asset_spec)
+
+
+def _pandas_reader(database: str):
+    """The read-only pandas input manager, when the `pandas` extra is installed."""
+    try:
+        from ..pipeline.pandas_reader import SiroWarehouseReader
+    except ImportError:
+        return None
+    return SiroWarehouseReader(database=database)

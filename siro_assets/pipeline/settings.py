@@ -1,0 +1,148 @@
+"""`PipelineSettings`: everything one Siro organization's definitions are built from.
+
+The component (`siro_assets.component`) resolves its YAML attributes into one of these;
+every factory in `pipeline/` takes it, so nothing here reads the environment when a
+module is imported, and two instances (two organizations) can live in one process.
+Names that must be unique in a code location (resource keys, jobs, sensors, schedules,
+pools) derive from `key_prefix`; the default prefix `siro` keeps today's names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
+
+from dagster import AssetKey, DailyPartitionsDefinition, Model, Resolvable
+from pydantic import model_validator
+
+from ..warehouse.schema import SCHEMA
+
+DEFAULT_KEY_PREFIX = "siro"
+DEFAULT_PARTITIONS_START = "2026-01-01"
+DEFAULT_OWNERS = ("team:revenue-data",)
+PARTITION_KEY_FORMAT = "%Y-%m-%d"
+
+
+class SensorOptions(Resolvable, Model):
+    """The `updatedAt` sensor (the component's `sensor:` attributes): whether it starts
+    running, how often it ticks, and how far below its watermark it re-lists (for changes
+    that become visible late)."""
+
+    enabled: bool = True
+    interval_seconds: int = 60
+    lookback_seconds: int = 300
+    # Changed days are merged into at most this many partition ranges, each one run.
+    max_runs_per_tick: int = 10
+    # Dagster cancels an evaluation after 60 s: no page starts after this many seconds.
+    tick_seconds: int = 30
+    max_pages_per_tick: int = 300
+
+    @model_validator(mode="after")
+    def _in_range(self) -> SensorOptions:
+        for name in ("interval_seconds", "max_runs_per_tick", "tick_seconds", "max_pages_per_tick"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"sensor.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lookback_seconds < 0:
+            raise ValueError(f"sensor.lookback_seconds must be >= 0, got {self.lookback_seconds}")
+        if self.tick_seconds > 40:
+            raise ValueError(
+                f"sensor.tick_seconds must be <= 40 (Dagster stops a tick at 60 s), got {self.tick_seconds}"
+            )
+        return self
+
+
+class ScheduleOptions(Resolvable, Model):
+    """The nightly schedule that pulls yesterday's complete day (the `schedule:` attributes)."""
+
+    enabled: bool = True
+    cron: str = "15 0 * * *"
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """One instance's names and options; see the module docstring."""
+
+    key_prefix: str = DEFAULT_KEY_PREFIX
+    partitions_start: str = DEFAULT_PARTITIONS_START
+    sensor: SensorOptions = field(default_factory=SensorOptions)
+    schedule: ScheduleOptions = field(default_factory=ScheduleOptions)
+    # The API's maximum page size is undocumented and servers cap silently, so ask for
+    # a lot: an idle tick is one request, a busy one as few as the server allows.
+    page_size: int = 1000
+    owners: tuple[str, ...] = DEFAULT_OWNERS
+    tags: tuple[tuple[str, str], ...] = ()
+    # Group names by role; unset roles get `<key_prefix>_<role>`.
+    group_names: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.key_prefix.isidentifier():
+            raise ValueError(f"key_prefix must be a Python-identifier-like name such as siro_west, got {self.key_prefix!r}")
+        try:
+            date.fromisoformat(self.partitions_start)
+        except ValueError:
+            raise ValueError(
+                f"partitions_start must be a date like 2026-01-01, got {self.partitions_start!r}"
+            ) from None
+
+    # -- names unique per instance -------------------------------------------------
+    def scoped(self, name: str) -> str:
+        """`name` for this instance: unchanged for the default prefix (today's names),
+        `<key_prefix>_<name>` for any other, so two instances never clash."""
+        return name if self.key_prefix == DEFAULT_KEY_PREFIX else f"{self.key_prefix}_{name}"
+
+    def key(self, name: str) -> AssetKey:
+        """The asset key of table `name`: `<key_prefix>/<name>`."""
+        return AssetKey([self.key_prefix, name])
+
+    def group(self, role: str) -> str:
+        """The group of the assets with `role` (ingest, crm, conversations, writebacks)."""
+        return dict(self.group_names).get(role, f"{self.key_prefix}_{role}")
+
+    @property
+    def api_resource_key(self) -> str:
+        return f"{self.key_prefix}_api"
+
+    @property
+    def warehouse_resource_key(self) -> str:
+        return f"{self.key_prefix}_warehouse"
+
+    @property
+    def crm_resource_key(self) -> str:
+        return f"{self.key_prefix}_crm"
+
+    @property
+    def reader_io_manager_key(self) -> str:
+        """The read-only pandas input manager a consumer's `AssetIn` names."""
+        return f"{self.key_prefix}_pandas_reader"
+
+    @property
+    def warehouse_pool(self) -> str:
+        """Serialises derived rebuilds on this instance's warehouse (dagster.yaml: limit 1)."""
+        return f"{self.key_prefix}_duckdb"
+
+    @property
+    def crm_pool(self) -> str:
+        """Deliveries to this instance's CRMs, one at a time."""
+        return f"{self.key_prefix}_crm"
+
+    @property
+    def recordings_job_name(self) -> str:
+        return f"{self.key_prefix}_recordings_job"
+
+    @property
+    def table_schema(self) -> str:
+        """The SQL schema the tables live in (one warehouse per instance)."""
+        return SCHEMA
+
+    @cached_property
+    def partitions_def(self) -> DailyPartitionsDefinition:
+        """UTC days of `createdAt`; `end_offset=1` makes today's partial day a partition
+        too, so the sensor re-pulls it as recordings get linked during the day."""
+        return DailyPartitionsDefinition(
+            start_date=self.partitions_start, timezone="UTC", end_offset=1, fmt=PARTITION_KEY_FORMAT
+        )
+
+
+DEFAULT_SETTINGS = PipelineSettings()
+"""The shipped project's settings (`defs/siro/defs.yaml` with nothing overridden)."""
