@@ -81,3 +81,19 @@ def test_the_sensor_asks_for_a_changes_only_run_unless_a_day_is_requested_again(
     only_changes, with_retry = run_requests_for([changes, again])
     assert only_changes.tags[UPDATED_SINCE_TAG] == format_ts(t1)  # the oldest change
     assert UPDATED_SINCE_TAG not in with_retry.tags  # a failed day is re-pulled whole
+
+
+def test_a_changes_only_run_reaches_back_to_the_change_a_pending_day_owes():
+    from datetime import datetime, timezone
+
+    from siro_assets.pipeline.automation.change_tracking import ChangeRange
+    from siro_assets.pipeline.automation.sensors import run_requests_for
+
+    t1 = datetime(2026, 3, 10, 10, tzinfo=timezone.utc)
+    t2 = t1 + timedelta(minutes=7)
+    day2 = FIRST + timedelta(days=1)
+    newer = ChangeRange(FIRST, day2, t2, (("y", t2),), (FIRST, day2))
+    (reaching_back,) = run_requests_for([newer], {FIRST: t1})
+    assert reaching_back.tags[UPDATED_SINCE_TAG] == format_ts(t1)  # X's change, still owed
+    (whole_day,) = run_requests_for([newer], {day2: None})  # owes something unknown
+    assert UPDATED_SINCE_TAG not in whole_day.tags

@@ -15,7 +15,9 @@ from siro_assets.pipeline.automation.change_tracking import (
 from siro_assets.pipeline.automation.pending_runs import (
     MISSING_RUN_GRACE,
     RequestState,
+    covers,
     next_pending,
+    owed_since,
     rerequest_backoff,
     review_pending,
 )
@@ -99,7 +101,7 @@ def test_changed_and_retried_days_share_runs():
 def test_cursor_round_trip_keeps_span_and_pending_and_reads_version_1():
     cursor = SensorCursor(
         watermark=NOW, seen=frozenset({("a", NOW)}), span=timedelta(minutes=7),
-        pending={D1: PendingRequest("k1", ago(3), attempt=2), D2: PendingRequest("run:xyz", ago(1))},
+        pending={D1: PendingRequest("k1", ago(3), attempt=2, since=ago(70)), D2: PendingRequest("run:xyz", ago(1))},
         tie=TieWalk(at=ago(30), created_from=ago(60 * 24), span=timedelta(hours=2)),
     )
     raw = cursor.to_json()
@@ -116,3 +118,36 @@ def test_cursor_round_trip_keeps_span_and_pending_and_reads_version_1():
 def test_bad_pending_or_span_is_an_unreadable_cursor(raw):
     with pytest.raises(InvalidSensorCursor, match="--delete"):
         SensorCursor.from_json(raw)
+
+
+def test_a_pending_day_keeps_owing_its_oldest_change_until_its_request_succeeds():
+    previous = {
+        D1: PendingRequest("failed", ago(1), since=ago(10)),  # in its backoff
+        D2: PendingRequest("running", ago(5), since=ago(20)),
+        D3: PendingRequest("ok", ago(5), since=ago(30)),
+        D4: PendingRequest("legacy", ago(5)),  # written before `since` existed
+        D5: PendingRequest("due", ago(10), since=ago(40)),
+    }
+    states = {"failed": RequestState.FAILED, "running": RequestState.RUNNING, "ok": RequestState.SUCCEEDED,
+              "legacy": RequestState.RETRYING, "due": RequestState.FAILED}
+    review = review_pending(previous, states, NOW)
+    owed = owed_since(review, {D1: ago(3), D2: ago(25), D3: ago(2), D4: ago(2), D6: ago(1)})
+    assert owed == {D1: ago(10), D2: ago(25), D3: ago(2), D4: None, D5: ago(40), D6: ago(1)}
+
+    out = next_pending(review, {D1: "new", D3: "new", D5: "again"}, {D2: "run:q"}, previous, NOW, owed)
+    assert out[D1] == PendingRequest("new", NOW, attempt=2, since=ago(10))  # not ago(3): X is still owed
+    assert out[D2] == PendingRequest("run:q", NOW, since=ago(25))
+    assert out[D3] == PendingRequest("new", NOW, since=ago(2))  # the old change was fetched
+    assert out[D4] == previous[D4] and out[D5].since == ago(40)
+
+
+def test_a_run_covers_a_change_only_if_it_lists_from_it_or_pulls_the_whole_day():
+    assert covers(None, ago(5)) and covers(None, None)
+    assert covers(ago(5), ago(5)) and covers(ago(6), ago(5))
+    assert not covers(ago(5), ago(6))  # path B: since = T0, the change at T0 - 2 s
+    assert not covers(ago(5), None)  # unknown: only a whole-day run is enough
+
+
+def test_a_pending_entry_without_since_reads_as_owing_the_whole_day():
+    raw = '{"v":2,"watermark":null,"seen":{},"pending":{"2026-03-01":{"key":"k","at":"2026-03-01T00:00:00Z","n":1}}}'
+    assert SensorCursor.from_json(raw).pending[D1].since is None

@@ -7,6 +7,13 @@ the same run key, which Dagster drops. So the cursor keeps each requested day un
 run of its request succeeds, and the sensor requests the day again, under a new run
 key and with growing pauses, when the request's runs have all failed.
 
+A pending day also carries the oldest change it still owes (``PendingRequest.since``).
+A run for it counts only if it covers that change: it lists from that ``updatedAt`` or
+earlier, or pulls the whole day. So a newer change on a day whose run failed, is
+running or is about to be retried gets a run that reaches back to the older change
+(``owed_since``), and a queued run is relied on only if it lists every change owed
+(``covers``).
+
 Pure decisions only; `run_status.py` reads the run states from the Dagster instance.
 """
 
@@ -14,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from .sensor_cursor import PendingRequest
@@ -23,7 +30,9 @@ __all__ = [
     "MISSING_RUN_GRACE",
     "PendingReview",
     "RequestState",
+    "covers",
     "next_pending",
+    "owed_since",
     "rerequest_backoff",
     "review_pending",
 ]
@@ -103,27 +112,55 @@ def review_pending(
     return review
 
 
+def covers(run_since: datetime | None, owed: datetime | None) -> bool:
+    """Whether a run listing ``updatedAt >= run_since`` (None: the whole day) fetches
+    every change from ``owed`` on (None: unknown, so only a whole-day run does)."""
+    return run_since is None or (owed is not None and run_since <= owed)
+
+
+def owed_since(review: PendingReview, changes: Mapping[date, datetime]) -> dict[date, datetime | None]:
+    """The oldest change each day owes after this tick's listing (None: the whole day).
+
+    ``changes`` maps each day with new changes to the oldest ``updatedAt`` among them.
+    A day still pending (its request has not succeeded: waiting or due) also owes what
+    its request owed, so a new request for it must reach back that far; a day whose
+    request succeeded owes only its new changes.
+    """
+    out: dict[date, datetime | None] = dict(changes)
+    for day, request in [*review.waiting.items(), *review.due.items()]:
+        new = changes.get(day, request.since)
+        out[day] = None if request.since is None or new is None else min(request.since, new)
+    return out
+
+
 def next_pending(
     review: PendingReview,
     requested: Mapping[date, str],
     relied_on: Mapping[date, str],
     previous: Mapping[date, PendingRequest],
     now: datetime,
+    owed: Mapping[date, datetime | None] | None = None,
 ) -> dict[date, PendingRequest]:
     """The pending days after this tick's requests.
 
     ``requested`` maps each day a run was requested for now to its run key,
     ``relied_on`` each day whose new changes an already queued run will fetch to that
-    run's request key. A day requested again after a failure keeps counting attempts,
-    so its backoff keeps growing while the outage lasts.
+    run's request key. ``owed`` (from ``owed_since``) is the oldest change each of
+    those days owes, which its new entry carries; both kinds of run must cover it (the
+    caller checks). A day requested again after a failure keeps counting attempts, so
+    its backoff keeps growing while the outage lasts.
     """
+    owed = owed or {}
     out = dict(review.waiting)
     for day, key in relied_on.items():
         if day not in requested:
             old = previous.get(day)
-            out[day] = old if old is not None and old.key == key else PendingRequest(key, now, 1)
+            if old is not None and old.key == key:
+                out[day] = replace(old, since=owed.get(day, old.since))
+            else:
+                out[day] = PendingRequest(key, now, 1, since=owed.get(day))
     for day, key in requested.items():
         old = previous.get(day)
         attempt = old.attempt + 1 if old is not None and day in review.failed else 1
-        out[day] = PendingRequest(key=key, requested_at=now, attempt=attempt)
+        out[day] = PendingRequest(key=key, requested_at=now, attempt=attempt, since=owed.get(day))
     return out

@@ -6,15 +6,17 @@ The only Dagster-facing half of the pending-days bookkeeping (`pending_runs.py` 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from .jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from .pending_runs import RequestState
+from ..ingest.refresh import updated_since
 from ..partitions import partition_date
 
-__all__ = ["REQUEST_TAG", "queued_days", "request_key_of", "request_states"]
+__all__ = ["REQUEST_TAG", "QueuedRun", "queued_days", "request_key_of", "request_states"]
 
 # Every run the sensor requests carries its run key here. Dagster's automatic run
 # retries copy a run's tags, so the retries of a request are found by it too.
@@ -73,13 +75,30 @@ def _days_of(run: DagsterRun) -> list[date]:
     return [a + timedelta(days=k) for k in range((b - a).days + 1)]
 
 
-def queued_days(instance: DagsterInstance, job_name: str) -> dict[date, str]:
+@dataclass(frozen=True)
+class QueuedRun:
+    """A run that has not started fetching: its request key, and the ``updatedAt`` it
+    will list from (``siro/updated_since``; None: it pulls its days whole)."""
+
+    key: str
+    since: datetime | None
+
+
+def _reaches_further(run: QueuedRun, than: QueuedRun) -> bool:
+    return than.since is not None and (run.since is None or run.since < than.since)
+
+
+def queued_days(instance: DagsterInstance, job_name: str) -> dict[date, QueuedRun]:
     """Days covered by a run of ``job_name`` that is queued and has not started fetching,
-    mapped to that run's request key. Such a run fetches every change listed until it
-    starts, so the sensor adds no second run for those days."""
+    mapped to the one that reaches back furthest. Such a run fetches every change from
+    its ``since`` on that is listed until it starts, so the sensor adds no second run
+    for a day whose changes it covers (``pending_runs.covers``)."""
     records = instance.get_run_records(RunsFilter(job_name=job_name, statuses=sorted(_NOT_STARTED, key=str)))
-    out: dict[date, str] = {}
+    out: dict[date, QueuedRun] = {}
     for record in records:
-        for day in _days_of(record.dagster_run):
-            out.setdefault(day, request_key_of(record.dagster_run))
+        run = record.dagster_run
+        queued = QueuedRun(request_key_of(run), updated_since(run.tags))
+        for day in _days_of(run):
+            if day not in out or _reaches_further(queued, out[day]):
+                out[day] = queued
     return out

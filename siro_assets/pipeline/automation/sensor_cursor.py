@@ -41,23 +41,33 @@ class PendingRequest:
     run someone else queued that the sensor relied on instead of requesting its own.
     ``requested_at`` is the wall-clock time of the request (the base of the re-request
     backoff) and ``attempt`` counts the sensor's requests for the day so far.
+    ``since`` is the oldest ``updatedAt`` among the changes the day still owes: a later
+    request for the day must list from it (or pull the whole day) to replace this one.
+    None means it is not known (an entry written before the field existed), so only a
+    whole-day pull covers the day.
     """
 
     key: str
     requested_at: datetime
     attempt: int = 1
+    since: datetime | None = None
 
     def to_doc(self) -> dict:
-        return {"key": self.key, "at": format_ts(self.requested_at), "n": self.attempt}
+        doc = {"key": self.key, "at": format_ts(self.requested_at), "n": self.attempt}
+        if self.since is not None:
+            doc["since"] = format_ts(self.since)
+        return doc
 
     @classmethod
     def from_doc(cls, doc: object) -> PendingRequest:
         if not isinstance(doc, Mapping) or not isinstance(doc.get("key"), str) or "at" not in doc:
-            raise ValueError('a pending entry must be {"key": str, "at": timestamp, "n": int}')
+            raise ValueError('a pending entry must be {"key": str, "at": timestamp, "n": int, "since": timestamp}')
         attempt = doc.get("n", 1)
         if not isinstance(attempt, int) or attempt < 1:
             raise ValueError(f"pending attempt must be a positive integer, got {attempt!r}")
-        return cls(key=doc["key"], requested_at=parse_ts(doc["at"]), attempt=attempt)
+        since = doc.get("since")
+        return cls(key=doc["key"], requested_at=parse_ts(doc["at"]), attempt=attempt,
+                   since=parse_ts(since) if since is not None else None)
 
 
 @dataclass(frozen=True)
@@ -120,7 +130,7 @@ class SensorCursor:
     def to_json(self) -> str:
         """Compact JSON, sorted so that equal cursors serialise identically:
         ``{"v": 2, "watermark": ts, "seen": {updatedAt: [ids]}}`` plus ``since``,
-        ``span_ms`` and ``pending`` (``{day: {"key", "at", "n"}}``) when they are set.
+        ``span_ms`` and ``pending`` (``{day: {"key", "at", "n", "since"}}``) when they are set.
 
         Pairs are grouped by ``updatedAt`` because ties (bulk CRM syncs) are common.
         """

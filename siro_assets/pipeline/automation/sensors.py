@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 
@@ -33,7 +33,7 @@ from .backlog_walk import DEFAULT_SPAN, TickBudget, Walk, walk_backlog
 from .change_tracking import ChangePlan, ChangeRange, SensorCursor, build_ranges, plan_changes, query_start
 from .sensor_cursor import TieWalk
 from .jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, recordings_job
-from .pending_runs import PendingReview, next_pending, review_pending
+from .pending_runs import PendingReview, covers, next_pending, owed_since, review_pending
 from .run_status import REQUEST_TAG, queued_days, request_states
 from ..ingest.refresh import UPDATED_SINCE_TAG
 from ..partitions import day_start, partition_date, partition_key
@@ -177,13 +177,30 @@ def _with_walk_progress(cursor: SensorCursor, planned: SensorCursor, walk: Walk)
     return replace(planned, seen=seen, tie=None, watermark=watermark, since=since)
 
 
-def run_requests_for(ranges: Iterable[ChangeRange]) -> list[RunRequest]:
+def _since_for(r: ChangeRange, owed: Mapping[date, datetime | None]) -> datetime | None:
+    """Where a changes-only run lists from: its oldest change, or the oldest change a
+    still-pending day among its days owes (None: one of them owes the whole day)."""
+    since = min(updated for _, updated in r.pairs)
+    for day in r.changed_days:
+        if day in owed:
+            if owed[day] is None:
+                return None
+            since = min(since, owed[day])
+    return since
+
+
+def run_requests_for(
+    ranges: Iterable[ChangeRange], owed: Mapping[date, datetime | None] | None = None
+) -> list[RunRequest]:
     """One run request per range of days: a single day by `partition_key`, several days
     as one run over a partition range (the `dagster/asset_partition_range_*` tags; every
     asset in `siro_recordings_job` processes a whole range in one run). The run key is
     also the `siro/request` tag, which the run's automatic retries inherit, so the
     sensor can tell later whether the request succeeded. A range of new changes only
-    also carries `siro/updated_since`, so its run fetches just the changed recordings."""
+    also carries `siro/updated_since`, so its run fetches just the changed recordings:
+    from its oldest change, or from the oldest change ``owed`` (`pending_runs.owed_since`)
+    by a day still pending, since this run replaces that day's request."""
+    owed = owed or {}
     requests = []
     for r in ranges:
         tags = {
@@ -195,11 +212,11 @@ def run_requests_for(ranges: Iterable[ChangeRange]) -> list[RunRequest]:
             tags[NEWEST_UPDATED_AT_TAG] = format_ts(r.newest_updated_at)
         if r.retried:
             tags[RETRIED_DAYS_TAG] = ",".join(partition_key(d) for d in r.retried)
-        elif r.pairs:
+        elif r.pairs and (since := _since_for(r, owed)) is not None:
             # Only changes: the run fetches what was updated since the oldest of them and
             # upserts it (defs/ingest/refresh.py). A day requested again after a failed
             # run has no such bound and is re-pulled whole.
-            tags[UPDATED_SINCE_TAG] = format_ts(min(updated for _, updated in r.pairs))
+            tags[UPDATED_SINCE_TAG] = format_ts(since)
         if r.first_day == r.last_day:
             requests.append(RunRequest(run_key=r.run_key, partition_key=partition_key(r.first_day), tags=tags))
         else:
@@ -323,18 +340,24 @@ def evaluate_tick(
     review = review_pending(
         cursor.pending, request_states(context.instance, {p.key for p in cursor.pending.values()}), wall
     )
+    # The oldest change each day owes: a run that replaces a day's request, or a queued
+    # run the day is left to, must list from there (docs/SENSOR.md, "What a pending day owes").
+    owed = owed_since(review, {d: min(u for _, u in p.pairs) for d, p in plan.partitions.items()})
     queued = queued_days(context.instance, job_name) if plan.partitions or review.due else {}
-    relied_on = {d: queued[d] for d in [*plan.partitions, *review.due] if d in queued}
+    relied_on = {
+        d: queued[d].key for d in [*plan.partitions, *review.due] if d in queued and covers(queued[d].since, owed[d])
+    }
     ranges = build_ranges(
-        {d: p for d, p in plan.partitions.items() if d not in queued},
-        {d: p for d, p in review.due.items() if d not in queued},
+        {d: p for d, p in plan.partitions.items() if d not in relied_on},
+        {d: p for d, p in review.due.items() if d not in relied_on},
         settings.max_runs,
     )
     requested = {d: r.run_key for r in ranges for d in r.requested_days}
-    new_cursor = replace(new_cursor, pending=next_pending(review, requested, relied_on, cursor.pending, wall))
+    pending = next_pending(review, requested, relied_on, cursor.pending, wall, owed)
+    new_cursor = replace(new_cursor, pending=pending)
     _log_tick(context, walk, plan, review, relied_on, ranges, requests, cursor.tie, first_day)
     if ranges:
-        return SensorResult(run_requests=run_requests_for(ranges), cursor=new_cursor.to_json())
+        return SensorResult(run_requests=run_requests_for(ranges, owed), cursor=new_cursor.to_json())
     # The client keeps the token out of every error it raises, so it is safe to show.
     if walk.error is not None and walk.chunks == 0:
         reason = f"Siro API error, cursor kept at watermark {kept}: {walk.error}"
