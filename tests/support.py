@@ -41,3 +41,14 @@ def http_simulator(token: str, now: datetime = NOW) -> Iterator[str]:
         yield base_url
     finally:
         stop()
+
+
+def sensor_with(page_size: int = 1000, **sensor_options):
+    """The shipped instance's `updatedAt` sensor with other `sensor:` attributes, as a
+    `defs.yaml` would set them (`SensorOptions` fields; `page_size` is `api.page_size`)."""
+    from siro_assets.pipeline.automation.jobs import recordings_job
+    from siro_assets.pipeline.automation.sensors import build_updated_sensor
+    from siro_assets.pipeline.settings import PipelineSettings, SensorOptions
+
+    settings = PipelineSettings(sensor=SensorOptions(**sensor_options), page_size=page_size)
+    return build_updated_sensor(settings, recordings_job)

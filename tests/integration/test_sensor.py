@@ -7,6 +7,8 @@ found in the world's own timelines rather than hard-coded.
 
 from __future__ import annotations
 
+import sys
+
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -21,7 +23,7 @@ from siro_assets.simulator import World, WorldConfig
 from siro_assets.api_client.timestamps import format_ts
 
 from siro_assets.pipeline.automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
-from tests.support import simulated_siro
+from tests.support import sensor_with, simulated_siro
 
 RANGE_START, RANGE_END = PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG
 WORLD = World(WorldConfig())  # the same world SimulatedSiroApiResource serves
@@ -103,10 +105,8 @@ def clients(monkeypatch):
     return made
 
 
-@pytest.fixture(autouse=True)
-def _sensor_env(monkeypatch):
-    for name in ("SIRO_SENSOR_LOOKBACK_SECONDS", "SIRO_SENSOR_MAX_RUNS_PER_TICK", "SIRO_SENSOR_PAGE_SIZE"):
-        monkeypatch.delenv(name, raising=False)
+# The sensor `tick` evaluates; a test with other `sensor:` attributes swaps it.
+SENSOR = recordings_updated_sensor
 
 
 def _definitions(siro: SiroApiResource, tmp_path) -> Definitions:
@@ -114,7 +114,7 @@ def _definitions(siro: SiroApiResource, tmp_path) -> Definitions:
     return Definitions(
         assets=[recordings],
         jobs=[recordings_job],
-        sensors=[recordings_updated_sensor],
+        sensors=[SENSOR],
         resources={"siro_api": siro, "siro_warehouse": WarehouseResource(database=str(tmp_path / "unused.duckdb"))},
     )
 
@@ -128,7 +128,7 @@ def tick(siro: SiroApiResource, cursor: str | None, tmp_path):
             resources={"siro_api": siro},
             definitions=_definitions(siro, tmp_path),
         )
-        return recordings_updated_sensor.evaluate_tick(context)
+        return SENSOR.evaluate_tick(context)
 
 
 def days_of(run_request) -> list[str]:
@@ -220,7 +220,7 @@ def test_ties_across_a_page_boundary_are_requested_once(tmp_path, clients):
 
 
 def test_burst_touching_30_partitions_is_a_bounded_set_of_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("SIRO_SENSOR_MAX_RUNS_PER_TICK", "3")
+    monkeypatch.setattr(sys.modules[__name__], "SENSOR", sensor_with(max_runs_per_tick=3))
     now = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
     # The cursor is 26 days old (the daemon was down): every change since then is listed;
     # events land up to 5 days after creation, so ~30 creation days changed.
@@ -363,7 +363,7 @@ def test_deletion_removes_derived_rows(tmp_path, warehouse):
 
 
 def test_a_partition_range_request_runs_as_one_run_over_every_day(tmp_path, warehouse, monkeypatch):
-    monkeypatch.setenv("SIRO_SENSOR_MAX_RUNS_PER_TICK", "1")
+    monkeypatch.setattr(sys.modules[__name__], "SENSOR", sensor_with(max_runs_per_tick=1))
     now = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
     cursor = SensorCursor(watermark=now - timedelta(hours=12)).to_json()
     siro = simulated_siro(now)

@@ -45,8 +45,6 @@ class FakeWallClock:
 def wall(monkeypatch) -> FakeWallClock:
     clock = FakeWallClock()
     monkeypatch.setattr(sensors, "wall_clock", clock)
-    for name in ("SIRO_SENSOR_LOOKBACK_SECONDS", "SIRO_SENSOR_MAX_RUNS_PER_TICK", "SIRO_SENSOR_PAGE_SIZE"):
-        monkeypatch.delenv(name, raising=False)
     return clock
 
 

@@ -54,16 +54,14 @@ def _run_worker(base_url: str, warehouse: str, first: str, last: str, start, res
 
 
 def _sensor_worker(base_url: str, warehouse: str, runs_done, start, results) -> None:
-    import os
-
     from dagster import DagsterInstance, Definitions, build_sensor_context
 
     from siro_assets.pipeline.automation.jobs import recordings_job
-    from siro_assets.pipeline.automation.sensors import recordings_updated_sensor
     from siro_assets.pipeline.ingest.recordings import recordings
     from siro_assets.pipeline.resources import WarehouseResource
+    from tests.support import sensor_with
 
-    os.environ["SIRO_SENSOR_PAGE_SIZE"] = "5"
+    recordings_updated_sensor = sensor_with(page_size=5)
     siro = _siro(base_url, warehouse)
     definitions = Definitions(assets=[recordings], jobs=[recordings_job], sensors=[recordings_updated_sensor],
                               resources={"siro_api": siro, "siro_warehouse": WarehouseResource(database=warehouse)})
