@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recordings-per-day", type=int, default=40)
     p.add_argument("--start-date", type=date.fromisoformat, default=date(2026, 1, 1))
     p.add_argument("--organization-id", default="org_sim")
+    p.add_argument("--bulk-resyncs-per-day", type=int, default=0,
+                   help="bulk CRM re-syncs a day, each giving 30-45 recordings one updatedAt millisecond")
     clock = p.add_mutually_exclusive_group()
     clock.add_argument("--now", type=parse_iso, default=None, help="fixed clock at this ISO time")
     clock.add_argument("--offset-seconds", type=float, default=None, help="wall clock shifted by this many seconds")
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         recordings_per_day=args.recordings_per_day,
         start_date=args.start_date,
         organization_id=args.organization_id,
+        bulk_resyncs_per_day=args.bulk_resyncs_per_day,
     ))
     if args.now is not None:
         clock = FixedClock(args.now)

@@ -76,9 +76,12 @@ class SimulatorApi:
         page_size_cap: int = 100,
         faults: FaultConfig | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """``token=None`` accepts any non-empty bearer token. ``monotonic`` drives the rate-limit
-        window (real request pacing, independent of the simulated clock); tests may inject one."""
+        window (real request pacing, independent of the simulated clock); tests may inject one.
+        ``sleep`` is how the in-process transport waits ``faults.latency`` before an answer: a
+        test injects a fake clock's ``sleep`` to get the latency without waiting for it."""
         if page_size_cap < 1:
             raise ValueError("page_size_cap must be >= 1")
         self.world = world
@@ -86,6 +89,7 @@ class SimulatorApi:
         self.token = token
         self.page_size_cap = page_size_cap
         self.faults = faults or FaultConfig()
+        self.sleep = sleep
         self._injector = FaultInjector(self.faults, monotonic)
         self._lock = threading.Lock()
         self._cache: collections.OrderedDict[tuple[str, int], list[BaseRecording]] = collections.OrderedDict()

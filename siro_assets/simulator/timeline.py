@@ -17,7 +17,9 @@ HOUR_MS = 3_600_000
 MIN_MS = 60_000
 
 #: Event kinds in a recording's timeline, in the order same-millisecond events apply.
-EVENT_KINDS = ("created", "processed", "summarized", "extracted", "linked", "relinked", "deleted", "purged")
+EVENT_KINDS = (
+    "created", "processed", "summarized", "extracted", "linked", "relinked", "deleted", "purged", "resynced"
+)
 _ORDER = {k: n for n, k in enumerate(EVENT_KINDS)}
 
 

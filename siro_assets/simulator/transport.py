@@ -22,7 +22,7 @@ class SimulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     """Both a sync and an async httpx transport backed by ``api``.
 
     A ``disconnect`` fault raises ``httpx.RemoteProtocolError`` like a dropped connection;
-    ``FaultConfig.latency`` is slept before each answer.
+    ``FaultConfig.latency`` is waited before each answer, with the api's injectable ``sleep``.
     """
 
     def __init__(self, api: SimulatorApi) -> None:
@@ -44,13 +44,16 @@ class SimulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Synchronous request handling (``httpx.Client``)."""
         if self.api.faults.latency > 0:
-            time.sleep(self.api.faults.latency)
+            self.api.sleep(self.api.faults.latency)
         return self._call(request)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Asynchronous request handling (``httpx.AsyncClient``)."""
         if self.api.faults.latency > 0:
-            await asyncio.sleep(self.api.faults.latency)
+            if self.api.sleep is time.sleep:
+                await asyncio.sleep(self.api.faults.latency)
+            else:
+                self.api.sleep(self.api.faults.latency)  # a fake clock: nothing to wait for
         return self._call(request)
 
     def close(self) -> None:

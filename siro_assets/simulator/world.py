@@ -38,6 +38,10 @@ class WorldConfig:
     start_date: date = date(2026, 1, 1)
     max_event_delay: timedelta = timedelta(days=5)
     organization_id: str = "org_sim"
+    #: Bulk CRM re-syncs per day: each stamps 30 to 45 recordings of the previous days
+    #: with one identical ``updatedAt`` millisecond (a ``resynced`` event). The first of
+    #: a day is at 00:00:00.000, the second at 23:59:59.999, the rest anywhere in the day.
+    bulk_resyncs_per_day: int = 0
 
 
 def _day_start_ms(d: date) -> int:
@@ -60,6 +64,7 @@ class World:
         self.config = config or WorldConfig()
         self.max_delay_ms = int(self.config.max_event_delay / timedelta(milliseconds=1))
         self._day_cached = functools.lru_cache(maxsize=2048)(self._generate_day)
+        self._resyncs_cached = functools.lru_cache(maxsize=2048)(self._generate_resyncs)
         self.organization = Organization(self.config.seed)
 
     # ---- days ---------------------------------------------------------------------------
@@ -111,6 +116,7 @@ class World:
             created.append(c)
 
         recs = [self._generate_recording(d, i, created[i], bulk_link, bulk_relink) for i in range(n)]
+        self._add_resyncs(d, recs)
         recs.sort(key=lambda r: (r.created, r.id))
         return tuple(recs)
 
@@ -143,6 +149,46 @@ class World:
         r.evaluation_score = (rng.choice([int(score), round(score, 1), round(score, 2)]) if rng.random() < 0.85 else None)
         r.followups = org.followups(rng, r.id)
         return r
+
+    # ---- bulk re-syncs --------------------------------------------------------------------
+    def _resync_source_days(self) -> int:
+        # A re-sync on day D touches recordings of D-1 .. D-k, all created within
+        # max_event_delay of it (the listing relies on that bound).
+        return max(1, self.max_delay_ms // DAY_MS - 1)
+
+    def resyncs(self, d: date) -> tuple[tuple[int, tuple[tuple[date, int], ...]], ...]:
+        """The bulk re-syncs of day ``d``: ``(moment_ms, ((created day, index), ...))``."""
+        if self.config.bulk_resyncs_per_day <= 0:
+            return ()
+        return self._resyncs_cached(d)
+
+    def _generate_resyncs(self, d: date) -> tuple[tuple[int, tuple[tuple[date, int], ...]], ...]:
+        rng = random.Random(f"{self.config.seed}:{d.isoformat()}:resync")
+        day0 = _day_start_ms(d)
+        sources = [d - timedelta(days=k) for k in range(1, self._resync_source_days() + 1)]
+        sources = [s for s in sources if s >= self.config.start_date]
+        out = []
+        for j in range(self.config.bulk_resyncs_per_day):
+            moment = day0 if j == 0 else day0 + DAY_MS - 1 if j == 1 else day0 + rng.randrange(DAY_MS)
+            picked: set[tuple[date, int]] = set()
+            want = rng.randint(30, 45)
+            while sources and len(picked) < want:
+                src = rng.choice(sources)
+                picked.add((src, rng.randrange(self.day_count(src))))
+            out.append((moment, tuple(sorted(picked))))
+        return tuple(out)
+
+    def _add_resyncs(self, d: date, recs: list[BaseRecording]) -> None:
+        if self.config.bulk_resyncs_per_day <= 0:
+            return
+        by_index = {r.index: r for r in recs}
+        for k in range(1, self._resync_source_days() + 1):
+            for moment, picked in self.resyncs(d + timedelta(days=k)):
+                for src, index in picked:
+                    if src == d:
+                        by_index[index].events.append((moment, "resynced"))
+        for r in recs:
+            r.events.sort(key=lambda e: (e[0], EVENT_KINDS.index(e[1])))
 
     # ---- lookup -----------------------------------------------------------------------
     def base(self, recording_id: str) -> BaseRecording | None:

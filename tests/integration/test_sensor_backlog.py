@@ -166,3 +166,89 @@ def test_an_outage_in_the_middle_of_a_walk_keeps_the_complete_chunks_and_nothing
     # the chunk the outage cut short.
     truth = {(p["id"], parse_ts(p["updatedAt"])) for p in WORLD.recordings(now, created_from=start - timedelta(days=5))}
     assert set(requested_pairs) == {(rid, u) for rid, u in truth if start <= u < watermark}
+
+
+class FakeLatencyClock(FakeMonotonic):
+    """The simulator's injected ``sleep``: a request's latency moves this clock, not the wall."""
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+DENSE_NOW = datetime(2026, 3, 13, 12, tzinfo=timezone.utc)
+DENSE_BACKLOG = timedelta(days=5)
+
+
+def _dense_backlog_api(clock: FakeLatencyClock, latency: float, recordings_per_day: int):
+    from siro_assets.simulator import FaultConfig, FixedClock, SimulatorApi, World, WorldConfig
+
+    world = World(WorldConfig(recordings_per_day=recordings_per_day, bulk_resyncs_per_day=4))
+    return SimulatorApi(world, FixedClock(DENSE_NOW), page_size_cap=PAGE_CAP,
+                        faults=FaultConfig(latency=latency), sleep=clock.sleep)
+
+
+def _truth(world, start: datetime, now: datetime) -> set:
+    now_ms = to_ms(now)
+    out = set()
+    for day in world.iter_days((start - world.config.max_event_delay).date(), now.date()):
+        for r in world.day(day):
+            updated = EPOCH + timedelta(milliseconds=r.updated_ms(now_ms))
+            if r.created <= now_ms and updated >= start:
+                out.add((r.id, updated))
+    return out
+
+
+def test_a_dense_five_day_backlog_with_bulk_resyncs_drains_in_a_handful_of_ticks(
+    tmp_path, monkeypatch, requested_pairs
+):
+    """Issue 16, item 2: 25-row pages, 300 ms a request, ~4,800 changes over 5 days with
+    bulk re-syncs (30-45 recordings on one millisecond, at midnight and 23:59:59.999)."""
+    from siro_assets.defs.resources import SiroApiResource
+
+    clock = FakeLatencyClock()
+    api = _dense_backlog_api(clock, latency=0.3, recordings_per_day=900)
+    monkeypatch.setattr(SiroApiResource, "simulator_api", lambda self: api)
+    monkeypatch.setattr(sensors, "tick_clock", clock)
+    for name in ("SIRO_SENSOR_LOOKBACK_SECONDS", "SIRO_SENSOR_MAX_RUNS_PER_TICK", "SIRO_SENSOR_TICK_SECONDS",
+                 "SIRO_SENSOR_MAX_PAGES_PER_TICK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SIRO_SENSOR_PAGE_SIZE", str(PAGE_CAP))
+    walks = []
+    walk_backlog = sensors.walk_backlog
+
+    def spy(*args, **kwargs):
+        walks.append(walk_backlog(*args, **kwargs))
+        return walks[-1]
+
+    monkeypatch.setattr(sensors, "walk_backlog", spy)
+
+    start = DENSE_NOW - DENSE_BACKLOG
+    truth = _truth(api.world, start, DENSE_NOW)
+    ties = Counter(u for _, u in truth)
+    assert len(truth) >= 4000
+    assert sum(1 for n in ties.values() if n >= 30) >= 10
+    assert any(ties[u] >= 30 for u in ties if u.time() in (datetime.min.time(), datetime.max.time().replace(microsecond=999000)))
+
+    siro = simulated_siro(DENSE_NOW, simulator_page_size_cap=PAGE_CAP)
+    lookback = timedelta(seconds=sensors.DEFAULT_LOOKBACK_SECONDS)
+    # The chunk width a previous tick left behind, as in the issue's log ("next chunk width 0:00:05").
+    cursor = SensorCursor(watermark=start + lookback, span=timedelta(seconds=5)).to_json()
+    ticks = []
+    with DagsterInstance.ephemeral() as instance:
+        for _ in range(30):
+            before, requests_before = clock.now, api.request_count
+            context = build_sensor_context(instance=instance, cursor=cursor, resources={"siro_api": siro},
+                                           definitions=_definitions(siro, tmp_path))
+            cursor = sensors.recordings_updated_sensor.evaluate_tick(context).cursor
+            ticks.append((clock.now - before, api.request_count - requests_before, walks[-1].abandoned_pages))
+            if walks[-1].reached_now:
+                break
+    print(f"dense backlog: {len(truth)} changes, {len(ticks)} ticks (seconds, requests, dropped): {ticks}")
+    assert walks[-1].reached_now, ticks
+    assert len(ticks) <= 5, ticks  # the minimum is 2 (~190 pages at ~100 a tick)
+    assert max(s for s, _, _ in ticks) <= 30 + 0.3 * 3 + 1e-6, ticks
+    for _, requests, dropped in ticks:
+        assert dropped <= 0.10 * requests, ticks
+    counts = Counter(requested_pairs)
+    assert set(counts) == truth
+    assert max(counts.values()) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -124,3 +125,75 @@ def test_more_ties_in_one_millisecond_than_a_tick_can_list_is_reported_not_skipp
 def test_a_budget_must_allow_something(seconds, pages):
     with pytest.raises(ValueError):
         TickBudget(seconds=seconds, pages=pages)
+
+
+def resync_backlog(start: datetime, days: int, per_day: int, seed: int = 16) -> list:
+    """`per_day` changes a day, plus four bulk re-syncs a day that give 30-45 recordings one
+    identical millisecond (one at 00:00:00.000, one at 23:59:59.999)."""
+    rng = random.Random(seed)
+    rows = []
+    for d in range(days):
+        day0 = start + timedelta(days=d)
+        for i in range(per_day):
+            rows.append((f"d{d}r{i}", CREATED, day0 + timedelta(milliseconds=rng.randrange(86_400_000))))
+        for j, at in enumerate([day0, day0 + timedelta(days=1) - MIN_SPAN,
+                                *(day0 + timedelta(milliseconds=rng.randrange(86_400_000)) for _ in range(2))]):
+            rows += [(f"d{d}s{j}r{k}", CREATED, at) for k in range(rng.randint(30, 45))]
+    return rows
+
+
+def drain_counting(api: FakeApi, cursor: SensorCursor, budget: TickBudget, ticks: int = 50):
+    """Like `drain`, also counting each tick's pages and the pages it dropped."""
+    planned, per_tick = Counter(), []
+    for _ in range(ticks):
+        start = query_start(cursor, NOW, LOOKBACK)
+        walk = walk_backlog(api.list_pages, start, NOW, cursor.span, budget, api)
+        per_tick.append((walk.pages, walk.abandoned_pages))
+        plan, cursor = plan_changes(cursor, walk.rows, NOW, LOOKBACK, listed_through=walk.listed_through)
+        cursor = SensorCursor(watermark=cursor.watermark, seen=cursor.seen, since=cursor.since, span=walk.span)
+        planned.update(p for part in plan.partitions.values() for p in part.pairs)
+        if walk.reached_now:
+            return planned, per_tick
+    raise AssertionError(f"not drained after {ticks} ticks: {per_tick}")
+
+
+class SortedApi(FakeApi):
+    """A server that happens to list by (updatedAt, id), as the simulator does."""
+
+    def list_pages(self, lo, hi):
+        match = sorted((r for r in self.rows if r[2] >= lo and (hi is None or r[2] < hi)), key=lambda r: (r[2], r[0]))
+        for k in range(0, max(len(match), 1), self.page_size):
+            self.clock += self.latency
+            self.pages += 1
+            yield match[k : k + self.page_size], k + self.page_size < len(match)
+
+
+@pytest.mark.parametrize("api_class", [FakeApi, SortedApi], ids=["in no order", "in updatedAt order"])
+def test_a_dense_backlog_drains_in_a_handful_of_ticks_dropping_at_most_a_tenth_of_each(api_class):
+    # Issue 16, item 2: five days, ~4,800 changes with bulk re-syncs, 25-row pages, 300 ms a page,
+    # the sensor's default budget (30 s, 300 pages): about 100 pages a tick.
+    start = NOW - timedelta(days=5)
+    rows = resync_backlog(start, days=5, per_day=800)
+    api = api_class(rows, page_size=25, latency=0.3)
+    planned, per_tick = drain_counting(api, SensorCursor(watermark=start + LOOKBACK, span=timedelta(seconds=5)),
+                                       TickBudget(seconds=30, pages=300))
+    minimum = math.ceil(len(rows) / 25 / 100)
+    assert len(per_tick) <= minimum + (1 if api_class is SortedApi else 3), per_tick
+    assert all(dropped <= 0.10 * pages for pages, dropped in per_tick), per_tick
+    assert set(planned) == {(rid, u) for rid, _, u in rows} and max(planned.values()) == 1
+
+
+def test_an_ordered_chunk_cut_by_the_budget_keeps_every_row_before_its_last_millisecond():
+    # 45 recordings share one millisecond across a page boundary: the cut keeps the rows
+    # before it and goes on from it, so the tied rows are listed again whole.
+    tie = NOW - timedelta(hours=1)
+    rows = [(f"a{i}", CREATED, tie - timedelta(seconds=100 - i)) for i in range(40)]
+    rows += [(f"t{i}", CREATED, tie) for i in range(45)] + [(f"z{i}", CREATED, tie + timedelta(seconds=i + 1)) for i in range(60)]
+    api = SortedApi(rows, page_size=25, latency=0.0)
+    first = walk_backlog(api.list_pages, NOW - timedelta(hours=2), NOW, timedelta(hours=3), TickBudget(30, 3), api)
+    assert first.listed_through == tie and not first.reached_now
+    # Three pages: 25 + 15 rows before the tie, then 10 + 25 tied rows; only the third
+    # page (tied rows alone) is of no use.
+    assert set(first.rows) == set(rows[:40]) and first.abandoned_pages == 1
+    second = walk_backlog(api.list_pages, tie, NOW, first.span, TickBudget(30, 300), api)
+    assert second.reached_now and set(second.rows) == set(rows[40:])

@@ -153,7 +153,12 @@ def _walk(client: SiroClient, cursor: SensorCursor, since: datetime, now: dateti
     tie = cursor.tie
     start = tie.created_from or day_start(first_day)
     lister = _tie_lister(client, tie.at, settings.page_size, log)
-    return walk_backlog(lister, start, tie.at + MS, tie.span, settings.budget, tick_clock, errors=(SiroError,))
+    return walk_backlog(lister, start, tie.at + MS, tie.span, settings.budget, tick_clock, errors=(SiroError,),
+                        key=_created_at)
+
+
+def _created_at(row: tuple[str, datetime, datetime]) -> datetime:
+    return row[1]
 
 
 def _with_walk_progress(cursor: SensorCursor, planned: SensorCursor, walk: Walk) -> SensorCursor:
