@@ -20,10 +20,12 @@ from siro_assets.pipeline.automation.change_tracking import SensorCursor
 from siro_assets.simulator import SimulatorTransport
 from siro_assets.simulator.clock import to_ms
 from tests.integration.test_sensor import _definitions
-from tests.support import simulated_siro
+from tests.support import sensor_with, simulated_siro
 
 LATENCY_SECONDS = 0.1
 PAGE_CAP = 25
+# The sensor asking for the API's documented default page size, as a defs.yaml would.
+SENSOR = sensor_with(page_size=PAGE_CAP)
 # A Friday noon, with ten days of a busy organization (about 2,200 recordings a day)
 # behind it: every recording created since, and every older one linked, summarized or
 # deleted since, is a change.
@@ -54,10 +56,6 @@ def slow_api(monkeypatch) -> FakeMonotonic:
 
     monkeypatch.setattr(SimulatorTransport, "handle_request", answer_after_latency)
     monkeypatch.setattr(sensors, "tick_clock", clock)
-    for name in ("SIRO_SENSOR_LOOKBACK_SECONDS", "SIRO_SENSOR_MAX_RUNS_PER_TICK", "SIRO_SENSOR_TICK_SECONDS",
-                 "SIRO_SENSOR_MAX_PAGES_PER_TICK"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SIRO_SENSOR_PAGE_SIZE", str(PAGE_CAP))  # the API's documented default
     return clock
 
 
@@ -98,7 +96,7 @@ def test_a_20000_change_backlog_drains_over_bounded_ticks_requesting_each_change
             before = slow_api.now
             context = build_sensor_context(instance=instance, cursor=cursor, resources={"siro_api": siro},
                                            definitions=_definitions(siro, tmp_path))
-            result = sensors.recordings_updated_sensor.evaluate_tick(context)
+            result = SENSOR.evaluate_tick(context)
             tick_seconds.append(slow_api.now - before)
             cursor = result.cursor
             requested_days |= {rr.partition_key or rr.tags[sensors.PARTITION_RANGE_START_TAG]
@@ -123,8 +121,7 @@ def test_a_millisecond_shared_by_more_recordings_than_a_tick_can_list_is_walked_
 
     t, ids = find_tie(min_size=5)
     # Two rows a page and two pages a tick: the tie alone needs three pages.
-    monkeypatch.setenv("SIRO_SENSOR_PAGE_SIZE", "2")
-    monkeypatch.setenv("SIRO_SENSOR_MAX_PAGES_PER_TICK", "2")
+    tie_sensor = sensor_with(page_size=2, max_pages_per_tick=2)
     siro = simulated_siro(t + timedelta(minutes=1), simulator_page_size_cap=2)
     lookback = timedelta(seconds=sensors.DEFAULT_LOOKBACK_SECONDS)
     cursor = SensorCursor(watermark=t + lookback).to_json()  # the listing starts exactly at the tie
@@ -134,7 +131,7 @@ def test_a_millisecond_shared_by_more_recordings_than_a_tick_can_list_is_walked_
             before = slow_api.now
             context = build_sensor_context(instance=instance, cursor=cursor, resources={"siro_api": siro},
                                            definitions=_definitions(siro, tmp_path))
-            cursor = sensors.recordings_updated_sensor.evaluate_tick(context).cursor
+            cursor = tie_sensor.evaluate_tick(context).cursor
             assert slow_api.now - before <= 2 * LATENCY_SECONDS + 1e-9  # never more than two pages
             state = SensorCursor.from_json(cursor)
             walked_by_created_at |= state.tie is not None
@@ -159,7 +156,7 @@ def test_an_outage_in_the_middle_of_a_walk_keeps_the_complete_chunks_and_nothing
     with DagsterInstance.ephemeral() as instance:
         context = build_sensor_context(instance=instance, cursor=SensorCursor(watermark=start + lookback).to_json(),
                                        resources={"siro_api": siro}, definitions=_definitions(siro, tmp_path))
-        result = sensors.recordings_updated_sensor.evaluate_tick(context)
+        result = SENSOR.evaluate_tick(context)
     watermark = SensorCursor.from_json(result.cursor).watermark
     assert start < watermark < now - timedelta(days=1)
     # Exactly the changes below the new watermark were requested: none skipped, none from
@@ -203,16 +200,12 @@ def test_a_dense_five_day_backlog_with_bulk_resyncs_drains_in_a_handful_of_ticks
 ):
     """Issue 16, item 2: 25-row pages, 300 ms a request, ~4,800 changes over 5 days with
     bulk re-syncs (30-45 recordings on one millisecond, at midnight and 23:59:59.999)."""
-    from siro_assets.defs.resources import SiroApiResource
+    from siro_assets.simulator.resource import SimulatedSiroApiResource
 
     clock = FakeLatencyClock()
     api = _dense_backlog_api(clock, latency=0.3, recordings_per_day=900)
-    monkeypatch.setattr(SiroApiResource, "simulator_api", lambda self: api)
+    monkeypatch.setattr(SimulatedSiroApiResource, "simulator_api", lambda self: api)
     monkeypatch.setattr(sensors, "tick_clock", clock)
-    for name in ("SIRO_SENSOR_LOOKBACK_SECONDS", "SIRO_SENSOR_MAX_RUNS_PER_TICK", "SIRO_SENSOR_TICK_SECONDS",
-                 "SIRO_SENSOR_MAX_PAGES_PER_TICK"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SIRO_SENSOR_PAGE_SIZE", str(PAGE_CAP))
     walks = []
     walk_backlog = sensors.walk_backlog
 
@@ -239,7 +232,7 @@ def test_a_dense_five_day_backlog_with_bulk_resyncs_drains_in_a_handful_of_ticks
             before, requests_before = clock.now, api.request_count
             context = build_sensor_context(instance=instance, cursor=cursor, resources={"siro_api": siro},
                                            definitions=_definitions(siro, tmp_path))
-            cursor = sensors.recordings_updated_sensor.evaluate_tick(context).cursor
+            cursor = SENSOR.evaluate_tick(context).cursor
             ticks.append((clock.now - before, api.request_count - requests_before, walks[-1].abandoned_pages))
             if walks[-1].reached_now:
                 break
