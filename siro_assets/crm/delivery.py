@@ -20,6 +20,7 @@ import duckdb
 
 from .calls import CrmUnreachable
 from .config import Routing
+from .lease import LeaseHeld, release_lease, take_lease
 from .ledger import (
     Candidate, ensure_ledger, log_orphans, orphaned_intents, read_candidates, record_intent, record_outcomes,
 )
@@ -101,9 +102,30 @@ class Delivery:
         self.report = DeliveryReport()
 
     def run(self, partitions: Sequence[date] | None = None) -> DeliveryReport:
-        """Deliver every due write; log unchanged fields that have a plan row in `partitions`."""
+        """Deliver every due write; log unchanged fields that have a plan row in `partitions`.
+
+        A real delivery holds the delivery lease (`lease.py`) from before it reads what is
+        due until it ends; a run that finds another's live lease sends nothing and says so
+        in `stopped`. A dry run sends nothing and takes no lease.
+        """
+        try:
+            return self._run(partitions)
+        except LeaseHeld as held:
+            self.report.stopped.append(f"lease: {held}")
+            self.log.warning(f"CRM delivery skipped: {held}")
+            return self.report
+        finally:
+            if not self.dry_run:
+                with self.connect() as con:
+                    release_lease(con, self.run_id)
+
+    def _run(self, partitions: Sequence[date] | None) -> DeliveryReport:
         with self.connect() as con:
             ensure_ledger(con)
+            if not self.dry_run:
+                # Before reading what is due: the run that holds the lease is the only
+                # one that reads, sends and adopts intents, so none is sent twice.
+                take_lease(con, self.run_id, self.now())
             write_nulls = {cid: s.write_nulls for cid, s in self.routing.connections.items()}
             candidates = read_candidates(con, partitions, write_nulls)
             if not self.dry_run:
@@ -187,6 +209,9 @@ class Delivery:
             return
         for batch in sink.batches(sendable):
             with self.connect() as con:
+                # Renewed before each batch; if it lapsed and another run took it over,
+                # this raises and the batch is never sent.
+                take_lease(con, self.run_id, self.now())
                 record_intent(con, [p.write for p in batch], self.run_id, self.now())
             stopped = None
             try:

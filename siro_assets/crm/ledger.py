@@ -200,7 +200,10 @@ def read_candidates(
 
 
 def orphaned_intents(con: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple]:
-    """Deliveries another run sent but never recorded an outcome for (it crashed in between)."""
+    """Deliveries another run sent but never recorded an outcome for (it crashed in between).
+
+    Read only by the run holding the delivery lease (`lease.py`): every other run's
+    intents are then a dead run's, never a live one's."""
     return con.execute(
         f"""SELECT integration_connection_id, object_type, external_id, crm_field_name,
                    json(pending_value)::VARCHAR, pending_recording_id, pending_delivery_key, pending_run_id
