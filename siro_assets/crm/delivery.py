@@ -129,7 +129,7 @@ class Delivery:
             write_nulls = {cid: s.write_nulls for cid, s in self.routing.connections.items()}
             candidates = read_candidates(con, partitions, write_nulls)
             if not self.dry_run:
-                orphans = orphaned_intents(con, self.run_id)
+                orphans = orphaned_intents(con, self.run_id, self.now())
                 if orphans:
                     self.log.warning(f"{len(orphans)} write(s) from an interrupted run have no outcome; re-sending")
                     log_orphans(con, orphans, self.run_id, self.now())
@@ -212,7 +212,12 @@ class Delivery:
                 # Renewed before each batch; if it lapsed and another run took it over,
                 # this raises and the batch is never sent.
                 take_lease(con, self.run_id, self.now())
-                record_intent(con, [p.write for p in batch], self.run_id, self.now())
+                claimed = record_intent(con, [p.write for p in batch], self.run_id, self.now())
+            # With the lease just renewed this filters nothing; it is the ledger's own
+            # guard (another live run's intent is neither overwritten nor sent over).
+            batch = [p for p in batch if p.write.identity in claimed]
+            if not batch:
+                continue
             stopped = None
             try:
                 outcomes = sink.send(batch)

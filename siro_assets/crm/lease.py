@@ -31,6 +31,16 @@ LEASE_DDL = f"""CREATE TABLE IF NOT EXISTS {LEASE_TABLE} (
 )"""
 
 
+# The run holding a live lease at `$now`, or NULL: a scalar subquery for ledger SQL.
+LIVE_HOLDER_SQL = f"(SELECT run_id FROM {LEASE_TABLE} WHERE name = '{LEASE_NAME}' AND expires_at > $now)"
+
+
+def live_holder(con: duckdb.DuckDBPyConnection, now: datetime) -> str | None:
+    """The run that holds a live lease at `now`, if any."""
+    con.execute(LEASE_DDL)
+    return con.execute(f"SELECT {LIVE_HOLDER_SQL}", {"now": now}).fetchall()[0][0]
+
+
 @dataclass
 class LeaseHeld(Exception):
     """Another live run holds the delivery lease."""

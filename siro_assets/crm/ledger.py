@@ -15,6 +15,8 @@ from datetime import date, datetime
 
 import duckdb
 
+from .lease import LEASE_DDL, LIVE_HOLDER_SQL, live_holder
+
 from ..transforms import latest_writes_sql
 from ..transforms.writeback_plan import CRM_WRITEBACK_PLAN
 from ..warehouse.schema import SCHEMA, ensure_schema
@@ -93,6 +95,7 @@ DDL = (
     value JSON,
     recording_id VARCHAR
 )""",
+    LEASE_DDL,
 )
 
 
@@ -199,16 +202,20 @@ def read_candidates(
     return [Candidate(row) for row in con.execute(_CANDIDATES, params).fetchall()]
 
 
-def orphaned_intents(con: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple]:
-    """Deliveries another run sent but never recorded an outcome for (it crashed in between).
+# An intent is an orphan when its run is neither the caller nor the lease's live holder:
+# a live run's in-flight writes are its own, whoever asks.
+_ORPHAN = f"""pending_value IS NOT NULL AND pending_run_id IS DISTINCT FROM $run
+    AND pending_run_id IS DISTINCT FROM {LIVE_HOLDER_SQL}"""
 
-    Read only by the run holding the delivery lease (`lease.py`): every other run's
-    intents are then a dead run's, never a live one's."""
+
+def orphaned_intents(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime) -> list[tuple]:
+    """Deliveries a run sent but never recorded an outcome for, whose lease has expired or
+    been released (the run died in between); never those of the lease's live holder."""
     return con.execute(
         f"""SELECT integration_connection_id, object_type, external_id, crm_field_name,
                    json(pending_value)::VARCHAR, pending_recording_id, pending_delivery_key, pending_run_id
-            FROM {STATE_TABLE} WHERE pending_value IS NOT NULL AND pending_run_id IS DISTINCT FROM ?""",
-        [run_id],
+            FROM {STATE_TABLE} WHERE {_ORPHAN}""",
+        {"run": run_id, "now": now},
     ).fetchall()
 
 
@@ -237,18 +244,45 @@ ON CONFLICT ({_FIELD}) DO UPDATE SET
     pending_recording_id = excluded.pending_recording_id,
     pending_delivery_key = excluded.pending_delivery_key,
     pending_run_id = excluded.pending_run_id, pending_since = excluded.pending_since
+-- Another live run's intent (that run holds the lease) is never overwritten: it is
+-- sending the field, and its outcome is what the ledger must get.
+WHERE {STATE_TABLE}.pending_run_id IS NULL OR {STATE_TABLE}.pending_run_id = excluded.pending_run_id
+   OR {STATE_TABLE}.pending_run_id IS DISTINCT FROM $holder
+"""
+_NOT_CLAIMED = f"""
+SELECT s.integration_connection_id, s.object_type, s.external_id, s.field_key
+FROM {STATE_TABLE} AS s SEMI JOIN {_rows(_INTENT_SHAPE)} AS r
+    ON s.integration_connection_id = r.c AND s.object_type = r.o AND s.external_id = r.e AND s.field_key = r.f
+WHERE s.pending_run_id IS DISTINCT FROM $run
 """
 
 
-def record_intent(con: duckdb.DuckDBPyConnection, writes: Iterable[FieldWrite], run_id: str, now: datetime) -> None:
-    """Before sending: note what is about to be sent, so a crash leaves the field due, not lost."""
+def record_intent(
+    con: duckdb.DuckDBPyConnection, writes: Iterable[FieldWrite], run_id: str, now: datetime,
+) -> set[tuple[str, str, str, str]]:
+    """Before sending: note what is about to be sent, so a crash leaves the field due, not lost.
+
+    Returns the identities this run may send: every write but those whose intent belongs
+    to another run that holds a live lease (their intent is left as it is).
+    """
+    writes = list(writes)
     rows = [
         dict(c=w.connection_id, o=w.object_type, e=w.external_id, f=w.field_key, name=w.crm_field_name,
              value=w.value_json, rec=w.recording_id, key=w.delivery_key, run=run_id, now=now.isoformat())
         for w in writes
     ]
-    if rows:
-        _transaction(con, lambda: _run(con, _INTENT, rows))
+    if not rows:
+        return set()
+    taken: list[tuple] = []
+
+    def work() -> None:
+        # DuckDB takes no subquery in DO UPDATE: the holder is read first, in the same transaction.
+        payload = json.dumps(rows, default=str)
+        con.execute(_INTENT, {"rows": payload, "holder": live_holder(con, now)})
+        taken.extend(con.execute(_NOT_CLAIMED, {"rows": payload, "run": run_id}).fetchall())
+
+    _transaction(con, work)
+    return {w.identity for w in writes} - set(taken)
 
 
 _OUTCOME_SHAPE = {**{k: _V for k in ("c", "o", "e", "f", "name", "value", "rec", "key", "now", "outcome",
@@ -325,7 +359,9 @@ def record_outcomes(
 
 
 def log_orphans(con: duckdb.DuckDBPyConnection, orphans: Sequence[tuple], run_id: str, now: datetime) -> None:
-    """Log, once, that a run ended between sending and recording; the field stays due."""
+    """Log, once, that a run ended between sending and recording; the field stays due.
+
+    Adopts only intents `orphaned_intents` would return at `now` (no live run's)."""
     if not orphans:
         return
     rows = [
@@ -338,10 +374,7 @@ def log_orphans(con: duckdb.DuckDBPyConnection, orphans: Sequence[tuple], run_id
     def work() -> None:
         _run(con, _LOG, rows)
         # Adopt the intent so it is logged once; it is cleared when the re-send is recorded.
-        con.execute(
-            f"UPDATE {STATE_TABLE} SET pending_run_id = ? WHERE pending_value IS NOT NULL "
-            "AND pending_run_id IS DISTINCT FROM ?", [run_id, run_id],
-        )
+        con.execute(f"UPDATE {STATE_TABLE} SET pending_run_id = $run WHERE {_ORPHAN}", {"run": run_id, "now": now})
 
     _transaction(con, work)
 
