@@ -22,11 +22,12 @@ from .calls import CrmUnreachable
 from .config import Routing
 from .lease import LeaseHeld, release_lease, take_lease
 from .ledger import (
-    Candidate, ensure_ledger, log_orphans, orphaned_intents, read_candidates, record_intent, record_outcomes,
+    Candidate, count_unchanged, ensure_ledger, log_orphans, orphaned_intents, read_candidates, record_intent,
+    record_outcomes, record_run,
 )
 from .sinks import DeliveryStopped, Sink, SinkFactory
 from .writes import (
-    DELIVERED, DRY_RUN, FAILED, NO_ROUTE, REJECTED, SKIPPED_UNCHANGED, FieldWrite, Outcome,
+    DELIVERED, DRY_RUN, FAILED, NO_ROUTE, REJECTED, FieldWrite, Outcome,
 )
 from .values import is_sendable
 
@@ -102,12 +103,14 @@ class Delivery:
         self.report = DeliveryReport()
 
     def run(self, partitions: Sequence[date] | None = None) -> DeliveryReport:
-        """Deliver every due write; log unchanged fields that have a plan row in `partitions`.
+        """Deliver every due write; count the unchanged fields that have a plan row in `partitions`.
 
         A real delivery holds the delivery lease (`lease.py`) from before it reads what is
         due until it ends; a run that finds another's live lease sends nothing and says so
-        in `stopped`. A dry run sends nothing and takes no lease.
+        in `stopped`. A dry run sends nothing and takes no lease. The run's counts end up
+        in one row of `siro.crm_delivery_runs`.
         """
+        started = self.now()
         try:
             return self._run(partitions)
         except LeaseHeld as held:
@@ -115,9 +118,11 @@ class Delivery:
             self.log.warning(f"CRM delivery skipped: {held}")
             return self.report
         finally:
-            if not self.dry_run:
-                with self.connect() as con:
+            with self.connect() as con:
+                if not self.dry_run:
                     release_lease(con, self.run_id)
+                record_run(con, self.run_id, started, self.now(), partitions, self.dry_run,
+                           self.report.metadata(), self.report.stopped)
 
     def _run(self, partitions: Sequence[date] | None) -> DeliveryReport:
         with self.connect() as con:
@@ -127,21 +132,17 @@ class Delivery:
                 # one that reads, sends and adopts intents, so none is sent twice.
                 take_lease(con, self.run_id, self.now())
             write_nulls = {cid: s.write_nulls for cid, s in self.routing.connections.items()}
-            candidates = read_candidates(con, partitions, write_nulls)
+            candidates = read_candidates(con, write_nulls)
+            # Counted, not logged: one log row per unchanged field and run would grow
+            # with the number of runs (the sensor's about one a minute), not with changes.
+            self.report.unchanged = count_unchanged(con, partitions, write_nulls)
             if not self.dry_run:
                 orphans = orphaned_intents(con, self.run_id, self.now())
                 if orphans:
                     self.log.warning(f"{len(orphans)} write(s) from an interrupted run have no outcome; re-sending")
                     log_orphans(con, orphans, self.run_id, self.now())
-        unchanged = [Outcome(c.write, SKIPPED_UNCHANGED) for c in candidates if not c.due and c.in_run]
-        self.report.unchanged = len(unchanged)
-        if unchanged and not self.dry_run:
-            self._record(unchanged, "ledger", update_state=False)
-
         by_route: dict[int, tuple[object, list[Candidate]]] = {}
         for c in candidates:
-            if not c.due:
-                continue
             settings = self.routing.for_connection(c.write.connection_id)
             by_route.setdefault(id(settings), (settings, []))[1].append(c)
         for settings, due in by_route.values():

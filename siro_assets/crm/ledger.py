@@ -20,11 +20,31 @@ from .lease import LEASE_DDL, LIVE_HOLDER_SQL, live_holder
 from ..transforms import latest_writes_sql
 from ..transforms.writeback_plan import CRM_WRITEBACK_PLAN
 from ..warehouse.schema import SCHEMA, ensure_schema
-from .writes import DELIVERED, FAILED, REJECTED, SKIPPED_UNCHANGED, FieldWrite, Outcome
+from .writes import DELIVERED, FAILED, REJECTED, FieldWrite, Outcome
 
 STATE_TABLE = f"{SCHEMA}.crm_writeback_state"
+RUNS_TABLE = f"{SCHEMA}.crm_delivery_runs"
 LOG_TABLE = f"{SCHEMA}.crm_writeback_log"
 OUTBOX_TABLE = f"{SCHEMA}.crm_outbox"
+
+# One row per delivery run: its counts, unchanged fields included (one log row per
+# unchanged field and run would grow with the number of runs, not with changes).
+RUNS_DDL = f"""CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (
+    run_id VARCHAR PRIMARY KEY,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ NOT NULL,
+    partitions DATE[],                      -- the run's days; NULL for all
+    dry_run BOOLEAN NOT NULL,
+    unchanged BIGINT NOT NULL,              -- fields with a plan row in the run's days the CRM already holds
+    delivered BIGINT NOT NULL,
+    rejected BIGINT NOT NULL,
+    failed BIGINT NOT NULL,
+    would_send BIGINT NOT NULL,             -- dry run: writes that would have been sent
+    nulls_withheld BIGINT NOT NULL,
+    rejects_outstanding BIGINT NOT NULL,
+    api_calls BIGINT NOT NULL,
+    stopped VARCHAR[] NOT NULL              -- why the run stopped early (a sink, the lease), if it did
+)"""
 
 _FIELD = "integration_connection_id, object_type, external_id, field_key"
 
@@ -32,8 +52,7 @@ _FIELD = "integration_connection_id, object_type, external_id, field_key"
 LOG_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("attempted_at", "TIMESTAMPTZ NOT NULL", "When the attempt's outcome was recorded (UTC).", ()),
     ("run_id", "VARCHAR", "Dagster run (or caller) that made the attempt.", ()),
-    ("sink", "VARCHAR NOT NULL", "outbox, salesforce, hubspot, http; ledger for skipped_unchanged and "
-     "outcome_unknown rows.", ()),
+    ("sink", "VARCHAR NOT NULL", "outbox, salesforce, hubspot, http; ledger for outcome_unknown rows.", ()),
     ("integration_connection_id", "VARCHAR NOT NULL", "Siro integration connection the write was routed by.",
      ("integration_connection_id",)),
     ("object_type", "VARCHAR NOT NULL", "crm block object written (opportunity, account, lead, engagement, "
@@ -44,7 +63,8 @@ LOG_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("recording_id", "VARCHAR", "The recording the value came from (the field's newest live recording).",
      ("recording_id",)),
     ("partition_date", "DATE", "UTC day of that recording's createdAt.", ("partition_date",)),
-    ("outcome", "VARCHAR NOT NULL", "delivered, rejected, failed, skipped_unchanged or dry_run.", ()),
+    ("outcome", "VARCHAR NOT NULL", "delivered, rejected, failed or dry_run (unchanged fields are counted "
+     "per run in siro.crm_delivery_runs).", ()),
     ("http_status", "INTEGER", "The CRM's HTTP status for the request, when there was one.", ()),
     ("error_code", "VARCHAR", "Reject or failure code (the CRM's, or unknown_field, not_updateable, "
      "invalid_value, unsupported_object, no_route, outcome_unknown).", ()),
@@ -95,6 +115,7 @@ DDL = (
     value JSON,
     recording_id VARCHAR
 )""",
+    RUNS_DDL,
     LEASE_DDL,
 )
 
@@ -132,9 +153,31 @@ def clear_params(write_nulls: Mapping[str, bool] | None) -> dict[str, list[str]]
     return {"null_routed": sorted(write_nulls), "null_clears": sorted(k for k, v in write_nulls.items() if v)}
 
 
-# Each field's target (the newest live recording's non-blank value, or a clear where the
-# connection opts in) next to its ledger row.
+_JOIN_STATE = f"""LEFT JOIN {STATE_TABLE} AS s
+    ON s.integration_connection_id = t.integration_connection_id AND s.object_type = t.object_type
+   AND s.external_id = t.external_id AND s.field_key = lower(trim(t.crm_field_name))"""
+# Due: the target differs from what the CRM acknowledged, or a delivery's outcome is
+# unknown (sent, never recorded) so the CRM may hold either value.
+_DUE = """(s.acked_value IS NULL OR json(s.acked_value)::VARCHAR <> json(t.value)::VARCHAR
+        OR s.pending_value IS NOT NULL)"""
+
+# Each due field's target (the newest live recording's non-blank value, or a clear where
+# the connection opts in) next to its ledger row.
 _CANDIDATES = f"""
+WITH targets AS ({_TARGETS})
+SELECT t.integration_connection_id, t.object_type, t.external_id,
+       lower(trim(t.crm_field_name)) AS field_key, trim(t.crm_field_name), t.crm_model_name,
+       json(t.value)::VARCHAR AS value, t.recording_id, t.idempotency_key,
+       coalesce(s.deliveries, 0), t.partition_date,
+       s.last_outcome, json(s.last_value)::VARCHAR, s.last_fingerprint
+FROM targets AS t
+{_JOIN_STATE}
+WHERE {_DUE}
+ORDER BY ALL
+"""
+
+# Fields with a ready plan row in the run's days whose target the CRM already holds.
+_UNCHANGED = f"""
 WITH targets AS ({_TARGETS}),
 in_run AS (
     SELECT DISTINCT integration_connection_id, object_type, external_id,
@@ -143,42 +186,28 @@ in_run AS (
     WHERE plan_status = 'ready'
       AND ($partitions IS NULL OR partition_date IN (SELECT unnest($partitions::DATE[])))
 )
-SELECT t.integration_connection_id, t.object_type, t.external_id,
-       lower(trim(t.crm_field_name)) AS field_key, trim(t.crm_field_name), t.crm_model_name,
-       json(t.value)::VARCHAR AS value, t.recording_id, t.idempotency_key,
-       coalesce(s.deliveries, 0), t.partition_date,
-       -- due: the target differs from what the CRM acknowledged, or a delivery's outcome
-       -- is unknown (sent, never recorded) so the CRM may hold either value.
-       (s.acked_value IS NULL OR json(s.acked_value)::VARCHAR <> json(t.value)::VARCHAR
-        OR s.pending_value IS NOT NULL) AS due,
-       i.field_key IS NOT NULL AS in_run,
-       s.last_outcome, json(s.last_value)::VARCHAR, s.last_fingerprint
+SELECT count(*)
 FROM targets AS t
-LEFT JOIN {STATE_TABLE} AS s
-    ON s.integration_connection_id = t.integration_connection_id AND s.object_type = t.object_type
-   AND s.external_id = t.external_id AND s.field_key = lower(trim(t.crm_field_name))
-LEFT JOIN in_run AS i
+{_JOIN_STATE}
+SEMI JOIN in_run AS i
     ON i.integration_connection_id = t.integration_connection_id AND i.object_type = t.object_type
    AND i.external_id = t.external_id AND i.field_key = lower(trim(t.crm_field_name))
-WHERE s.acked_value IS NULL OR json(s.acked_value)::VARCHAR <> json(t.value)::VARCHAR
-   OR s.pending_value IS NOT NULL OR i.field_key IS NOT NULL
-ORDER BY ALL
+WHERE NOT {_DUE}
 """
 
 
 class Candidate:
-    """A field's target next to its ledger state."""
+    """A due field's target next to its ledger state."""
 
-    __slots__ = ("write", "due", "in_run", "last_outcome", "last_value", "last_fingerprint")
+    __slots__ = ("write", "last_outcome", "last_value", "last_fingerprint")
 
     def __init__(self, row: tuple) -> None:
         (connection_id, object_type, external_id, field_key, field_name, model, value, recording_id,
-         plan_key, deliveries, partition_date, due, in_run, last_outcome, last_value, last_fingerprint) = row
+         plan_key, deliveries, partition_date, last_outcome, last_value, last_fingerprint) = row
         self.write = FieldWrite(
             connection_id, object_type, external_id, field_key, field_name, model,
             json.loads(value), recording_id, plan_key, deliveries, partition_date,
         )
-        self.due, self.in_run = bool(due), bool(in_run)
         self.last_outcome, self.last_value, self.last_fingerprint = last_outcome, last_value, last_fingerprint
 
     def rejected_before(self, fingerprint: str | None) -> bool:
@@ -191,15 +220,39 @@ class Candidate:
 
 
 def read_candidates(
-    con: duckdb.DuckDBPyConnection, partitions: Sequence[date] | None, write_nulls: Mapping[str, bool] | None = None,
+    con: duckdb.DuckDBPyConnection, write_nulls: Mapping[str, bool] | None = None,
 ) -> list[Candidate]:
-    """Every field that is due, plus the unchanged fields with a plan row in `partitions` (all when None).
+    """Every field that is due, whatever its day.
 
     `write_nulls` maps routing entries (connection ids, `"*"`) to their opt-in to clears;
     without it no connection clears.
     """
+    return [Candidate(row) for row in con.execute(_CANDIDATES, clear_params(write_nulls)).fetchall()]
+
+
+def count_unchanged(
+    con: duckdb.DuckDBPyConnection, partitions: Sequence[date] | None, write_nulls: Mapping[str, bool] | None = None,
+) -> int:
+    """How many fields with a ready plan row in `partitions` (all when None) the CRM already holds."""
     params = {"partitions": sorted(set(partitions)) if partitions is not None else None, **clear_params(write_nulls)}
-    return [Candidate(row) for row in con.execute(_CANDIDATES, params).fetchall()]
+    return con.execute(_UNCHANGED, params).fetchall()[0][0]
+
+
+def record_run(
+    con: duckdb.DuckDBPyConnection, run_id: str, started: datetime, finished: datetime,
+    partitions: Sequence[date] | None, dry_run: bool, counts: Mapping[str, int], stopped: Sequence[str],
+) -> None:
+    """The run's row of `siro.crm_delivery_runs` (a re-tried run id replaces its row)."""
+    con.execute(RUNS_DDL)  # also for a run that failed before `ensure_ledger`
+    con.execute(
+        f"""INSERT OR REPLACE INTO {RUNS_TABLE} VALUES ($run, $started, $finished, $partitions::DATE[], $dry,
+            $unchanged, $delivered, $rejected, $failed, $would, $withheld, $outstanding, $calls, $stopped::VARCHAR[])""",
+        {"run": run_id, "started": started, "finished": finished,
+         "partitions": sorted(set(partitions)) if partitions is not None else None, "dry": dry_run,
+         "unchanged": counts["unchanged"], "delivered": counts["delivered"], "rejected": counts["rejected"],
+         "failed": counts["failed"], "would": counts["dry_run"], "withheld": counts["nulls_withheld"],
+         "outstanding": counts["rejects_outstanding"], "calls": counts["api_calls"], "stopped": list(stopped)},
+    )
 
 
 # An intent is an orphan when its run is neither the caller nor the lease's live holder:
@@ -334,8 +387,7 @@ def _outcome_row(outcome: Outcome, sink: str, run_id: str, now: datetime) -> dic
         c=w.connection_id, o=w.object_type, e=w.external_id, f=w.field_key, name=w.crm_field_name,
         value=w.value_json, rec=w.recording_id, now=now.isoformat(), run=run_id, sink=sink,
         pd=w.partition_date.isoformat() if w.partition_date else None,
-        # An unchanged field was not delivered: it has no delivery key of its own.
-        key=None if outcome.status == SKIPPED_UNCHANGED else w.delivery_key,
+        key=w.delivery_key,
         outcome=outcome.status, status=outcome.http_status, code=outcome.error_code,
         message=outcome.error_message, fp=outcome.fingerprint, delivered=outcome.status == DELIVERED,
     )

@@ -18,6 +18,7 @@ from .. import redaction
 DELIVERED = "delivered"
 REJECTED = "rejected"
 FAILED = "failed"
+# Only in log rows of earlier versions: unchanged fields are now counted per run.
 SKIPPED_UNCHANGED = "skipped_unchanged"
 DRY_RUN = "dry_run"
 OUTCOMES = (DELIVERED, REJECTED, FAILED, SKIPPED_UNCHANGED, DRY_RUN)

@@ -9,7 +9,7 @@ from dagster import (
 from pydantic import Field
 
 from ...crm import LOG_TABLE, STATE_TABLE
-from ...crm.ledger import DDL, LOG_COLUMNS
+from ...crm.ledger import DDL, LOG_COLUMNS, RUNS_TABLE
 from ...transforms import CRM_WRITEBACK_PLAN, LATEST_WRITES_SQL
 from ...transforms.table import sql_fingerprint
 from ..catalog import table_metadata
@@ -69,6 +69,7 @@ def build_crm_writebacks_asset(settings: PipelineSettings) -> AssetsDefinition:
             **table_metadata(LOG_TABLE, LOG_SCHEMA),
             "dagster/column_lineage": log_lineage(plan_key),
             "state_table": STATE_TABLE,
+            "runs_table": RUNS_TABLE,
         },
         required_resource_keys={warehouse_key, crm_key},
     )
@@ -80,10 +81,11 @@ def build_crm_writebacks_asset(settings: PipelineSettings) -> AssetsDefinition:
         blanks, null) never competes and is never sent. It is sent when it differs from the value the CRM
         last acknowledged (`siro.crm_writeback_state`), so A -> B -> A sends the second A and
         an unchanged value is never sent twice. Every due write is delivered, whatever its
-        day; the run's partitions decide which unchanged fields get a `skipped_unchanged` log
-        row. A null is sent, as a clear, only where the connection sets `write_nulls`. Each attempt is a row of
-        `siro.crm_writeback_log` (outcome delivered, rejected, failed, skipped_unchanged or
-        dry_run, with the CRM's status, code and message).
+        day; the run's partitions decide which unchanged fields it counts (`unchanged`, also
+        in its row of `siro.crm_delivery_runs`; no log row per unchanged field). A null is
+        sent, as a clear, only where the connection sets `write_nulls`. Each attempt is a row
+        of `siro.crm_writeback_log` (outcome delivered, rejected, failed or dry_run, with the
+        CRM's status, code and message).
 
         Routing: `SIRO_CRM_CONNECTIONS` (YAML by integration connection id) or `SIRO_CRM_SINK`
         (outbox by default: `siro.crm_outbox`). Run config `dry_run` (or `SIRO_CRM_DRY_RUN=1`)
