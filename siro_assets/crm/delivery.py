@@ -5,6 +5,9 @@ The warehouse connection is opened only around each ledger read or write (the
 batch the intent is recorded before sending and the outcomes after, so a crash in
 between leaves the field due (re-sent next run, with the same delivery key) and never
 marks an unsent write as delivered.
+
+Due fields are queued in DuckDB (`stage_due`) and read back a page of `PAGE_RECORDS`
+CRM records at a time, so memory is bounded by the page, not by the history that is due.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from .calls import CrmUnreachable
 from .config import Routing
 from .lease import LeaseHeld, release_lease, take_lease
 from .ledger import (
-    Candidate, count_unchanged, ensure_ledger, log_orphans, orphaned_intents, read_candidates, record_intent,
-    record_outcomes, record_run,
+    Candidate, count_unchanged, drop_due, due_page, ensure_ledger, log_orphans, orphaned_intents, record_intent,
+    record_outcomes, record_run, stage_due,
 )
 from .sinks import DeliveryStopped, Sink, SinkFactory
 from .writes import (
@@ -34,6 +37,10 @@ from .values import is_sendable
 logger = logging.getLogger("siro_assets.crm")
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+
+# CRM records per page of due fields read back from the run's queue: what bounds memory
+# (a record's fields stay on one page, so a sink still writes a record in one request).
+PAGE_RECORDS = 2_000
 
 
 @dataclass
@@ -91,6 +98,7 @@ class Delivery:
         retry_rejects: bool = False,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         log: logging.Logger | logging.LoggerAdapter = logger,
+        page_records: int = PAGE_RECORDS,
     ) -> None:
         self.connect = connect
         self.routing = routing
@@ -101,6 +109,8 @@ class Delivery:
         self.now = now
         self.log = log
         self.report = DeliveryReport()
+        self.page_records = page_records
+        self._sinks: dict[int, Sink] = {}
 
     def run(self, partitions: Sequence[date] | None = None) -> DeliveryReport:
         """Deliver every due write; count the unchanged fields that have a plan row in `partitions`.
@@ -132,7 +142,6 @@ class Delivery:
                 # one that reads, sends and adopts intents, so none is sent twice.
                 take_lease(con, self.run_id, self.now())
             write_nulls = {cid: s.write_nulls for cid, s in self.routing.connections.items()}
-            candidates = read_candidates(con, write_nulls)
             # Counted, not logged: one log row per unchanged field and run would grow
             # with the number of runs (the sensor's about one a minute), not with changes.
             self.report.unchanged = count_unchanged(con, partitions, write_nulls)
@@ -141,20 +150,38 @@ class Delivery:
                 if orphans:
                     self.log.warning(f"{len(orphans)} write(s) from an interrupted run have no outcome; re-sending")
                     log_orphans(con, orphans, self.run_id, self.now())
-        by_route: dict[int, tuple[object, list[Candidate]]] = {}
-        for c in candidates:
-            settings = self.routing.for_connection(c.write.connection_id)
-            by_route.setdefault(id(settings), (settings, []))[1].append(c)
-        for settings, due in by_route.values():
-            self._deliver_route(settings, due)
+            records = stage_due(con, self.run_id, self.now(), write_nulls)
+        stopped: set[int] = set()
+        try:
+            for after in range(0, records, self.page_records):
+                with self.connect() as con:
+                    page = due_page(con, self.run_id, after, self.page_records)
+                by_route: dict[int, tuple[object, list[Candidate]]] = {}
+                for c in page:
+                    settings = self.routing.for_connection(c.write.connection_id)
+                    by_route.setdefault(id(settings), (settings, []))[1].append(c)
+                for route, (settings, due) in by_route.items():
+                    # A sink that stopped the delivery (quota, credentials) is not called again this run.
+                    if route not in stopped and not self._deliver_route(settings, due):
+                        stopped.add(route)
+        finally:
+            for sink in self._sinks.values():
+                self.report.api_calls += sink.stats.api_calls
+                self.report.rate_limited += sink.stats.rate_limited
+                sink.close()
+            with self.connect() as con:
+                drop_due(con, self.run_id)
         self.log.info(f"CRM writebacks: {self.report.metadata()}")
         return self.report
 
     def _record(self, outcomes: list[Outcome], sink: str, *, update_state: bool = True) -> None:
+        if not outcomes:
+            return
         with self.connect() as con:
             record_outcomes(con, outcomes, sink, self.run_id, self.now(), update_state=update_state)
 
-    def _deliver_route(self, settings, due: list[Candidate]) -> None:
+    def _deliver_route(self, settings, due: list[Candidate]) -> bool:
+        """Deliver one page's due fields of one route; False once its sink stopped the delivery."""
         if settings is None:
             outcomes = [
                 Outcome(c.write, REJECTED, None, NO_ROUTE,
@@ -163,7 +190,7 @@ class Delivery:
             ]
             self.report.count(outcomes)
             self._record(outcomes, "none", update_state=not self.dry_run)
-            return
+            return True
         writes: list[FieldWrite] = []
         for c in due:
             # The plan never makes a blank a target; this guard keeps it that way whatever the ledger says.
@@ -172,15 +199,13 @@ class Delivery:
             else:
                 writes.append(c.write)
         if not writes:
-            return
+            return True
         by_identity = {c.write.identity: c for c in due}
-        sink = self.sinks(settings)
-        try:
-            self._through(sink, writes, by_identity)
-        finally:
-            self.report.api_calls += sink.stats.api_calls
-            self.report.rate_limited += sink.stats.rate_limited
-            sink.close()
+        # One sink per route for the whole run: its token and schema cache outlive a page.
+        sink = self._sinks.get(id(settings))
+        if sink is None:
+            sink = self._sinks[id(settings)] = self.sinks(settings)
+        return self._through(sink, writes, by_identity)
 
     def _stop(self, sink: Sink, exc: Exception, code: str) -> None:
         self.report.stopped.append(f"{sink.name}: {code}")
@@ -191,12 +216,12 @@ class Delivery:
         c = by_identity[outcome_or_prepared.write.identity]
         return not self.retry_rejects and c.rejected_before(outcome_or_prepared.fingerprint)
 
-    def _through(self, sink: Sink, writes: list[FieldWrite], by_identity: dict) -> None:
+    def _through(self, sink: Sink, writes: list[FieldWrite], by_identity: dict) -> bool:
         try:
             prepared, rejects = sink.prepare(writes)
         except (DeliveryStopped, CrmUnreachable) as exc:
             self._stop(sink, exc, getattr(exc, "code", "unreachable"))
-            return
+            return False
         fresh = [r for r in rejects if not self._is_old_reject(r, by_identity)]
         self.report.rejects_outstanding += len(rejects) - len(fresh)
         self.report.count(fresh)
@@ -207,7 +232,7 @@ class Delivery:
             would = [Outcome(p.write, DRY_RUN, fingerprint=p.fingerprint) for p in sendable]
             self.report.count(would)
             self._record(would, sink.name, update_state=False)
-            return
+            return True
         for batch in sink.batches(sendable):
             with self.connect() as con:
                 # Renewed before each batch; if it lapsed and another run took it over,
@@ -234,7 +259,8 @@ class Delivery:
             self._record(outcomes, sink.name)
             if stopped is not None:
                 self._stop(sink, stopped, stopped.code)
-                return
+                return False
+        return True
 
 
 def deliver(connect: Connect, routing: Routing, *, run_id: str, partitions: Sequence[date] | None = None,

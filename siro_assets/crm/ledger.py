@@ -24,6 +24,7 @@ from .writes import DELIVERED, FAILED, REJECTED, FieldWrite, Outcome
 
 STATE_TABLE = f"{SCHEMA}.crm_writeback_state"
 RUNS_TABLE = f"{SCHEMA}.crm_delivery_runs"
+QUEUE_TABLE = f"{SCHEMA}.crm_delivery_queue"
 LOG_TABLE = f"{SCHEMA}.crm_writeback_log"
 OUTBOX_TABLE = f"{SCHEMA}.crm_outbox"
 
@@ -116,6 +117,17 @@ DDL = (
     recording_id VARCHAR
 )""",
     RUNS_DDL,
+    # Scratch: the due fields of a run in progress, read back a page of records at a time
+    # so memory stays bounded however much history is due (rows of a run are deleted at
+    # its end; a crashed run's go a day later).
+    f"""CREATE TABLE IF NOT EXISTS {QUEUE_TABLE} (
+    run_id VARCHAR NOT NULL,
+    staged_at TIMESTAMPTZ NOT NULL,
+    record_no BIGINT NOT NULL,               -- dense rank of (connection, object, record): a page never splits a record
+    integration_connection_id VARCHAR, object_type VARCHAR, external_id VARCHAR, field_key VARCHAR,
+    crm_field_name VARCHAR, crm_model_name VARCHAR, value VARCHAR, recording_id VARCHAR, idempotency_key VARCHAR,
+    deliveries INTEGER, partition_date DATE, last_outcome VARCHAR, last_value VARCHAR, last_fingerprint VARCHAR
+)""",
     LEASE_DDL,
 )
 
@@ -162,19 +174,28 @@ _DUE = """(s.acked_value IS NULL OR json(s.acked_value)::VARCHAR <> json(t.value
         OR s.pending_value IS NOT NULL)"""
 
 # Each due field's target (the newest live recording's non-blank value, or a clear where
-# the connection opts in) next to its ledger row.
-_CANDIDATES = f"""
+# the connection opts in) next to its ledger row, queued for the run.
+_STAGE = f"""
+INSERT INTO {QUEUE_TABLE}
 WITH targets AS ({_TARGETS})
-SELECT t.integration_connection_id, t.object_type, t.external_id,
-       lower(trim(t.crm_field_name)) AS field_key, trim(t.crm_field_name), t.crm_model_name,
-       json(t.value)::VARCHAR AS value, t.recording_id, t.idempotency_key,
+SELECT $run, $now::TIMESTAMPTZ,
+       dense_rank() OVER (ORDER BY t.integration_connection_id, t.object_type, t.external_id),
+       t.integration_connection_id, t.object_type, t.external_id,
+       lower(trim(t.crm_field_name)), trim(t.crm_field_name), t.crm_model_name,
+       json(t.value)::VARCHAR, t.recording_id, t.idempotency_key,
        coalesce(s.deliveries, 0), t.partition_date,
        s.last_outcome, json(s.last_value)::VARCHAR, s.last_fingerprint
 FROM targets AS t
 {_JOIN_STATE}
 WHERE {_DUE}
+"""
+_PAGE = f"""
+SELECT integration_connection_id, object_type, external_id, field_key, crm_field_name, crm_model_name, value,
+       recording_id, idempotency_key, deliveries, partition_date, last_outcome, last_value, last_fingerprint
+FROM {QUEUE_TABLE} WHERE run_id = $run AND record_no > $after AND record_no <= $until
 ORDER BY ALL
 """
+
 
 # Fields with a ready plan row in the run's days whose target the CRM already holds.
 _UNCHANGED = f"""
@@ -219,15 +240,35 @@ class Candidate:
         )
 
 
-def read_candidates(
-    con: duckdb.DuckDBPyConnection, write_nulls: Mapping[str, bool] | None = None,
-) -> list[Candidate]:
-    """Every field that is due, whatever its day.
+def stage_due(
+    con: duckdb.DuckDBPyConnection, run_id: str, now: datetime, write_nulls: Mapping[str, bool] | None = None,
+) -> int:
+    """Queue every field that is due, whatever its day, for `run_id`; returns how many CRM
+    records they belong to (read them with `due_page`, then `drop_due`).
 
-    `write_nulls` maps routing entries (connection ids, `"*"`) to their opt-in to clears;
-    without it no connection clears.
+    The work stays in DuckDB, which spills to disk: nothing of the history is loaded into
+    Python here. `write_nulls` maps routing entries (connection ids, `"*"`) to their
+    opt-in to clears; without it no connection clears.
     """
-    return [Candidate(row) for row in con.execute(_CANDIDATES, clear_params(write_nulls)).fetchall()]
+    def work() -> None:
+        con.execute(f"DELETE FROM {QUEUE_TABLE} WHERE run_id = $run OR staged_at < $now::TIMESTAMPTZ - INTERVAL 1 DAY",
+                    {"run": run_id, "now": now})
+        con.execute(_STAGE, {"run": run_id, "now": now, **clear_params(write_nulls)})
+
+    _transaction(con, work)
+    return con.execute(f"SELECT coalesce(max(record_no), 0) FROM {QUEUE_TABLE} WHERE run_id = ?",
+                       [run_id]).fetchall()[0][0]
+
+
+def due_page(con: duckdb.DuckDBPyConnection, run_id: str, after: int, records: int) -> list[Candidate]:
+    """The queued fields of records `after + 1 .. after + records`, each record's fields together."""
+    rows = con.execute(_PAGE, {"run": run_id, "after": after, "until": after + records}).fetchall()
+    return [Candidate(row) for row in rows]
+
+
+def drop_due(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Empty the run's queue once its delivery is over."""
+    con.execute(f"DELETE FROM {QUEUE_TABLE} WHERE run_id = ?", [run_id])
 
 
 def count_unchanged(

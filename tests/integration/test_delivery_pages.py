@@ -1,0 +1,55 @@
+"""Due fields are read back a page of CRM records at a time (issue 16, item 8): memory is
+bounded by the page, every field still goes out once, a record's fields stay together,
+and a sink that stopped the delivery is not called again on later pages."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import siro_assets.crm.delivery as delivery_module
+from siro_assets.crm import Routing
+from siro_assets.crm.ledger import QUEUE_TABLE
+from tests.crm_support import Bed, crm_block, extraction, recording, settings
+
+D1 = date(2026, 3, 1)
+
+
+def _fields(n: int, connection: str = "ic_http") -> list[dict]:
+    return [recording(f"r{n}", D1, crm=crm_block(connection, opportunity=f"{n}"), entityExtractions=[
+        extraction(f"a{n}", ("Deal", "note")), extraction(f"b{n}", ("Deal", "description"), name="y")])
+        for n in range(n)]
+
+
+def _spy_pages(monkeypatch) -> list[list]:
+    pages: list[list] = []
+    real = delivery_module.due_page
+
+    def spy(*args, **kwargs):
+        page = real(*args, **kwargs)
+        pages.append(page)
+        return page
+
+    monkeypatch.setattr(delivery_module, "due_page", spy)
+    return pages
+
+
+def test_pages_bound_what_is_loaded_and_deliver_every_field_once(monkeypatch):
+    pages = _spy_pages(monkeypatch)
+    bed = Bed()
+    bed.load(D1, _fields(7))
+    report = bed.delivery(page_records=2).run()
+    assert report.delivered == 14
+    assert [len({c.write.external_id for c in page}) for page in pages] == [2, 2, 2, 1]
+    assert all(len(page) == 4 for page in pages[:3])  # both fields of each record on its page
+    applied = [(e.record_id, e.field) for e in bed.http.journal.entries]
+    assert len(applied) == len(set(applied)) == 14
+    assert bed.con.execute(f"SELECT count(*) FROM {QUEUE_TABLE}").fetchall() == [(0,)]
+
+
+def test_a_sink_that_stopped_is_not_called_again_on_later_pages(monkeypatch):
+    _spy_pages(monkeypatch)
+    bed = Bed(routing=Routing(connections=settings(hubspot={"token": "wrong-token"})))
+    bed.load(D1, _fields(5, "ic_hs"))
+    report = bed.delivery(page_records=1).run()
+    assert report.delivered == 0 and len(report.stopped) == 1, report.stopped
+    assert report.api_calls == 1
