@@ -26,7 +26,7 @@ from .ledger import (
 )
 from .sinks import DeliveryStopped, Sink, SinkFactory
 from .writes import (
-    DELIVERED, DRY_RUN, FAILED, NO_ROUTE, REJECTED, SKIPPED_UNCHANGED, FieldWrite, Outcome,
+    DELIVERED, DRY_RUN, FAILED, NO_ROUTE, REJECTED, FieldWrite, Outcome,
 )
 from .values import is_sendable
 
@@ -133,10 +133,10 @@ class Delivery:
                 if orphans:
                     self.log.warning(f"{len(orphans)} write(s) from an interrupted run have no outcome; re-sending")
                     log_orphans(con, orphans, self.run_id, self.now())
-        unchanged = [Outcome(c.write, SKIPPED_UNCHANGED) for c in candidates if not c.due and c.in_run]
-        self.report.unchanged = len(unchanged)
-        if unchanged and not self.dry_run:
-            self._record(unchanged, "ledger", update_state=False)
+        # Unchanged fields are a count per run (the materialization's `unchanged`), never
+        # a log row each: a sensor run touches today about once a minute, and a row per
+        # unchanged field would grow the log with the number of runs, not of changes.
+        self.report.unchanged = sum(1 for c in candidates if not c.due and c.in_run)
 
         by_route: dict[int, tuple[object, list[Candidate]]] = {}
         for c in candidates:

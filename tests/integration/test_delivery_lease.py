@@ -41,3 +41,15 @@ def test_a_live_runs_in_flight_intents_are_not_adopted():
     bed.run(run_id="second")
     assert bed.log(where="outcome = 'failed' AND error_code = 'outcome_unknown'") == []
     assert bed.http.journal.entries == []
+
+
+def test_reruns_with_nothing_changed_add_no_log_rows_only_counts():
+    """Issue 16, item 8: the log grows with attempts, not with runs over unchanged fields."""
+    bed = _bed()
+    assert bed.run([D1]).delivered == 5
+    rows = len(bed.log())
+    for n in range(3):
+        report = bed.run([D1])
+        assert (report.delivered, report.unchanged) == (0, 5)
+    assert len(bed.log()) == rows
+    assert bed.log(where="outcome = 'skipped_unchanged'") == []
