@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import date
+from datetime import date, datetime, timezone
 
-from siro_assets.crm import ledger
+from siro_assets.crm import FieldWrite, ledger
 
 from tests.crm_support import SF_ID, Bed, crm_block, extraction, recording
 
@@ -118,9 +118,12 @@ def test_intents_of_a_live_run_are_never_adopted_or_overwritten():
         def send_with_an_intruder(batch):
             if not during:
                 writes = [p.write for p in batch]
-                during["orphans"] = ledger.orphaned_intents(bed.con, "intruder", bed.clock.now())
-                ledger.record_intent(bed.con, writes, "intruder", bed.clock.now())
+                claimed = ledger.record_intent(bed.con, writes, "intruder", bed.clock.now())
                 during["state"] = bed.state("external_id, field_key, pending_run_id")
+                # The holder's intents stand, and the intruder may send none of them.
+                assert {run for _, _, run in during["state"]} <= {"first", None}, during["state"]
+                assert claimed == set()
+                during["orphans"] = ledger.orphaned_intents(bed.con, "intruder", bed.clock.now())
             return send(batch)
 
         sink.send = send_with_an_intruder
@@ -128,6 +131,40 @@ def test_intents_of_a_live_run_are_never_adopted_or_overwritten():
 
     first.sinks = intrude
     assert first.run([D1]).delivered == 3
-    assert during["orphans"] == []
     assert {run for _, _, run in during["state"]} <= {"first", None}, during["state"]
+    assert during["orphans"] == []
     assert bed.state("count(*) FILTER (pending_value IS NOT NULL)") == [(0,)]
+
+
+def test_a_delivery_that_may_not_wait_stops_cleanly_and_says_who_holds_the_lease():
+    bed = Bed()
+    _load(bed, records=1)
+    from siro_assets.crm import lease
+
+    lease.take(bed.con, "other", bed.clock.now(), ttl=300)
+    report = bed.run([D1], run_id="late", lease_wait_seconds=0)
+    assert report.stopped == ["lease: held by run other"] and report.delivered == 0
+    assert bed.sf.journal.entries == [] and bed.log() == []
+    assert bed.con.execute("SELECT run_id, delivered, stopped FROM siro.crm_delivery_runs").fetchall() == [
+        ("late", 0, ["lease: held by run other"])]
+
+
+def test_a_killed_runs_lease_expires_then_its_intents_are_adopted_and_sent_once():
+    """SIGKILL leaves the lease and the intents behind: the next run waits out the lease
+    (on the injected clock), then adopts the intents as orphans and re-sends them."""
+    bed = Bed()
+    _load(bed, records=1)
+    from siro_assets.crm import lease
+
+    ledger.ensure_ledger(bed.con)
+    lease.take(bed.con, "killed", bed.clock.now(), ttl=300)
+    # As if SIGKILLed after writing its first intent: the lease and the intent stay behind.
+    write = FieldWrite("ic_hs", "opportunity", "d1", "note", "note", "Opportunity", "note 1", "h1", "plan-key")
+    assert ledger.record_intent(bed.con, [write], "killed", bed.clock.now()) == {write.identity}
+    report = bed.run([D1], run_id="next", sleep=bed.clock.sleep, lease_ttl_seconds=300)
+    assert report.delivered == 3 and report.stopped == []
+    assert bed.clock.now() >= datetime(2026, 3, 1, 9, 5, tzinfo=timezone.utc)   # waited out the lease
+    assert sorted(bed.log("crm_field_name, outcome, error_code, run_id")) == [
+        ("Description", "delivered", None, "next"), ("Note__c", "delivered", None, "next"),
+        ("note", "delivered", None, "next"), ("note", "failed", "outcome_unknown", "next")]
+    assert bed.hs.journal.resent_after_ack() == [] and len(bed.hs.journal.entries) == 1
