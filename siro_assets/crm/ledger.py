@@ -293,7 +293,6 @@ _ORPHAN = f"""pending_value IS NOT NULL AND pending_run_id IS DISTINCT FROM $run
 
 
 def _orphan_params(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime | None) -> dict:
-    con.execute(LEASE_DDL)
     return {"run": run_id, "now": now or datetime.now(timezone.utc)}
 
 
@@ -326,12 +325,7 @@ ON CONFLICT ({_FIELD}) DO UPDATE SET
     pending_run_id = excluded.pending_run_id, pending_since = excluded.pending_since
 WHERE {STATE_TABLE}.pending_run_id IS NULL OR {STATE_TABLE}.pending_run_id = excluded.pending_run_id
    OR {STATE_TABLE}.pending_run_id IS DISTINCT FROM $holder
-"""
-_NOT_CLAIMED = f"""
-SELECT s.integration_connection_id, s.object_type, s.external_id, s.field_key
-FROM {STATE_TABLE} AS s SEMI JOIN {_rows(_INTENT_SHAPE)} AS r
-    ON s.integration_connection_id = r.c AND s.object_type = r.o AND s.external_id = r.e AND s.field_key = r.f
-WHERE s.pending_run_id IS DISTINCT FROM $run
+RETURNING {_FIELD}
 """
 
 
@@ -350,18 +344,16 @@ def record_intent(
     ]
     if not rows:
         return set()
-    taken: list[tuple] = []
+    claimed: list[tuple] = []
 
     def work() -> None:
-        con.execute(LEASE_DDL)
         # DuckDB takes no subquery in DO UPDATE: read the holder first, in the same transaction.
         holder = con.execute(f"SELECT {LIVE_HOLDER_SQL}", {"now": now}).fetchall()[0][0]
-        payload = json.dumps(rows, default=str)
-        con.execute(_INTENT, {"rows": payload, "holder": holder})
-        taken.extend(con.execute(_NOT_CLAIMED, {"rows": payload, "run": run_id}).fetchall())
+        # RETURNING gives the rows inserted or updated: those the WHERE kept are not ours.
+        claimed.extend(con.execute(_INTENT, {"rows": json.dumps(rows, default=str), "holder": holder}).fetchall())
 
     _transaction(con, work)
-    return {w.identity for w in writes} - set(taken)
+    return set(claimed)
 
 
 _OUTCOME_SHAPE = {**{k: _V for k in ("c", "o", "e", "f", "name", "value", "rec", "key", "now", "outcome",
