@@ -5,6 +5,11 @@ The warehouse connection is opened only around each ledger read or write (the
 batch the intent is recorded before sending and the outcomes after, so a crash in
 between leaves the field due (re-sent next run, with the same delivery key) and never
 marks an unsent write as delivered.
+
+One delivery at a time: a run takes the delivery lease (`lease.py`) before it reads what
+is due and keeps it until its last outcome is recorded; each batch's intent is written
+only while the lease is still this run's. Due fields are queued in DuckDB and read back
+in pages of `PAGE_RECORDS` CRM records; unchanged fields are counted, not logged.
 """
 
 from __future__ import annotations
@@ -20,19 +25,25 @@ import duckdb
 
 from .calls import CrmUnreachable
 from .config import Routing
-from .lease import LeaseHeld, release_lease, take_lease
+from .lease import DeliveryLease, LeaseHeld
 from .ledger import (
-    Candidate, ensure_ledger, log_orphans, orphaned_intents, read_candidates, record_intent, record_outcomes,
+    Candidate, count_unchanged, drop_due, due_page, ensure_ledger, log_orphans, orphaned_intents, record_intent,
+    record_outcomes, record_run, stage_due,
 )
 from .sinks import DeliveryStopped, Sink, SinkFactory
-from .writes import (
-    DELIVERED, DRY_RUN, FAILED, NO_ROUTE, REJECTED, FieldWrite, Outcome,
-)
+from .writes import DELIVERED, DRY_RUN, FAILED, NO_ROUTE, REJECTED, FieldWrite, Outcome
 from .values import is_sendable
 
 logger = logging.getLogger("siro_assets.crm")
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+
+#: CRM records per page of due fields read back from the queue: what bounds memory.
+PAGE_RECORDS = 2_000
+
+
+class _LeaseLost(Exception):
+    """Another run took the lease (this one stopped renewing it for longer than its ttl)."""
 
 
 @dataclass
@@ -90,6 +101,9 @@ class Delivery:
         retry_rejects: bool = False,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         log: logging.Logger | logging.LoggerAdapter = logger,
+        lease_wait_seconds: float = 900.0,
+        lease_ttl_seconds: float = 300.0,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.connect = connect
         self.routing = routing
@@ -100,60 +114,73 @@ class Delivery:
         self.now = now
         self.log = log
         self.report = DeliveryReport()
+        self.lease = DeliveryLease(connect, run_id, now=now, ttl=lease_ttl_seconds, wait=lease_wait_seconds,
+                                   log=log, **({"sleep": sleep} if sleep else {}))
+        self._sinks: dict[int, Sink] = {}
 
     def run(self, partitions: Sequence[date] | None = None) -> DeliveryReport:
-        """Deliver every due write; log unchanged fields that have a plan row in `partitions`.
+        """Deliver every due write; count the unchanged fields that have a plan row in `partitions`.
 
-        A real delivery holds the delivery lease (`lease.py`) from before it reads what is
-        due until it ends; a run that finds another's live lease sends nothing and says so
-        in `stopped`. A dry run sends nothing and takes no lease.
+        Waits up to `lease_wait_seconds` for a delivery another run is making, then stops
+        cleanly (`report.stopped` says why) without sending anything.
         """
-        try:
-            return self._run(partitions)
-        except LeaseHeld as held:
-            self.report.stopped.append(f"lease: {held}")
-            self.log.warning(f"CRM delivery skipped: {held}")
-            return self.report
-        finally:
-            if not self.dry_run:
-                with self.connect() as con:
-                    release_lease(con, self.run_id)
-
-    def _run(self, partitions: Sequence[date] | None) -> DeliveryReport:
+        started = self.now()
         with self.connect() as con:
             ensure_ledger(con)
-            if not self.dry_run:
-                # Before reading what is due: the run that holds the lease is the only
-                # one that reads, sends and adopts intents, so none is sent twice.
-                take_lease(con, self.run_id, self.now())
-            write_nulls = {cid: s.write_nulls for cid, s in self.routing.connections.items()}
-            candidates = read_candidates(con, partitions, write_nulls)
-            if not self.dry_run:
-                orphans = orphaned_intents(con, self.run_id)
-                if orphans:
-                    self.log.warning(f"{len(orphans)} write(s) from an interrupted run have no outcome; re-sending")
-                    log_orphans(con, orphans, self.run_id, self.now())
-        # Unchanged fields are a count per run (the materialization's `unchanged`), never
-        # a log row each: a sensor run touches today about once a minute, and a row per
-        # unchanged field would grow the log with the number of runs, not of changes.
-        self.report.unchanged = sum(1 for c in candidates if not c.due and c.in_run)
-
-        by_route: dict[int, tuple[object, list[Candidate]]] = {}
-        for c in candidates:
-            if not c.due:
-                continue
-            settings = self.routing.for_connection(c.write.connection_id)
-            by_route.setdefault(id(settings), (settings, []))[1].append(c)
-        for settings, due in by_route.values():
-            self._deliver_route(settings, due)
+        try:
+            with self.lease:
+                self._deliver(partitions)
+        except LeaseHeld as exc:
+            self.report.stopped.append(f"lease: held by run {exc.holder}")
+            self.log.warning(f"CRM writebacks not run: {exc}")
+        except _LeaseLost:
+            self.report.stopped.append(f"lease: lost to run {self.lease.lost_to}")
+            self.log.warning(f"Run {self.lease.lost_to} took the delivery lease; the rest waits for the next run")
+        with self.connect() as con:
+            record_run(con, self.run_id, started, self.now(), partitions, self.dry_run, self.report.metadata(),
+                       self.report.stopped)
         self.log.info(f"CRM writebacks: {self.report.metadata()}")
         return self.report
 
+    def _deliver(self, partitions: Sequence[date] | None) -> None:
+        write_nulls = {cid: s.write_nulls for cid, s in self.routing.connections.items()}
+        with self.connect() as con:
+            if not self.dry_run:
+                orphans = orphaned_intents(con, self.run_id, self.now())
+                if orphans:
+                    self.log.warning(f"{len(orphans)} write(s) from an interrupted run have no outcome; re-sending")
+                    log_orphans(con, orphans, self.run_id, self.now())
+            self.report.unchanged = count_unchanged(con, partitions, write_nulls)
+            records = stage_due(con, write_nulls)
+        stopped: set[int] = set()
+        try:
+            for after in range(0, records, PAGE_RECORDS):
+                with self.connect() as con:
+                    page = due_page(con, after, PAGE_RECORDS)
+                by_route: dict[int, tuple[object, list[Candidate]]] = {}
+                for c in page:
+                    settings = self.routing.for_connection(c.write.connection_id)
+                    by_route.setdefault(id(settings), (settings, []))[1].append(c)
+                for route, (settings, due) in by_route.items():
+                    # A sink that stopped (quota, credentials) is not called again this run.
+                    if route not in stopped and not self._deliver_route(settings, due):
+                        stopped.add(route)
+        finally:
+            for sink in self._sinks.values():
+                self.report.api_calls += sink.stats.api_calls
+                self.report.rate_limited += sink.stats.rate_limited
+                sink.close()
+            with self.connect() as con:
+                drop_due(con)
+
     def _record(self, outcomes: list[Outcome], sink: str, *, update_state: bool = True) -> None:
+        if not outcomes:
+            return
         with self.connect() as con:
             record_outcomes(con, outcomes, sink, self.run_id, self.now(), update_state=update_state)
 
-    def _deliver_route(self, settings, due: list[Candidate]) -> None:
+    def _deliver_route(self, settings, due: list[Candidate]) -> bool:
+        """Deliver one page's writes of one route; False once its sink stopped the delivery."""
         if settings is None:
             outcomes = [
                 Outcome(c.write, REJECTED, None, NO_ROUTE,
@@ -162,7 +189,7 @@ class Delivery:
             ]
             self.report.count(outcomes)
             self._record(outcomes, "none", update_state=not self.dry_run)
-            return
+            return True
         writes: list[FieldWrite] = []
         for c in due:
             # The plan never makes a blank a target; this guard keeps it that way whatever the ledger says.
@@ -171,15 +198,13 @@ class Delivery:
             else:
                 writes.append(c.write)
         if not writes:
-            return
+            return True
         by_identity = {c.write.identity: c for c in due}
-        sink = self.sinks(settings)
-        try:
-            self._through(sink, writes, by_identity)
-        finally:
-            self.report.api_calls += sink.stats.api_calls
-            self.report.rate_limited += sink.stats.rate_limited
-            sink.close()
+        # One sink per route for the whole run: its token and describe cache outlive a page.
+        sink = self._sinks.get(id(settings))
+        if sink is None:
+            sink = self._sinks[id(settings)] = self.sinks(settings)
+        return self._through(sink, writes, by_identity)
 
     def _stop(self, sink: Sink, exc: Exception, code: str) -> None:
         self.report.stopped.append(f"{sink.name}: {code}")
@@ -190,12 +215,12 @@ class Delivery:
         c = by_identity[outcome_or_prepared.write.identity]
         return not self.retry_rejects and c.rejected_before(outcome_or_prepared.fingerprint)
 
-    def _through(self, sink: Sink, writes: list[FieldWrite], by_identity: dict) -> None:
+    def _through(self, sink: Sink, writes: list[FieldWrite], by_identity: dict) -> bool:
         try:
             prepared, rejects = sink.prepare(writes)
         except (DeliveryStopped, CrmUnreachable) as exc:
             self._stop(sink, exc, getattr(exc, "code", "unreachable"))
-            return
+            return False
         fresh = [r for r in rejects if not self._is_old_reject(r, by_identity)]
         self.report.rejects_outstanding += len(rejects) - len(fresh)
         self.report.count(fresh)
@@ -206,13 +231,16 @@ class Delivery:
             would = [Outcome(p.write, DRY_RUN, fingerprint=p.fingerprint) for p in sendable]
             self.report.count(would)
             self._record(would, sink.name, update_state=False)
-            return
+            return True
         for batch in sink.batches(sendable):
             with self.connect() as con:
-                # Renewed before each batch; if it lapsed and another run took it over,
-                # this raises and the batch is never sent.
-                take_lease(con, self.run_id, self.now())
-                record_intent(con, [p.write for p in batch], self.run_id, self.now())
+                # Fencing: the intent is written only while the lease is this run's.
+                if not self.lease.renew(con):
+                    raise _LeaseLost()
+                claimed = record_intent(con, [p.write for p in batch], self.run_id, self.now())
+            batch = [p for p in batch if p.write.identity in claimed]
+            if not batch:
+                continue
             stopped = None
             try:
                 outcomes = sink.send(batch)
@@ -228,7 +256,8 @@ class Delivery:
             self._record(outcomes, sink.name)
             if stopped is not None:
                 self._stop(sink, stopped, stopped.code)
-                return
+                return False
+        return True
 
 
 def deliver(connect: Connect, routing: Routing, *, run_id: str, partitions: Sequence[date] | None = None,

@@ -2,7 +2,10 @@
 
 `siro.crm_writeback_state` has one row per CRM field with the value the CRM last
 acknowledged (and its source recording), the intent of a delivery in flight, and the
-last attempt's outcome. `siro.crm_writeback_log` has one row per attempt. Every function
+last attempt's outcome. `siro.crm_writeback_log` has one row per attempt;
+`siro.crm_delivery_runs` one row per delivery, with the fields it found unchanged as a
+count. `siro.crm_delivery_queue` holds the due fields of the delivery in progress, read
+back in pages of whole records so memory stays bounded however much is due. Every function
 here is one short transaction on a connection the caller opened for just that: delivery
 never holds the warehouse while it waits on a CRM.
 """
@@ -11,18 +14,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 import duckdb
 
 from ..transforms import latest_writes_sql
 from ..transforms.writeback_plan import CRM_WRITEBACK_PLAN
 from ..warehouse.schema import SCHEMA, ensure_schema
+from .lease import LEASE_DDL, LIVE_HOLDER_SQL
 from .writes import DELIVERED, FAILED, REJECTED, SKIPPED_UNCHANGED, FieldWrite, Outcome
 
 STATE_TABLE = f"{SCHEMA}.crm_writeback_state"
 LOG_TABLE = f"{SCHEMA}.crm_writeback_log"
 OUTBOX_TABLE = f"{SCHEMA}.crm_outbox"
+RUNS_TABLE = f"{SCHEMA}.crm_delivery_runs"
+QUEUE_TABLE = f"{SCHEMA}.crm_delivery_queue"
 
 _FIELD = "integration_connection_id, object_type, external_id, field_key"
 
@@ -30,8 +36,8 @@ _FIELD = "integration_connection_id, object_type, external_id, field_key"
 LOG_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("attempted_at", "TIMESTAMPTZ NOT NULL", "When the attempt's outcome was recorded (UTC).", ()),
     ("run_id", "VARCHAR", "Dagster run (or caller) that made the attempt.", ()),
-    ("sink", "VARCHAR NOT NULL", "outbox, salesforce, hubspot, http; ledger for skipped_unchanged and "
-     "outcome_unknown rows.", ()),
+    ("sink", "VARCHAR NOT NULL", "outbox, salesforce, hubspot, http; ledger for outcome_unknown rows "
+     "(and the skipped_unchanged rows of older versions).", ()),
     ("integration_connection_id", "VARCHAR NOT NULL", "Siro integration connection the write was routed by.",
      ("integration_connection_id",)),
     ("object_type", "VARCHAR NOT NULL", "crm block object written (opportunity, account, lead, engagement, "
@@ -42,7 +48,8 @@ LOG_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("recording_id", "VARCHAR", "The recording the value came from (the field's newest live recording).",
      ("recording_id",)),
     ("partition_date", "DATE", "UTC day of that recording's createdAt.", ("partition_date",)),
-    ("outcome", "VARCHAR NOT NULL", "delivered, rejected, failed, skipped_unchanged or dry_run.", ()),
+    ("outcome", "VARCHAR NOT NULL", "delivered, rejected, failed or dry_run (skipped_unchanged only in rows "
+     "of older versions: unchanged fields are now a count in siro.crm_delivery_runs).", ()),
     ("http_status", "INTEGER", "The CRM's HTTP status for the request, when there was one.", ()),
     ("error_code", "VARCHAR", "Reject or failure code (the CRM's, or unknown_field, not_updateable, "
      "invalid_value, unsupported_object, no_route, outcome_unknown).", ()),
@@ -93,6 +100,23 @@ DDL = (
     value JSON,
     recording_id VARCHAR
 )""",
+    f"""CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (
+    run_id VARCHAR PRIMARY KEY,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ NOT NULL,
+    partitions DATE[],                       -- the run's days (NULL: all)
+    dry_run BOOLEAN NOT NULL,
+    unchanged BIGINT NOT NULL,               -- fields of the run's days already acknowledged as they are
+    delivered BIGINT NOT NULL,
+    rejected BIGINT NOT NULL,
+    failed BIGINT NOT NULL,
+    would_send BIGINT NOT NULL,              -- dry runs: what would have been sent
+    nulls_withheld BIGINT NOT NULL,
+    rejects_outstanding BIGINT NOT NULL,
+    api_calls BIGINT NOT NULL,
+    stopped VARCHAR[]                        -- why the run stopped early (a sink, the lease)
+)""",
+    LEASE_DDL,
 )
 
 
@@ -129,9 +153,40 @@ def clear_params(write_nulls: Mapping[str, bool] | None) -> dict[str, list[str]]
     return {"null_routed": sorted(write_nulls), "null_clears": sorted(k for k, v in write_nulls.items() if v)}
 
 
-# Each field's target (the newest live recording's non-blank value, or a clear where the
-# connection opts in) next to its ledger row.
-_CANDIDATES = f"""
+_JOIN_STATE = f"""LEFT JOIN {STATE_TABLE} AS s
+    ON s.integration_connection_id = t.integration_connection_id AND s.object_type = t.object_type
+   AND s.external_id = t.external_id AND s.field_key = lower(trim(t.crm_field_name))"""
+# Due: the target differs from what the CRM acknowledged, or a delivery's outcome is
+# unknown (sent, never recorded) so the CRM may hold either value.
+_DUE = """(s.acked_value IS NULL OR json(s.acked_value)::VARCHAR <> json(t.value)::VARCHAR
+        OR s.pending_value IS NOT NULL)"""
+
+# Each due field's target (the newest live recording's non-blank value, or a clear where
+# the connection opts in) next to its ledger row, numbered by CRM record so a page of
+# records never splits one record's fields.
+_STAGE = f"""
+CREATE OR REPLACE TABLE {QUEUE_TABLE} AS
+WITH targets AS ({_TARGETS})
+SELECT dense_rank() OVER (ORDER BY t.integration_connection_id, t.object_type, t.external_id) AS record_no,
+       t.integration_connection_id, t.object_type, t.external_id,
+       lower(trim(t.crm_field_name)) AS field_key, trim(t.crm_field_name) AS crm_field_name, t.crm_model_name,
+       json(t.value)::VARCHAR AS value, t.recording_id, t.idempotency_key,
+       coalesce(s.deliveries, 0) AS deliveries, t.partition_date,
+       s.last_outcome, json(s.last_value)::VARCHAR AS last_value, s.last_fingerprint
+FROM targets AS t
+{_JOIN_STATE}
+WHERE {_DUE}
+"""
+
+_PAGE = f"""
+SELECT integration_connection_id, object_type, external_id, field_key, crm_field_name, crm_model_name, value,
+       recording_id, idempotency_key, deliveries, partition_date, last_outcome, last_value, last_fingerprint
+FROM {QUEUE_TABLE} WHERE record_no > ? AND record_no <= ?
+ORDER BY record_no, field_key
+"""
+
+# Fields with a ready plan row in the run's days whose target the CRM already holds.
+_UNCHANGED = f"""
 WITH targets AS ({_TARGETS}),
 in_run AS (
     SELECT DISTINCT integration_connection_id, object_type, external_id,
@@ -140,42 +195,28 @@ in_run AS (
     WHERE plan_status = 'ready'
       AND ($partitions IS NULL OR partition_date IN (SELECT unnest($partitions::DATE[])))
 )
-SELECT t.integration_connection_id, t.object_type, t.external_id,
-       lower(trim(t.crm_field_name)) AS field_key, trim(t.crm_field_name), t.crm_model_name,
-       json(t.value)::VARCHAR AS value, t.recording_id, t.idempotency_key,
-       coalesce(s.deliveries, 0), t.partition_date,
-       -- due: the target differs from what the CRM acknowledged, or a delivery's outcome
-       -- is unknown (sent, never recorded) so the CRM may hold either value.
-       (s.acked_value IS NULL OR json(s.acked_value)::VARCHAR <> json(t.value)::VARCHAR
-        OR s.pending_value IS NOT NULL) AS due,
-       i.field_key IS NOT NULL AS in_run,
-       s.last_outcome, json(s.last_value)::VARCHAR, s.last_fingerprint
+SELECT count(*)
 FROM targets AS t
-LEFT JOIN {STATE_TABLE} AS s
-    ON s.integration_connection_id = t.integration_connection_id AND s.object_type = t.object_type
-   AND s.external_id = t.external_id AND s.field_key = lower(trim(t.crm_field_name))
-LEFT JOIN in_run AS i
+{_JOIN_STATE}
+JOIN in_run AS i
     ON i.integration_connection_id = t.integration_connection_id AND i.object_type = t.object_type
    AND i.external_id = t.external_id AND i.field_key = lower(trim(t.crm_field_name))
-WHERE s.acked_value IS NULL OR json(s.acked_value)::VARCHAR <> json(t.value)::VARCHAR
-   OR s.pending_value IS NOT NULL OR i.field_key IS NOT NULL
-ORDER BY ALL
+WHERE NOT {_DUE}
 """
 
 
 class Candidate:
-    """A field's target next to its ledger state."""
+    """A due field's target next to its ledger state."""
 
-    __slots__ = ("write", "due", "in_run", "last_outcome", "last_value", "last_fingerprint")
+    __slots__ = ("write", "last_outcome", "last_value", "last_fingerprint")
 
     def __init__(self, row: tuple) -> None:
         (connection_id, object_type, external_id, field_key, field_name, model, value, recording_id,
-         plan_key, deliveries, partition_date, due, in_run, last_outcome, last_value, last_fingerprint) = row
+         plan_key, deliveries, partition_date, last_outcome, last_value, last_fingerprint) = row
         self.write = FieldWrite(
             connection_id, object_type, external_id, field_key, field_name, model,
             json.loads(value), recording_id, plan_key, deliveries, partition_date,
         )
-        self.due, self.in_run = bool(due), bool(in_run)
         self.last_outcome, self.last_value, self.last_fingerprint = last_outcome, last_value, last_fingerprint
 
     def rejected_before(self, fingerprint: str | None) -> bool:
@@ -187,29 +228,72 @@ class Candidate:
         )
 
 
-def read_candidates(
-    con: duckdb.DuckDBPyConnection, partitions: Sequence[date] | None, write_nulls: Mapping[str, bool] | None = None,
-) -> list[Candidate]:
-    """Every field that is due, plus the unchanged fields with a plan row in `partitions` (all when None).
+def stage_due(con: duckdb.DuckDBPyConnection, write_nulls: Mapping[str, bool] | None = None) -> int:
+    """Queue every due field (whatever its day) in `siro.crm_delivery_queue`; returns how many
+    CRM records they belong to.
 
     `write_nulls` maps routing entries (connection ids, `"*"`) to their opt-in to clears;
-    without it no connection clears.
+    without it no connection clears. The work stays in DuckDB (which spills to disk), so
+    the first delivery over a year of history loads nothing into Python here.
     """
+    con.execute(_STAGE, clear_params(write_nulls))
+    return con.execute(f"SELECT coalesce(max(record_no), 0) FROM {QUEUE_TABLE}").fetchall()[0][0]
+
+
+def due_page(con: duckdb.DuckDBPyConnection, after: int, records: int) -> list[Candidate]:
+    """The queued fields of records `after + 1 .. after + records`, a record's fields together."""
+    return [Candidate(row) for row in con.execute(_PAGE, [after, after + records]).fetchall()]
+
+
+def drop_due(con: duckdb.DuckDBPyConnection) -> None:
+    """Empty the queue once the delivery is over."""
+    con.execute(f"DROP TABLE IF EXISTS {QUEUE_TABLE}")
+
+
+def count_unchanged(
+    con: duckdb.DuckDBPyConnection, partitions: Sequence[date] | None, write_nulls: Mapping[str, bool] | None = None,
+) -> int:
+    """How many fields with a plan row in `partitions` (all when None) the CRM already holds as targeted."""
     params = {"partitions": sorted(set(partitions)) if partitions is not None else None, **clear_params(write_nulls)}
-    return [Candidate(row) for row in con.execute(_CANDIDATES, params).fetchall()]
+    return con.execute(_UNCHANGED, params).fetchall()[0][0]
 
 
-def orphaned_intents(con: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple]:
-    """Deliveries another run sent but never recorded an outcome for (it crashed in between).
+def record_run(con: duckdb.DuckDBPyConnection, run_id: str, started: datetime, finished: datetime,
+               partitions: Sequence[date] | None, dry_run: bool, counts: Mapping[str, int],
+               stopped: Sequence[str]) -> None:
+    """One row of `siro.crm_delivery_runs`: the run's counts (a re-tried run replaces its row)."""
+    con.execute(
+        f"""INSERT OR REPLACE INTO {RUNS_TABLE} VALUES ($run, $started, $finished, $partitions::DATE[], $dry,
+            $unchanged, $delivered, $rejected, $failed, $would, $withheld, $outstanding, $calls, $stopped::VARCHAR[])""",
+        {"run": run_id, "started": started, "finished": finished,
+         "partitions": sorted(set(partitions)) if partitions is not None else None, "dry": dry_run,
+         "unchanged": counts["unchanged"], "delivered": counts["delivered"], "rejected": counts["rejected"],
+         "failed": counts["failed"], "would": counts["dry_run"], "withheld": counts["nulls_withheld"],
+         "outstanding": counts["rejects_outstanding"], "calls": counts["api_calls"], "stopped": list(stopped)},
+    )
 
-    Read only by the run holding the delivery lease (`lease.py`): every other run's
-    intents are then a dead run's, never a live one's."""
+
+def orphaned_intents(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime | None = None) -> list[tuple]:
+    """Deliveries a run that is no longer alive sent but never recorded an outcome for.
+
+    A run is alive while it holds an unexpired delivery lease: its in-flight intents are
+    its own, never orphans, whoever asks.
+    """
     return con.execute(
         f"""SELECT integration_connection_id, object_type, external_id, crm_field_name,
                    json(pending_value)::VARCHAR, pending_recording_id, pending_delivery_key, pending_run_id
-            FROM {STATE_TABLE} WHERE pending_value IS NOT NULL AND pending_run_id IS DISTINCT FROM ?""",
-        [run_id],
+            FROM {STATE_TABLE} WHERE {_ORPHAN}""",
+        _orphan_params(con, run_id, now),
     ).fetchall()
+
+
+# An intent is an orphan when its run is neither the caller nor the lease's live holder.
+_ORPHAN = f"""pending_value IS NOT NULL AND pending_run_id IS DISTINCT FROM $run
+    AND pending_run_id IS DISTINCT FROM {LIVE_HOLDER_SQL}"""
+
+
+def _orphan_params(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime | None) -> dict:
+    return {"run": run_id, "now": now or datetime.now(timezone.utc)}
 
 
 def _rows(shape: dict[str, str]) -> str:
@@ -228,6 +312,8 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, rows: list[dict]) -> None:
 
 _V = "VARCHAR"
 _INTENT_SHAPE = {k: _V for k in ("c", "o", "e", "f", "name", "value", "rec", "key", "run", "now")}
+# Another live run's intent (its run holds the lease) is never overwritten: that run is
+# sending the field, and its outcome is what the ledger must get.
 _INTENT = f"""
 INSERT INTO {STATE_TABLE} ({_FIELD}, crm_field_name, pending_value, pending_recording_id,
                            pending_delivery_key, pending_run_id, pending_since)
@@ -237,18 +323,37 @@ ON CONFLICT ({_FIELD}) DO UPDATE SET
     pending_recording_id = excluded.pending_recording_id,
     pending_delivery_key = excluded.pending_delivery_key,
     pending_run_id = excluded.pending_run_id, pending_since = excluded.pending_since
+WHERE {STATE_TABLE}.pending_run_id IS NULL OR {STATE_TABLE}.pending_run_id = excluded.pending_run_id
+   OR {STATE_TABLE}.pending_run_id IS DISTINCT FROM $holder
+RETURNING {_FIELD}
 """
 
 
-def record_intent(con: duckdb.DuckDBPyConnection, writes: Iterable[FieldWrite], run_id: str, now: datetime) -> None:
-    """Before sending: note what is about to be sent, so a crash leaves the field due, not lost."""
+def record_intent(
+    con: duckdb.DuckDBPyConnection, writes: Iterable[FieldWrite], run_id: str, now: datetime,
+) -> set[tuple[str, str, str, str]]:
+    """Before sending: note what is about to be sent, so a crash leaves the field due, not lost.
+
+    Returns the identities this run may send: every write but those another live run
+    (the lease holder, when that is not `run_id`) has in flight.
+    """
     rows = [
         dict(c=w.connection_id, o=w.object_type, e=w.external_id, f=w.field_key, name=w.crm_field_name,
              value=w.value_json, rec=w.recording_id, key=w.delivery_key, run=run_id, now=now.isoformat())
         for w in writes
     ]
-    if rows:
-        _transaction(con, lambda: _run(con, _INTENT, rows))
+    if not rows:
+        return set()
+    claimed: list[tuple] = []
+
+    def work() -> None:
+        # DuckDB takes no subquery in DO UPDATE: read the holder first, in the same transaction.
+        holder = con.execute(f"SELECT {LIVE_HOLDER_SQL}", {"now": now}).fetchall()[0][0]
+        # RETURNING gives the rows inserted or updated: those the WHERE kept are not ours.
+        claimed.extend(con.execute(_INTENT, {"rows": json.dumps(rows, default=str), "holder": holder}).fetchall())
+
+    _transaction(con, work)
+    return set(claimed)
 
 
 _OUTCOME_SHAPE = {**{k: _V for k in ("c", "o", "e", "f", "name", "value", "rec", "key", "now", "outcome",
@@ -325,7 +430,10 @@ def record_outcomes(
 
 
 def log_orphans(con: duckdb.DuckDBPyConnection, orphans: Sequence[tuple], run_id: str, now: datetime) -> None:
-    """Log, once, that a run ended between sending and recording; the field stays due."""
+    """Log, once, that a run ended between sending and recording; the field stays due.
+
+    Only intents of runs that are no longer alive are adopted (see `orphaned_intents`).
+    """
     if not orphans:
         return
     rows = [
@@ -338,10 +446,8 @@ def log_orphans(con: duckdb.DuckDBPyConnection, orphans: Sequence[tuple], run_id
     def work() -> None:
         _run(con, _LOG, rows)
         # Adopt the intent so it is logged once; it is cleared when the re-send is recorded.
-        con.execute(
-            f"UPDATE {STATE_TABLE} SET pending_run_id = ? WHERE pending_value IS NOT NULL "
-            "AND pending_run_id IS DISTINCT FROM ?", [run_id, run_id],
-        )
+        params = _orphan_params(con, run_id, now)
+        con.execute(f"UPDATE {STATE_TABLE} SET pending_run_id = $run WHERE {_ORPHAN}", params)
 
     _transaction(con, work)
 

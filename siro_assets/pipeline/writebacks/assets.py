@@ -80,10 +80,12 @@ def build_crm_writebacks_asset(settings: PipelineSettings) -> AssetsDefinition:
         blanks, null) never competes and is never sent. It is sent when it differs from the value the CRM
         last acknowledged (`siro.crm_writeback_state`), so A -> B -> A sends the second A and
         an unchanged value is never sent twice. Every due write is delivered, whatever its
-        day; the run's partitions decide which unchanged fields it counts (`unchanged`
-        metadata; no log row each). A null is sent, as a clear, only where the connection sets `write_nulls`. Each attempt is a row of
-        `siro.crm_writeback_log` (outcome delivered, rejected, failed or
-        dry_run, with the CRM's status, code and message).
+        day; the run's partitions decide which unchanged fields it counts (`unchanged`, one row
+        per run in `siro.crm_delivery_runs`, not a log row per field). One delivery at a time:
+        the run takes the delivery lease in the ledger first, whatever launched it. A null is
+        sent, as a clear, only where the connection sets `write_nulls`. Each attempt is a row
+        of `siro.crm_writeback_log` (outcome delivered, rejected, failed or dry_run, with the
+        CRM's status, code and message).
 
         Routing: `SIRO_CRM_CONNECTIONS` (YAML by integration connection id) or `SIRO_CRM_SINK`
         (outbox by default: `siro.crm_outbox`). Run config `dry_run` (or `SIRO_CRM_DRY_RUN=1`)
