@@ -16,10 +16,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
+from tests.support import sensor_with
 from siro_assets.api_client.timestamps import format_ts
-from siro_assets.defs.automation import sensors
-from siro_assets.defs.automation.change_tracking import SensorCursor
-from siro_assets.defs.resources import SiroApiResource
+from siro_assets.pipeline.automation import sensors
+from siro_assets.pipeline.automation.change_tracking import SensorCursor
+from siro_assets.pipeline.resources import SiroApiResource
 from siro_assets.simulator import World, WorldConfig
 from tests.e2e.test_cli_against_http_simulator import ROOT, _free_port
 from tests.integration.test_sensor import _definitions
@@ -59,10 +60,7 @@ def dense_simulator():
 
 
 def test_a_dense_backlog_drains_over_http_in_a_few_ticks(dense_simulator, tmp_path, monkeypatch):
-    monkeypatch.setenv("SIRO_SENSOR_PAGE_SIZE", "25")
-    monkeypatch.setenv("SIRO_SENSOR_TICK_SECONDS", "1")
-    for name in ("SIRO_SENSOR_LOOKBACK_SECONDS", "SIRO_SENSOR_MAX_RUNS_PER_TICK", "SIRO_SENSOR_MAX_PAGES_PER_TICK"):
-        monkeypatch.delenv(name, raising=False)
+    sensor = sensor_with(page_size=25, tick_seconds=1)
     requested, walks = Counter(), []
     plan_changes, walk_backlog = sensors.plan_changes, sensors.walk_backlog
 
@@ -94,7 +92,7 @@ def test_a_dense_backlog_drains_over_http_in_a_few_ticks(dense_simulator, tmp_pa
         for _ in range(15):
             context = build_sensor_context(instance=instance, cursor=cursor, resources={"siro_api": siro},
                                            definitions=_definitions(siro, tmp_path))
-            cursor = sensors.recordings_updated_sensor.evaluate_tick(context).cursor
+            cursor = sensor.evaluate_tick(context).cursor
             if walks[-1].reached_now:
                 break
     per_tick = [(w.pages, w.abandoned_pages) for w in walks]
