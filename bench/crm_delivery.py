@@ -7,6 +7,12 @@ comparison alone.
 
     .venv/bin/python bench/crm_delivery.py [fields]
 
+`--first-delivery [--quick]` instead measures the first delivery over a large plan
+(1,000,000 plan rows; `--quick`: 20,000; or `--rows=N`) to the outbox, with peak RSS: ours, and the
+code before due fields were paged and unchanged fields counted (`git archive` of the
+commit before that change), each in a fresh child process on its own copy of the same
+warehouse file, printed side by side.
+
 Not a test (pytest does not collect `bench/`).
 """
 
@@ -90,5 +96,106 @@ def main() -> None:
                   f"delivered {report.delivered}, unchanged {report.unchanged}, API calls {report.api_calls}")
 
 
+# The plan, written in SQL (building a million recordings' payloads in Python would
+# dwarf what is measured): one live recording per CRM record, four fields each, over a year.
+_PLAN_SQL = """
+INSERT INTO siro.crm_writeback_plan
+SELECT DATE '2025-01-01' + (n // 4 % 365)::INTEGER, 'rec' || (n // 4),
+       TIMESTAMPTZ '2025-01-01 09:00:00+00' + to_days((n // 4 % 365)::INTEGER), n % 4, 0, 'x' || (n % 4),
+       'Opportunity', 'Field' || (n % 4) || '__c', 'opportunity', 0, 'ic_out', 'opp' || (n // 4), NULL,
+       to_json('value ' || n), 'value ' || n, 'VARCHAR', 'ready', md5(n::VARCHAR)
+FROM range($rows) AS t(n)
+"""
+_RECORDINGS_SQL = """
+INSERT INTO siro.recordings (id, created_at, payload, partition_date, ingested_at)
+SELECT 'rec' || r, TIMESTAMPTZ '2025-01-01 09:00:00+00' + to_days((r % 365)::INTEGER), '{}',
+       DATE '2025-01-01' + (r % 365)::INTEGER, now()
+FROM range($records) AS t(r)
+"""
+
+_CHILD = """
+import contextlib, json, resource, sys, time
+from siro_assets.crm import Delivery, Routing
+from siro_assets.crm.config import OutboxSettings
+from siro_assets.warehouse.connection import open_duckdb
+
+path = sys.argv[1]
+
+@contextlib.contextmanager
+def connect():
+    con = open_duckdb(path)
+    try:
+        yield con
+    finally:
+        con.close()
+
+started = time.perf_counter()
+report = Delivery(connect, Routing(connections={"*": OutboxSettings()}), run_id="bench").run(None)
+print(json.dumps({"seconds": time.perf_counter() - started, "delivered": report.delivered,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _old_tree(tmp: Path) -> tuple[Path, str]:
+    """The package as it was before due fields were paged (the commit before `read_candidates` went)."""
+    import subprocess
+
+    removed = subprocess.run(
+        ["git", "log", "-S", "def read_candidates(", "-1", "--format=%H", "--", "siro_assets/crm/ledger.py"],
+        cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    commit = f"{removed}^" if removed else "HEAD"
+    tree = tmp / "old"
+    tree.mkdir()
+    archive = subprocess.run(["git", "archive", commit, "siro_assets", "fake_crms"], cwd=ROOT, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    short = subprocess.run(["git", "rev-parse", "--short", commit], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.strip()
+    return tree, short
+
+
+def first_delivery() -> None:
+    """The first delivery over `rows` plan rows, ours against the old code, peak RSS of each."""
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    from bench.harness import machine, quick_mode
+    from siro_assets.crm import ensure_ledger
+
+    asked = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--rows=")]
+    rows = int(asked[0]) if asked else 20_000 if quick_mode() else 1_000_000
+    print(machine())
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        base = tmp / "plan.duckdb"
+        con = open_duckdb(base)
+        try:
+            ensure_ledger(con)
+            con.execute(_RECORDINGS_SQL, {"records": rows // 4})
+            con.execute(_PLAN_SQL, {"rows": rows})
+        finally:
+            con.close()
+        old, commit = _old_tree(tmp)
+        results = {}
+        for label, tree in (("ours", ROOT), (f"old ({commit})", old)):
+            copy = tmp / f"{len(results)}.duckdb"
+            shutil.copy(base, copy)
+            done = subprocess.run([sys.executable, "-c", _CHILD, str(copy)], cwd=tmp, capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(tree)})
+            if done.returncode != 0:
+                raise SystemExit(f"{label} failed: {done.stderr[-2000:]}")
+            results[label] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"first delivery over {rows:,} plan rows ({rows:,} CRM fields, {rows // 4:,} records) to the outbox:")
+    print(f"{'':<16}{'delivered':>12}{'seconds':>10}{'fields/s':>12}{'peak RSS MiB':>14}")
+    for label, r in results.items():
+        print(f"{label:<16}{r['delivered']:>12,}{r['seconds']:>10.1f}{r['delivered'] / r['seconds']:>12,.0f}"
+              f"{r['peak_rss_mib']:>14.0f}")
+
+
 if __name__ == "__main__":
-    main()
+    if "--first-delivery" in sys.argv[1:]:
+        first_delivery()
+    else:
+        main()

@@ -33,7 +33,7 @@ class FakeCrms:
         return fake.handle(method, "/" + rest, lowered, body, f"{origin.rstrip('/')}/{prefix}")
 
     def journals(self) -> dict[str, list[dict]]:
-        """`GET /_journal`: every field write each fake applied, in order, and whether it was
-        acknowledged, so a test in another process can count writes on the CRM side."""
+        """Every field write each fake applied, in order, and whether it was acknowledged:
+        `GET /_journal`, so a test in another process can count writes on the CRM side."""
         fakes = {"salesforce": self.salesforce, "hubspot": self.hubspot, "http": self.http}
         return {name: [asdict(e) for e in fake.journal.entries] for name, fake in fakes.items() if fake is not None}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from datetime import date, datetime, timezone
 
 import duckdb
@@ -65,11 +66,15 @@ class Bed:
         self.con.execute("SET TimeZone = 'UTC'")
         self.connections_opened = 0
         self.runs = 0
+        # One connection shared by every delivery of the bed: a lock makes deliveries in
+        # several threads take turns on it, as the writer lock makes processes do.
+        self._turn = threading.RLock()
 
     @contextlib.contextmanager
     def connect(self):
-        self.connections_opened += 1
-        yield self.con
+        with self._turn:
+            self.connections_opened += 1
+            yield self.con
 
     def load(self, day: date, records: list[dict]) -> None:
         """Replace `day` of the raw table with `records` and rebuild its plan partition."""

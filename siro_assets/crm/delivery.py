@@ -6,8 +6,10 @@ batch the intent is recorded before sending and the outcomes after, so a crash i
 between leaves the field due (re-sent next run, with the same delivery key) and never
 marks an unsent write as delivered.
 
-Due fields are queued in DuckDB (`stage_due`) and read back a page of `PAGE_RECORDS`
-CRM records at a time, so memory is bounded by the page, not by the history that is due.
+One delivery at a time: a run takes the delivery lease (`lease.py`) before it reads what
+is due and keeps it until its last outcome is recorded; each batch's intent is written
+only while the lease is still this run's. Due fields are queued in DuckDB and read back
+in pages of `PAGE_RECORDS` CRM records; unchanged fields are counted, not logged.
 """
 
 from __future__ import annotations
@@ -23,24 +25,25 @@ import duckdb
 
 from .calls import CrmUnreachable
 from .config import Routing
-from .lease import LeaseHeld, release_lease, take_lease
+from .lease import DeliveryLease, LeaseHeld
 from .ledger import (
     Candidate, count_unchanged, drop_due, due_page, ensure_ledger, log_orphans, orphaned_intents, record_intent,
     record_outcomes, record_run, stage_due,
 )
 from .sinks import DeliveryStopped, Sink, SinkFactory
-from .writes import (
-    DELIVERED, DRY_RUN, FAILED, NO_ROUTE, REJECTED, FieldWrite, Outcome,
-)
+from .writes import DELIVERED, DRY_RUN, FAILED, NO_ROUTE, REJECTED, FieldWrite, Outcome
 from .values import is_sendable
 
 logger = logging.getLogger("siro_assets.crm")
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
-# CRM records per page of due fields read back from the run's queue: what bounds memory
-# (a record's fields stay on one page, so a sink still writes a record in one request).
+#: CRM records per page of due fields read back from the queue: what bounds memory.
 PAGE_RECORDS = 2_000
+
+
+class _LeaseLost(Exception):
+    """Another run took the lease (this one stopped renewing it for longer than its ttl)."""
 
 
 @dataclass
@@ -98,7 +101,9 @@ class Delivery:
         retry_rejects: bool = False,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         log: logging.Logger | logging.LoggerAdapter = logger,
-        page_records: int = PAGE_RECORDS,
+        lease_wait_seconds: float = 900.0,
+        lease_ttl_seconds: float = 300.0,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.connect = connect
         self.routing = routing
@@ -109,59 +114,55 @@ class Delivery:
         self.now = now
         self.log = log
         self.report = DeliveryReport()
-        self.page_records = page_records
+        self.lease = DeliveryLease(connect, run_id, now=now, ttl=lease_ttl_seconds, wait=lease_wait_seconds,
+                                   log=log, **({"sleep": sleep} if sleep else {}))
         self._sinks: dict[int, Sink] = {}
 
     def run(self, partitions: Sequence[date] | None = None) -> DeliveryReport:
         """Deliver every due write; count the unchanged fields that have a plan row in `partitions`.
 
-        A real delivery holds the delivery lease (`lease.py`) from before it reads what is
-        due until it ends; a run that finds another's live lease sends nothing and says so
-        in `stopped`. A dry run sends nothing and takes no lease. The run's counts end up
-        in one row of `siro.crm_delivery_runs`.
+        Waits up to `lease_wait_seconds` for a delivery another run is making, then stops
+        cleanly (`report.stopped` says why) without sending anything.
         """
         started = self.now()
-        try:
-            return self._run(partitions)
-        except LeaseHeld as held:
-            self.report.stopped.append(f"lease: {held}")
-            self.log.warning(f"CRM delivery skipped: {held}")
-            return self.report
-        finally:
-            with self.connect() as con:
-                if not self.dry_run:
-                    release_lease(con, self.run_id)
-                record_run(con, self.run_id, started, self.now(), partitions, self.dry_run,
-                           self.report.metadata(), self.report.stopped)
-
-    def _run(self, partitions: Sequence[date] | None) -> DeliveryReport:
         with self.connect() as con:
             ensure_ledger(con)
-            if not self.dry_run:
-                # Before reading what is due: the run that holds the lease is the only
-                # one that reads, sends and adopts intents, so none is sent twice.
-                take_lease(con, self.run_id, self.now())
-            write_nulls = {cid: s.write_nulls for cid, s in self.routing.connections.items()}
-            # Counted, not logged: one log row per unchanged field and run would grow
-            # with the number of runs (the sensor's about one a minute), not with changes.
-            self.report.unchanged = count_unchanged(con, partitions, write_nulls)
+        try:
+            with self.lease:
+                self._deliver(partitions)
+        except LeaseHeld as exc:
+            self.report.stopped.append(f"lease: held by run {exc.holder}")
+            self.log.warning(f"CRM writebacks not run: {exc}")
+        except _LeaseLost:
+            self.report.stopped.append(f"lease: lost to run {self.lease.lost_to}")
+            self.log.warning(f"Run {self.lease.lost_to} took the delivery lease; the rest waits for the next run")
+        with self.connect() as con:
+            record_run(con, self.run_id, started, self.now(), partitions, self.dry_run, self.report.metadata(),
+                       self.report.stopped)
+        self.log.info(f"CRM writebacks: {self.report.metadata()}")
+        return self.report
+
+    def _deliver(self, partitions: Sequence[date] | None) -> None:
+        write_nulls = {cid: s.write_nulls for cid, s in self.routing.connections.items()}
+        with self.connect() as con:
             if not self.dry_run:
                 orphans = orphaned_intents(con, self.run_id, self.now())
                 if orphans:
                     self.log.warning(f"{len(orphans)} write(s) from an interrupted run have no outcome; re-sending")
                     log_orphans(con, orphans, self.run_id, self.now())
-            records = stage_due(con, self.run_id, self.now(), write_nulls)
+            self.report.unchanged = count_unchanged(con, partitions, write_nulls)
+            records = stage_due(con, write_nulls)
         stopped: set[int] = set()
         try:
-            for after in range(0, records, self.page_records):
+            for after in range(0, records, PAGE_RECORDS):
                 with self.connect() as con:
-                    page = due_page(con, self.run_id, after, self.page_records)
+                    page = due_page(con, after, PAGE_RECORDS)
                 by_route: dict[int, tuple[object, list[Candidate]]] = {}
                 for c in page:
                     settings = self.routing.for_connection(c.write.connection_id)
                     by_route.setdefault(id(settings), (settings, []))[1].append(c)
                 for route, (settings, due) in by_route.items():
-                    # A sink that stopped the delivery (quota, credentials) is not called again this run.
+                    # A sink that stopped (quota, credentials) is not called again this run.
                     if route not in stopped and not self._deliver_route(settings, due):
                         stopped.add(route)
         finally:
@@ -170,9 +171,7 @@ class Delivery:
                 self.report.rate_limited += sink.stats.rate_limited
                 sink.close()
             with self.connect() as con:
-                drop_due(con, self.run_id)
-        self.log.info(f"CRM writebacks: {self.report.metadata()}")
-        return self.report
+                drop_due(con)
 
     def _record(self, outcomes: list[Outcome], sink: str, *, update_state: bool = True) -> None:
         if not outcomes:
@@ -181,7 +180,7 @@ class Delivery:
             record_outcomes(con, outcomes, sink, self.run_id, self.now(), update_state=update_state)
 
     def _deliver_route(self, settings, due: list[Candidate]) -> bool:
-        """Deliver one page's due fields of one route; False once its sink stopped the delivery."""
+        """Deliver one page's writes of one route; False once its sink stopped the delivery."""
         if settings is None:
             outcomes = [
                 Outcome(c.write, REJECTED, None, NO_ROUTE,
@@ -201,7 +200,7 @@ class Delivery:
         if not writes:
             return True
         by_identity = {c.write.identity: c for c in due}
-        # One sink per route for the whole run: its token and schema cache outlive a page.
+        # One sink per route for the whole run: its token and describe cache outlive a page.
         sink = self._sinks.get(id(settings))
         if sink is None:
             sink = self._sinks[id(settings)] = self.sinks(settings)
@@ -235,12 +234,10 @@ class Delivery:
             return True
         for batch in sink.batches(sendable):
             with self.connect() as con:
-                # Renewed before each batch; if it lapsed and another run took it over,
-                # this raises and the batch is never sent.
-                take_lease(con, self.run_id, self.now())
+                # Fencing: the intent is written only while the lease is this run's.
+                if not self.lease.renew(con):
+                    raise _LeaseLost()
                 claimed = record_intent(con, [p.write for p in batch], self.run_id, self.now())
-            # With the lease just renewed this filters nothing; it is the ledger's own
-            # guard (another live run's intent is neither overwritten nor sent over).
             batch = [p for p in batch if p.write.identity in claimed]
             if not batch:
                 continue

@@ -1,17 +1,26 @@
-"""The delivery lease: one CRM delivery at a time per warehouse, whatever launches it.
+"""The delivery lease: one delivery at a time, whatever launches it.
 
-A row in the ledger (`siro.crm_delivery_lease`) names the run that may send and until
-when. A delivery takes it before it reads what is due, renews it before every batch it
-sends, and releases it when done. Another run that finds a live lease held by someone
-else sends nothing; a lease that expired (its run died without releasing it) may be
-taken over, and only then are that run's unanswered intents adopted. The Dagster pool
-is a convenience on top; this holds for `dg launch`, CLI and concurrent runs alike,
-because every read and write of the row happens inside the warehouse's writer lock.
+`siro.crm_delivery_lease` holds one row: the run that may send, and until when. A run
+takes it before reading what is due and keeps it, renewed by a heartbeat thread and at
+every ledger write, until it has recorded its last outcome. The `siro_crm` pool only
+serialises runs the Dagster run queue launches; `dg launch`, the CLI and scripts bypass
+it, and the lease is what they still meet.
+
+Each acquire and renewal is one statement on a connection the caller opened for just
+that. The warehouse admits one writing process at a time (the writer lock, and DuckDB's
+own file lock behind it), so the statement's check and its write cannot interleave with
+another process's: a lease changes hands only once it has expired or been released.
+A run killed without releasing it (SIGKILL, a lost node) holds it until it expires, so
+the next run waits at most `ttl` for it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
 import duckdb
@@ -19,61 +28,118 @@ import duckdb
 from ..warehouse.schema import SCHEMA
 
 LEASE_TABLE = f"{SCHEMA}.crm_delivery_lease"
-LEASE_NAME = "delivery"
-# Longer than any one batch can take (each CRM call has a timeout and bounded retries),
-# so a live run renews it long before it lapses.
-LEASE_TTL = timedelta(minutes=15)
-
 LEASE_DDL = f"""CREATE TABLE IF NOT EXISTS {LEASE_TABLE} (
-    name VARCHAR PRIMARY KEY,
-    run_id VARCHAR NOT NULL,
-    expires_at TIMESTAMPTZ NOT NULL
+    lease VARCHAR PRIMARY KEY,               -- 'delivery': one lease per warehouse
+    run_id VARCHAR NOT NULL,                 -- the run that may send
+    acquired_at TIMESTAMPTZ NOT NULL,
+    renewed_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL          -- past this, the run is taken for dead
 )"""
+_NAME = "delivery"
+
+# Take the lease if it is free, expired or already ours; otherwise leave it as it is.
+_TAKE = f"""
+INSERT INTO {LEASE_TABLE} VALUES ($lease, $run, $now, $now, $expires)
+ON CONFLICT (lease) DO UPDATE SET
+    acquired_at = CASE WHEN {LEASE_TABLE}.run_id = excluded.run_id THEN {LEASE_TABLE}.acquired_at
+                       ELSE excluded.acquired_at END,
+    run_id = excluded.run_id, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at
+WHERE {LEASE_TABLE}.run_id = excluded.run_id OR {LEASE_TABLE}.expires_at <= excluded.renewed_at
+"""
+
+#: The run holding an unexpired lease at `$now` (none when free or expired), as SQL.
+LIVE_HOLDER_SQL = f"(SELECT run_id FROM {LEASE_TABLE} WHERE lease = '{_NAME}' AND expires_at > $now)"
+
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
 
-# The run holding a live lease at `$now`, or NULL: a scalar subquery for ledger SQL.
-LIVE_HOLDER_SQL = f"(SELECT run_id FROM {LEASE_TABLE} WHERE name = '{LEASE_NAME}' AND expires_at > $now)"
+class LeaseHeld(RuntimeError):
+    """Another delivery holds the lease: this one must not send."""
 
-
-def live_holder(con: duckdb.DuckDBPyConnection, now: datetime) -> str | None:
-    """The run that holds a live lease at `now`, if any."""
-    con.execute(LEASE_DDL)
-    return con.execute(f"SELECT {LIVE_HOLDER_SQL}", {"now": now}).fetchall()[0][0]
-
-
-@dataclass
-class LeaseHeld(Exception):
-    """Another live run holds the delivery lease."""
-
-    holder: str
-    expires_at: datetime
-
-    def __str__(self) -> str:
-        return (f"another delivery (run {self.holder}) holds the CRM delivery lease until "
-                f"{self.expires_at.isoformat()}; nothing was sent by this run")
-
-
-def take_lease(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime, ttl: timedelta = LEASE_TTL) -> None:
-    """Take or renew the lease for `run_id` until `now + ttl`; raise `LeaseHeld` if another
-    run holds a lease that has not expired. Call it on a connection holding the writer lock."""
-    con.execute(LEASE_DDL)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        rows = con.execute(
-            f"SELECT run_id, expires_at FROM {LEASE_TABLE} WHERE name = ?", [LEASE_NAME]
-        ).fetchall()
-        if rows and rows[0][0] != run_id and rows[0][1] > now:
-            raise LeaseHeld(rows[0][0], rows[0][1])
-        con.execute(
-            f"INSERT OR REPLACE INTO {LEASE_TABLE} VALUES (?, ?, ?)", [LEASE_NAME, run_id, now + ttl]
+    def __init__(self, holder: str, expires_at: datetime | None, waited: float = 0.0) -> None:
+        self.holder, self.expires_at, self.waited = holder, expires_at, waited
+        until = f" until {expires_at.isoformat()}" if expires_at else ""
+        super().__init__(
+            f"another delivery (run {holder}) holds the delivery lease{until}; waited {waited:.0f}s. "
+            "It delivers what is due; nothing was sent by this run"
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
-def release_lease(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+def take(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime, ttl: float) -> tuple[str, datetime]:
+    """Take or renew the lease for `run_id` if it is free, expired or ours; returns (holder, expiry)."""
+    con.execute(LEASE_DDL)
+    con.execute(_TAKE, {"lease": _NAME, "run": run_id, "now": now, "expires": now + timedelta(seconds=ttl)})
+    holder, expires = con.execute(
+        f"SELECT run_id, expires_at FROM {LEASE_TABLE} WHERE lease = ?", [_NAME]).fetchall()[0]
+    return holder, expires
+
+
+def release(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Give the lease up, if `run_id` still holds it."""
     con.execute(LEASE_DDL)
-    con.execute(f"DELETE FROM {LEASE_TABLE} WHERE name = ? AND run_id = ?", [LEASE_NAME, run_id])
+    con.execute(f"DELETE FROM {LEASE_TABLE} WHERE lease = ? AND run_id = ?", [_NAME, run_id])
+
+
+class DeliveryLease:
+    """The lease as a context manager: wait for it, keep it renewed, give it up.
+
+    `wait` is how long to wait for a lease another live run holds (0: stop at once);
+    `ttl` is how long a run that stops renewing is still taken for alive. The heartbeat
+    renews every `ttl / 3` seconds of real time, on its own short connections.
+    """
+
+    def __init__(self, connect: Connect, run_id: str, *, now: Callable[[], datetime], ttl: float = 300.0,
+                 wait: float = 900.0, poll: float = 1.0, sleep: Callable[[float], None] = time.sleep,
+                 log: logging.Logger | logging.LoggerAdapter = logging.getLogger("siro_assets.crm")) -> None:
+        self.connect, self.run_id, self.now = connect, run_id, now
+        self.ttl, self.wait, self.poll, self.sleep, self.log = ttl, wait, poll, sleep, log
+        self.lost_to: str | None = None
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+
+    def __enter__(self) -> "DeliveryLease":
+        self.acquire()
+        self._heartbeat = threading.Thread(target=self._beat, name=f"lease-{self.run_id}", daemon=True)
+        self._heartbeat.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=60)
+        with self.connect() as con:
+            release(con, self.run_id)
+
+    def acquire(self) -> None:
+        """Take the lease, waiting (polling) while another live run holds it; `LeaseHeld` past `wait`."""
+        waited, waited_for = 0.0, None
+        while True:
+            with self.connect() as con:
+                holder, expires = take(con, self.run_id, self.now(), self.ttl)
+            if holder == self.run_id:
+                if waited_for is not None:
+                    self.log.info(f"Delivery lease taken after waiting {waited:.0f}s for run {waited_for}")
+                return
+            if waited >= self.wait:
+                raise LeaseHeld(holder, expires, waited)
+            if waited_for != holder:
+                self.log.warning(f"Waiting for the delivery lease: run {holder} holds it until {expires.isoformat()}")
+                waited_for = holder
+            step = min(self.poll, self.wait - waited)
+            self.sleep(step)
+            waited += step
+
+    def renew(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Renew on the caller's connection; False (and `lost_to` set) when another run took it."""
+        holder, _ = take(con, self.run_id, self.now(), self.ttl)
+        if holder != self.run_id:
+            self.lost_to = holder
+        return holder == self.run_id
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                with self.connect() as con:
+                    self.renew(con)
+            except Exception as exc:  # the next ledger write renews (or finds the lease lost)
+                self.log.warning(f"Could not renew the delivery lease: {type(exc).__name__}")

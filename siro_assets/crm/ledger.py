@@ -2,7 +2,10 @@
 
 `siro.crm_writeback_state` has one row per CRM field with the value the CRM last
 acknowledged (and its source recording), the intent of a delivery in flight, and the
-last attempt's outcome. `siro.crm_writeback_log` has one row per attempt. Every function
+last attempt's outcome. `siro.crm_writeback_log` has one row per attempt;
+`siro.crm_delivery_runs` one row per delivery, with the fields it found unchanged as a
+count. `siro.crm_delivery_queue` holds the due fields of the delivery in progress, read
+back in pages of whole records so memory stays bounded however much is due. Every function
 here is one short transaction on a connection the caller opened for just that: delivery
 never holds the warehouse while it waits on a CRM.
 """
@@ -11,41 +14,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 import duckdb
-
-from .lease import LEASE_DDL, LIVE_HOLDER_SQL, live_holder
 
 from ..transforms import latest_writes_sql
 from ..transforms.writeback_plan import CRM_WRITEBACK_PLAN
 from ..warehouse.schema import SCHEMA, ensure_schema
-from .writes import DELIVERED, FAILED, REJECTED, FieldWrite, Outcome
+from .lease import LEASE_DDL, LIVE_HOLDER_SQL
+from .writes import DELIVERED, FAILED, REJECTED, SKIPPED_UNCHANGED, FieldWrite, Outcome
 
 STATE_TABLE = f"{SCHEMA}.crm_writeback_state"
-RUNS_TABLE = f"{SCHEMA}.crm_delivery_runs"
-QUEUE_TABLE = f"{SCHEMA}.crm_delivery_queue"
 LOG_TABLE = f"{SCHEMA}.crm_writeback_log"
 OUTBOX_TABLE = f"{SCHEMA}.crm_outbox"
-
-# One row per delivery run: its counts, unchanged fields included (one log row per
-# unchanged field and run would grow with the number of runs, not with changes).
-RUNS_DDL = f"""CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (
-    run_id VARCHAR PRIMARY KEY,
-    started_at TIMESTAMPTZ NOT NULL,
-    finished_at TIMESTAMPTZ NOT NULL,
-    partitions DATE[],                      -- the run's days; NULL for all
-    dry_run BOOLEAN NOT NULL,
-    unchanged BIGINT NOT NULL,              -- fields with a plan row in the run's days the CRM already holds
-    delivered BIGINT NOT NULL,
-    rejected BIGINT NOT NULL,
-    failed BIGINT NOT NULL,
-    would_send BIGINT NOT NULL,             -- dry run: writes that would have been sent
-    nulls_withheld BIGINT NOT NULL,
-    rejects_outstanding BIGINT NOT NULL,
-    api_calls BIGINT NOT NULL,
-    stopped VARCHAR[] NOT NULL              -- why the run stopped early (a sink, the lease), if it did
-)"""
+RUNS_TABLE = f"{SCHEMA}.crm_delivery_runs"
+QUEUE_TABLE = f"{SCHEMA}.crm_delivery_queue"
 
 _FIELD = "integration_connection_id, object_type, external_id, field_key"
 
@@ -53,7 +36,8 @@ _FIELD = "integration_connection_id, object_type, external_id, field_key"
 LOG_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("attempted_at", "TIMESTAMPTZ NOT NULL", "When the attempt's outcome was recorded (UTC).", ()),
     ("run_id", "VARCHAR", "Dagster run (or caller) that made the attempt.", ()),
-    ("sink", "VARCHAR NOT NULL", "outbox, salesforce, hubspot, http; ledger for outcome_unknown rows.", ()),
+    ("sink", "VARCHAR NOT NULL", "outbox, salesforce, hubspot, http; ledger for outcome_unknown rows "
+     "(and the skipped_unchanged rows of older versions).", ()),
     ("integration_connection_id", "VARCHAR NOT NULL", "Siro integration connection the write was routed by.",
      ("integration_connection_id",)),
     ("object_type", "VARCHAR NOT NULL", "crm block object written (opportunity, account, lead, engagement, "
@@ -64,8 +48,8 @@ LOG_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("recording_id", "VARCHAR", "The recording the value came from (the field's newest live recording).",
      ("recording_id",)),
     ("partition_date", "DATE", "UTC day of that recording's createdAt.", ("partition_date",)),
-    ("outcome", "VARCHAR NOT NULL", "delivered, rejected, failed or dry_run (unchanged fields are counted "
-     "per run in siro.crm_delivery_runs).", ()),
+    ("outcome", "VARCHAR NOT NULL", "delivered, rejected, failed or dry_run (skipped_unchanged only in rows "
+     "of older versions: unchanged fields are now a count in siro.crm_delivery_runs).", ()),
     ("http_status", "INTEGER", "The CRM's HTTP status for the request, when there was one.", ()),
     ("error_code", "VARCHAR", "Reject or failure code (the CRM's, or unknown_field, not_updateable, "
      "invalid_value, unsupported_object, no_route, outcome_unknown).", ()),
@@ -116,17 +100,21 @@ DDL = (
     value JSON,
     recording_id VARCHAR
 )""",
-    RUNS_DDL,
-    # Scratch: the due fields of a run in progress, read back a page of records at a time
-    # so memory stays bounded however much history is due (rows of a run are deleted at
-    # its end; a crashed run's go a day later).
-    f"""CREATE TABLE IF NOT EXISTS {QUEUE_TABLE} (
-    run_id VARCHAR NOT NULL,
-    staged_at TIMESTAMPTZ NOT NULL,
-    record_no BIGINT NOT NULL,               -- dense rank of (connection, object, record): a page never splits a record
-    integration_connection_id VARCHAR, object_type VARCHAR, external_id VARCHAR, field_key VARCHAR,
-    crm_field_name VARCHAR, crm_model_name VARCHAR, value VARCHAR, recording_id VARCHAR, idempotency_key VARCHAR,
-    deliveries INTEGER, partition_date DATE, last_outcome VARCHAR, last_value VARCHAR, last_fingerprint VARCHAR
+    f"""CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (
+    run_id VARCHAR PRIMARY KEY,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ NOT NULL,
+    partitions DATE[],                       -- the run's days (NULL: all)
+    dry_run BOOLEAN NOT NULL,
+    unchanged BIGINT NOT NULL,               -- fields of the run's days already acknowledged as they are
+    delivered BIGINT NOT NULL,
+    rejected BIGINT NOT NULL,
+    failed BIGINT NOT NULL,
+    would_send BIGINT NOT NULL,              -- dry runs: what would have been sent
+    nulls_withheld BIGINT NOT NULL,
+    rejects_outstanding BIGINT NOT NULL,
+    api_calls BIGINT NOT NULL,
+    stopped VARCHAR[]                        -- why the run stopped early (a sink, the lease)
 )""",
     LEASE_DDL,
 )
@@ -174,28 +162,28 @@ _DUE = """(s.acked_value IS NULL OR json(s.acked_value)::VARCHAR <> json(t.value
         OR s.pending_value IS NOT NULL)"""
 
 # Each due field's target (the newest live recording's non-blank value, or a clear where
-# the connection opts in) next to its ledger row, queued for the run.
+# the connection opts in) next to its ledger row, numbered by CRM record so a page of
+# records never splits one record's fields.
 _STAGE = f"""
-INSERT INTO {QUEUE_TABLE}
+CREATE OR REPLACE TABLE {QUEUE_TABLE} AS
 WITH targets AS ({_TARGETS})
-SELECT $run, $now::TIMESTAMPTZ,
-       dense_rank() OVER (ORDER BY t.integration_connection_id, t.object_type, t.external_id),
+SELECT dense_rank() OVER (ORDER BY t.integration_connection_id, t.object_type, t.external_id) AS record_no,
        t.integration_connection_id, t.object_type, t.external_id,
-       lower(trim(t.crm_field_name)), trim(t.crm_field_name), t.crm_model_name,
-       json(t.value)::VARCHAR, t.recording_id, t.idempotency_key,
-       coalesce(s.deliveries, 0), t.partition_date,
-       s.last_outcome, json(s.last_value)::VARCHAR, s.last_fingerprint
+       lower(trim(t.crm_field_name)) AS field_key, trim(t.crm_field_name) AS crm_field_name, t.crm_model_name,
+       json(t.value)::VARCHAR AS value, t.recording_id, t.idempotency_key,
+       coalesce(s.deliveries, 0) AS deliveries, t.partition_date,
+       s.last_outcome, json(s.last_value)::VARCHAR AS last_value, s.last_fingerprint
 FROM targets AS t
 {_JOIN_STATE}
 WHERE {_DUE}
 """
+
 _PAGE = f"""
 SELECT integration_connection_id, object_type, external_id, field_key, crm_field_name, crm_model_name, value,
        recording_id, idempotency_key, deliveries, partition_date, last_outcome, last_value, last_fingerprint
-FROM {QUEUE_TABLE} WHERE run_id = $run AND record_no > $after AND record_no <= $until
-ORDER BY ALL
+FROM {QUEUE_TABLE} WHERE record_no > ? AND record_no <= ?
+ORDER BY record_no, field_key
 """
-
 
 # Fields with a ready plan row in the run's days whose target the CRM already holds.
 _UNCHANGED = f"""
@@ -210,7 +198,7 @@ in_run AS (
 SELECT count(*)
 FROM targets AS t
 {_JOIN_STATE}
-SEMI JOIN in_run AS i
+JOIN in_run AS i
     ON i.integration_connection_id = t.integration_connection_id AND i.object_type = t.object_type
    AND i.external_id = t.external_id AND i.field_key = lower(trim(t.crm_field_name))
 WHERE NOT {_DUE}
@@ -240,51 +228,40 @@ class Candidate:
         )
 
 
-def stage_due(
-    con: duckdb.DuckDBPyConnection, run_id: str, now: datetime, write_nulls: Mapping[str, bool] | None = None,
-) -> int:
-    """Queue every field that is due, whatever its day, for `run_id`; returns how many CRM
-    records they belong to (read them with `due_page`, then `drop_due`).
+def stage_due(con: duckdb.DuckDBPyConnection, write_nulls: Mapping[str, bool] | None = None) -> int:
+    """Queue every due field (whatever its day) in `siro.crm_delivery_queue`; returns how many
+    CRM records they belong to.
 
-    The work stays in DuckDB, which spills to disk: nothing of the history is loaded into
-    Python here. `write_nulls` maps routing entries (connection ids, `"*"`) to their
-    opt-in to clears; without it no connection clears.
+    `write_nulls` maps routing entries (connection ids, `"*"`) to their opt-in to clears;
+    without it no connection clears. The work stays in DuckDB (which spills to disk), so
+    the first delivery over a year of history loads nothing into Python here.
     """
-    def work() -> None:
-        con.execute(f"DELETE FROM {QUEUE_TABLE} WHERE run_id = $run OR staged_at < $now::TIMESTAMPTZ - INTERVAL 1 DAY",
-                    {"run": run_id, "now": now})
-        con.execute(_STAGE, {"run": run_id, "now": now, **clear_params(write_nulls)})
-
-    _transaction(con, work)
-    return con.execute(f"SELECT coalesce(max(record_no), 0) FROM {QUEUE_TABLE} WHERE run_id = ?",
-                       [run_id]).fetchall()[0][0]
+    con.execute(_STAGE, clear_params(write_nulls))
+    return con.execute(f"SELECT coalesce(max(record_no), 0) FROM {QUEUE_TABLE}").fetchall()[0][0]
 
 
-def due_page(con: duckdb.DuckDBPyConnection, run_id: str, after: int, records: int) -> list[Candidate]:
-    """The queued fields of records `after + 1 .. after + records`, each record's fields together."""
-    rows = con.execute(_PAGE, {"run": run_id, "after": after, "until": after + records}).fetchall()
-    return [Candidate(row) for row in rows]
+def due_page(con: duckdb.DuckDBPyConnection, after: int, records: int) -> list[Candidate]:
+    """The queued fields of records `after + 1 .. after + records`, a record's fields together."""
+    return [Candidate(row) for row in con.execute(_PAGE, [after, after + records]).fetchall()]
 
 
-def drop_due(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """Empty the run's queue once its delivery is over."""
-    con.execute(f"DELETE FROM {QUEUE_TABLE} WHERE run_id = ?", [run_id])
+def drop_due(con: duckdb.DuckDBPyConnection) -> None:
+    """Empty the queue once the delivery is over."""
+    con.execute(f"DROP TABLE IF EXISTS {QUEUE_TABLE}")
 
 
 def count_unchanged(
     con: duckdb.DuckDBPyConnection, partitions: Sequence[date] | None, write_nulls: Mapping[str, bool] | None = None,
 ) -> int:
-    """How many fields with a ready plan row in `partitions` (all when None) the CRM already holds."""
+    """How many fields with a plan row in `partitions` (all when None) the CRM already holds as targeted."""
     params = {"partitions": sorted(set(partitions)) if partitions is not None else None, **clear_params(write_nulls)}
     return con.execute(_UNCHANGED, params).fetchall()[0][0]
 
 
-def record_run(
-    con: duckdb.DuckDBPyConnection, run_id: str, started: datetime, finished: datetime,
-    partitions: Sequence[date] | None, dry_run: bool, counts: Mapping[str, int], stopped: Sequence[str],
-) -> None:
-    """The run's row of `siro.crm_delivery_runs` (a re-tried run id replaces its row)."""
-    con.execute(RUNS_DDL)  # also for a run that failed before `ensure_ledger`
+def record_run(con: duckdb.DuckDBPyConnection, run_id: str, started: datetime, finished: datetime,
+               partitions: Sequence[date] | None, dry_run: bool, counts: Mapping[str, int],
+               stopped: Sequence[str]) -> None:
+    """One row of `siro.crm_delivery_runs`: the run's counts (a re-tried run replaces its row)."""
     con.execute(
         f"""INSERT OR REPLACE INTO {RUNS_TABLE} VALUES ($run, $started, $finished, $partitions::DATE[], $dry,
             $unchanged, $delivered, $rejected, $failed, $would, $withheld, $outstanding, $calls, $stopped::VARCHAR[])""",
@@ -296,21 +273,27 @@ def record_run(
     )
 
 
-# An intent is an orphan when its run is neither the caller nor the lease's live holder:
-# a live run's in-flight writes are its own, whoever asks.
-_ORPHAN = f"""pending_value IS NOT NULL AND pending_run_id IS DISTINCT FROM $run
-    AND pending_run_id IS DISTINCT FROM {LIVE_HOLDER_SQL}"""
+def orphaned_intents(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime | None = None) -> list[tuple]:
+    """Deliveries a run that is no longer alive sent but never recorded an outcome for.
 
-
-def orphaned_intents(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime) -> list[tuple]:
-    """Deliveries a run sent but never recorded an outcome for, whose lease has expired or
-    been released (the run died in between); never those of the lease's live holder."""
+    A run is alive while it holds an unexpired delivery lease: its in-flight intents are
+    its own, never orphans, whoever asks.
+    """
     return con.execute(
         f"""SELECT integration_connection_id, object_type, external_id, crm_field_name,
                    json(pending_value)::VARCHAR, pending_recording_id, pending_delivery_key, pending_run_id
             FROM {STATE_TABLE} WHERE {_ORPHAN}""",
-        {"run": run_id, "now": now},
+        _orphan_params(con, run_id, now),
     ).fetchall()
+
+
+# An intent is an orphan when its run is neither the caller nor the lease's live holder.
+_ORPHAN = f"""pending_value IS NOT NULL AND pending_run_id IS DISTINCT FROM $run
+    AND pending_run_id IS DISTINCT FROM {LIVE_HOLDER_SQL}"""
+
+
+def _orphan_params(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime | None) -> dict:
+    return {"run": run_id, "now": now or datetime.now(timezone.utc)}
 
 
 def _rows(shape: dict[str, str]) -> str:
@@ -329,6 +312,8 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, rows: list[dict]) -> None:
 
 _V = "VARCHAR"
 _INTENT_SHAPE = {k: _V for k in ("c", "o", "e", "f", "name", "value", "rec", "key", "run", "now")}
+# Another live run's intent (its run holds the lease) is never overwritten: that run is
+# sending the field, and its outcome is what the ledger must get.
 _INTENT = f"""
 INSERT INTO {STATE_TABLE} ({_FIELD}, crm_field_name, pending_value, pending_recording_id,
                            pending_delivery_key, pending_run_id, pending_since)
@@ -338,16 +323,9 @@ ON CONFLICT ({_FIELD}) DO UPDATE SET
     pending_recording_id = excluded.pending_recording_id,
     pending_delivery_key = excluded.pending_delivery_key,
     pending_run_id = excluded.pending_run_id, pending_since = excluded.pending_since
--- Another live run's intent (that run holds the lease) is never overwritten: it is
--- sending the field, and its outcome is what the ledger must get.
 WHERE {STATE_TABLE}.pending_run_id IS NULL OR {STATE_TABLE}.pending_run_id = excluded.pending_run_id
    OR {STATE_TABLE}.pending_run_id IS DISTINCT FROM $holder
-"""
-_NOT_CLAIMED = f"""
-SELECT s.integration_connection_id, s.object_type, s.external_id, s.field_key
-FROM {STATE_TABLE} AS s SEMI JOIN {_rows(_INTENT_SHAPE)} AS r
-    ON s.integration_connection_id = r.c AND s.object_type = r.o AND s.external_id = r.e AND s.field_key = r.f
-WHERE s.pending_run_id IS DISTINCT FROM $run
+RETURNING {_FIELD}
 """
 
 
@@ -356,10 +334,9 @@ def record_intent(
 ) -> set[tuple[str, str, str, str]]:
     """Before sending: note what is about to be sent, so a crash leaves the field due, not lost.
 
-    Returns the identities this run may send: every write but those whose intent belongs
-    to another run that holds a live lease (their intent is left as it is).
+    Returns the identities this run may send: every write but those another live run
+    (the lease holder, when that is not `run_id`) has in flight.
     """
-    writes = list(writes)
     rows = [
         dict(c=w.connection_id, o=w.object_type, e=w.external_id, f=w.field_key, name=w.crm_field_name,
              value=w.value_json, rec=w.recording_id, key=w.delivery_key, run=run_id, now=now.isoformat())
@@ -367,16 +344,16 @@ def record_intent(
     ]
     if not rows:
         return set()
-    taken: list[tuple] = []
+    claimed: list[tuple] = []
 
     def work() -> None:
-        # DuckDB takes no subquery in DO UPDATE: the holder is read first, in the same transaction.
-        payload = json.dumps(rows, default=str)
-        con.execute(_INTENT, {"rows": payload, "holder": live_holder(con, now)})
-        taken.extend(con.execute(_NOT_CLAIMED, {"rows": payload, "run": run_id}).fetchall())
+        # DuckDB takes no subquery in DO UPDATE: read the holder first, in the same transaction.
+        holder = con.execute(f"SELECT {LIVE_HOLDER_SQL}", {"now": now}).fetchall()[0][0]
+        # RETURNING gives the rows inserted or updated: those the WHERE kept are not ours.
+        claimed.extend(con.execute(_INTENT, {"rows": json.dumps(rows, default=str), "holder": holder}).fetchall())
 
     _transaction(con, work)
-    return {w.identity for w in writes} - set(taken)
+    return set(claimed)
 
 
 _OUTCOME_SHAPE = {**{k: _V for k in ("c", "o", "e", "f", "name", "value", "rec", "key", "now", "outcome",
@@ -428,7 +405,8 @@ def _outcome_row(outcome: Outcome, sink: str, run_id: str, now: datetime) -> dic
         c=w.connection_id, o=w.object_type, e=w.external_id, f=w.field_key, name=w.crm_field_name,
         value=w.value_json, rec=w.recording_id, now=now.isoformat(), run=run_id, sink=sink,
         pd=w.partition_date.isoformat() if w.partition_date else None,
-        key=w.delivery_key,
+        # An unchanged field was not delivered: it has no delivery key of its own.
+        key=None if outcome.status == SKIPPED_UNCHANGED else w.delivery_key,
         outcome=outcome.status, status=outcome.http_status, code=outcome.error_code,
         message=outcome.error_message, fp=outcome.fingerprint, delivered=outcome.status == DELIVERED,
     )
@@ -454,7 +432,8 @@ def record_outcomes(
 def log_orphans(con: duckdb.DuckDBPyConnection, orphans: Sequence[tuple], run_id: str, now: datetime) -> None:
     """Log, once, that a run ended between sending and recording; the field stays due.
 
-    Adopts only intents `orphaned_intents` would return at `now` (no live run's)."""
+    Only intents of runs that are no longer alive are adopted (see `orphaned_intents`).
+    """
     if not orphans:
         return
     rows = [
@@ -467,7 +446,8 @@ def log_orphans(con: duckdb.DuckDBPyConnection, orphans: Sequence[tuple], run_id
     def work() -> None:
         _run(con, _LOG, rows)
         # Adopt the intent so it is logged once; it is cleared when the re-send is recorded.
-        con.execute(f"UPDATE {STATE_TABLE} SET pending_run_id = $run WHERE {_ORPHAN}", {"run": run_id, "now": now})
+        params = _orphan_params(con, run_id, now)
+        con.execute(f"UPDATE {STATE_TABLE} SET pending_run_id = $run WHERE {_ORPHAN}", params)
 
     _transaction(con, work)
 

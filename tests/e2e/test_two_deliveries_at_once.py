@@ -1,22 +1,18 @@
-"""Issue 16, item 5 end to end: two deliveries of the same days, started at the same
-moment from two processes, against `python -m fake_crms` (a third process) over HTTP.
-
-On the CRM side (the fakes' journals, read over `GET /_journal`) no field is written
-twice and every write is acknowledged; the writeback log records each delivered field
-once, and exactly the fields the CRMs applied. The code before the lease sent every
-write twice here (each process read the same due fields and sent them).
-"""
+"""Issue 16 item 5 end to end: two deliveries of the same four days, started at the same
+moment from two processes against the fake Salesforce and HubSpot (a third process, real
+sockets), twice over. No write the CRMs acknowledged is sent again, and the writeback
+log says exactly what the CRMs saw."""
 
 from __future__ import annotations
 
+import json
 import os
-import socket
+import re
 import subprocess
 import sys
-import textwrap
 import time
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -24,113 +20,99 @@ import pytest
 
 from siro_assets.transforms import CRM_WRITEBACK_PLAN, rebuild_partitions
 from siro_assets.warehouse.connection import duckdb_connection
-from tests.crm_support import crm_block, extraction
-from tests.raw_payloads import load_raw, recording
+
+from tests.crm_support import crm_block, extraction, recording
+from tests.e2e.test_fake_crms_cli import _free_port
+from tests.raw_payloads import load_raw
 
 pytestmark = pytest.mark.e2e
-
 ROOT = Path(__file__).resolve().parents[2]
-DAYS = [date(2026, 3, d) for d in (1, 2, 3, 4)]
-PER_DAY = 20  # records per day and sink
-SINKS = {  # connection id -> (fake, crm block object, external id of record n, (model, field))
-    "ic_sf": ("salesforce", lambda n: f"006{n:012d}AAA", ("Opportunity", "Stage__c")),
-    "ic_hs": ("hubspot", lambda n: str(10_000 + n), ("Deal", "note")),
-    "ic_http": ("http", lambda n: f"deal-{n}", ("Deal", "Stage")),
-}
-
-DELIVER = textwrap.dedent("""
-    import sys, time
-    from siro_assets.crm import Delivery, Routing
-    from siro_assets.crm.config import HttpSettings, HubSpotSettings, SalesforceSettings
-    from siro_assets.pipeline.resources import WarehouseResource
-
-    database, base, run_id, start_at = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-    routing = Routing(connections={
-        "ic_sf": SalesforceSettings(login_url=base + "/salesforce", client_id="fake-client-id",
-                                    client_secret="fake-client-secret"),
-        "ic_hs": HubSpotSettings(base_url=base + "/hubspot", token="fake-hubspot-token",
-                                 rate_limit_window_seconds=0.01, requests_per_second=1000),
-        "ic_http": HttpSettings(url=base + "/http", token="fake-http-token"),
-    })
-    warehouse = WarehouseResource(database=database)
-    delivery = Delivery(warehouse.get_connection, routing, run_id=run_id)
-    while time.time() < start_at:  # both processes start delivering at the same moment
-        time.sleep(0.002)
-    report = delivery.run()
-    print("REPORT", report.delivered, report.failed, report.rejected, "|".join(report.stopped) or "-", flush=True)
-""")
+DAYS = [date(2026, 1, 5) + timedelta(days=n) for n in range(4)]
+PER_DAY = 12       # records per CRM per day: 4 days x 12 x 2 fields x 2 CRMs = 192 fields
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _recordings(day: date, version: str) -> list[dict]:
+    out = []
+    for n in range(PER_DAY):
+        sf = f"006{day.day:04d}{n:08d}AAA"
+        out.append(recording(f"sf_{day.day}_{n}", day, crm=crm_block("ic_sf", opportunity=sf), entityExtractions=[
+            extraction(f"{version} note {day.day}.{n}", ("Opportunity", "Note__c"), name="a"),
+            extraction(f"{version} step {day.day}.{n}", ("Opportunity", "Description"), name="b")]))
+        out.append(recording(f"hs_{day.day}_{n}", day, crm=crm_block("ic_hs", opportunity=f"d{day.day}_{n}"),
+                             entityExtractions=[
+            extraction(f"{version} note {day.day}.{n}", ("Opportunity", "note"), name="a"),
+            extraction(f"{version} step {day.day}.{n}", ("Opportunity", "description"), name="b")]))
+    return out
 
 
-def _seed(database: Path) -> int:
+def _load(database: Path, days: list[date], version: str) -> None:
     with duckdb_connection(database) as con:
-        for day in DAYS:
-            records = []
-            for connection, (_, external, mapping) in SINKS.items():
-                for n in range(PER_DAY):
-                    number = day.day * 100 + n
-                    records.append(recording(
-                        f"r_{connection}_{number}", day, crm=crm_block(connection, opportunity=external(number)),
-                        entityExtractions=[extraction(f"stage {number}", mapping)]))
-            load_raw(con, records, [day])
-        rebuild_partitions(con, CRM_WRITEBACK_PLAN, DAYS)
-    return len(DAYS) * PER_DAY * len(SINKS)
+        for day in days:
+            load_raw(con, _recordings(day, version), [day])
+        rebuild_partitions(con, CRM_WRITEBACK_PLAN, days)
 
 
-def test_two_processes_delivering_the_same_days_never_write_a_field_twice(tmp_path):
-    database = tmp_path / "warehouse.duckdb"
-    expected = _seed(database)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _two_at_once(database: Path, base: str, round_: int) -> list[dict]:
+    start_at = time.time() + 8     # both interpreters are up and importing by then
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.e2e.deliver_process", str(database), base, f"round{round_}-{who}",
+             str(start_at), *[d.isoformat() for d in DAYS]],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        for who in ("a", "b")
+    ]
+    reports = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-3000:]
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    return reports
+
+
+def test_two_deliveries_started_at_once_never_resend_an_acknowledged_write(tmp_path):
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "fake_crms", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    crms = subprocess.Popen([sys.executable, "-m", "fake_crms", "--port", str(port)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
     try:
-        assert "Fake CRMs on" in server.stdout.readline()
+        line = crms.stdout.readline()
+        assert re.search(rf"http://127\.0\.0\.1:{port}", line), line
         base = f"http://127.0.0.1:{port}"
-        start_at = time.time() + 6  # past both interpreters' imports
-        runs = ["run-1", "run-2"]
-        procs = [subprocess.Popen([sys.executable, "-c", DELIVER, str(database), base, run_id, str(start_at)],
-                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                 for run_id in runs]
-        outputs = [p.communicate(timeout=120)[0] for p in procs]
-        journals = httpx.get(f"{base}/_journal", timeout=10).json()
+        database = tmp_path / "warehouse.duckdb"
+        fields = len(DAYS) * PER_DAY * 2 * 2
+
+        _load(database, DAYS, "v1")
+        first = _two_at_once(database, base, 1)
+        # Round two: two of the days change, both processes start again.
+        _load(database, DAYS[:2], "v2")
+        second = _two_at_once(database, base, 2)
+
+        journal = httpx.get(f"{base}/_journal", timeout=10).json()
+        applied = journal["salesforce"] + journal["hubspot"]
+        # On the CRM side: every value written once, and acknowledged; no re-sends.
+        per_write = Counter((e["crm_object"], e["record_id"], e["field"].lower(), e["value"]) for e in applied)
+        assert max(per_write.values()) == 1, per_write.most_common(3)
+        assert len(applied) == fields + fields // 2 and all(e["acknowledged"] for e in applied)
+        # Each round, the two runs delivered the fields between them, exactly once.
+        assert sum(r["delivered"] for r in first) == fields and sum(r["failed"] for r in first) == 0
+        assert sum(r["delivered"] for r in second) == fields // 2 and sum(r["failed"] for r in second) == 0
+
+        with duckdb_connection(database, read_only=True) as con:
+            log = con.execute("SELECT run_id, outcome, count(*) FROM siro.crm_writeback_log GROUP BY ALL").fetchall()
+            delivered = con.execute(
+                "SELECT external_id, crm_field_name, json(value)::VARCHAR FROM siro.crm_writeback_log "
+                "WHERE outcome = 'delivered'").fetchall()
+            pending = con.execute(
+                "SELECT count(*) FROM siro.crm_writeback_state WHERE pending_value IS NOT NULL").fetchall()
+            runs = con.execute("SELECT run_id, delivered FROM siro.crm_delivery_runs ORDER BY run_id").fetchall()
+            lease = con.execute("SELECT count(*) FROM siro.crm_delivery_lease").fetchall()
+        # The log agrees with the CRMs: one delivered row per applied write, nothing else.
+        assert {outcome for _, outcome, _ in log} == {"delivered"}
+        assert len(delivered) == len(set(delivered)) == len(applied)
+        assert pending == [(0,)] and lease == [(0,)]
+        reports = {f"round{n}-{w}": r["delivered"] for n, pair in ((1, first), (2, second))
+                   for w, r in zip("ab", pair)}
+        assert runs == sorted(reports.items())
     finally:
-        server.terminate()
-        server.wait(timeout=10)
-    for proc, output in zip(procs, outputs):
-        assert proc.returncode == 0, output[-3000:]
-    reports = {run_id: next(line.split(maxsplit=4)[1:] for line in out.splitlines() if line.startswith("REPORT"))
-               for run_id, out in zip(runs, outputs)}
-
-    # The CRM side: each field applied once, and acknowledged.
-    applied = Counter((fake, e["record_id"], e["field"].lower()) for fake, entries in journals.items() for e in entries)
-    assert sum(applied.values()) == expected
-    assert [key for key, times in applied.items() if times > 1] == []
-    assert all(e["acknowledged"] for entries in journals.values() for e in entries)
-    assert {fake: len(entries) for fake, entries in journals.items()} == {
-        fake: len(DAYS) * PER_DAY for fake, _, _ in SINKS.values()}
-
-    # The runs: every write delivered once between them, none failed; a run that sent
-    # nothing says which run held the lease.
-    assert sum(int(r[0]) for r in reports.values()) == expected
-    assert all(r[1] == "0" and r[2] == "0" for r in reports.values()), reports
-    for run_id, (delivered, _, _, stopped) in reports.items():
-        other = next(r for r in runs if r != run_id)
-        if delivered == "0":
-            assert f"run {other}" in stopped, reports
-
-    # The log: one delivered row per field, for exactly the fields the CRMs applied.
-    names = {"salesforce": "ic_sf", "hubspot": "ic_hs", "http": "ic_http"}
-    with duckdb_connection(database, read_only=True) as con:
-        logged = con.execute(
-            "SELECT integration_connection_id, external_id, lower(crm_field_name) FROM siro.crm_writeback_log "
-            "WHERE outcome = 'delivered'").fetchall()
-        pending = con.execute("SELECT count(*) FROM siro.crm_writeback_state WHERE pending_value IS NOT NULL").fetchall()
-    assert len(logged) == len(set(logged)) == expected
-    assert set(logged) == {(names[fake], record, field) for fake, record, field in applied}
-    assert pending == [(0,)]
+        crms.terminate()
+        crms.wait(timeout=10)

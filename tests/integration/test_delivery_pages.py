@@ -8,7 +8,6 @@ from datetime import date
 
 import siro_assets.crm.delivery as delivery_module
 from siro_assets.crm import Routing
-from siro_assets.crm.ledger import QUEUE_TABLE
 from tests.crm_support import Bed, crm_block, extraction, recording, settings
 
 D1 = date(2026, 3, 1)
@@ -35,21 +34,24 @@ def _spy_pages(monkeypatch) -> list[list]:
 
 def test_pages_bound_what_is_loaded_and_deliver_every_field_once(monkeypatch):
     pages = _spy_pages(monkeypatch)
+    monkeypatch.setattr(delivery_module, "PAGE_RECORDS", 2)
     bed = Bed()
     bed.load(D1, _fields(7))
-    report = bed.delivery(page_records=2).run()
+    report = bed.run()
     assert report.delivered == 14
     assert [len({c.write.external_id for c in page}) for page in pages] == [2, 2, 2, 1]
     assert all(len(page) == 4 for page in pages[:3])  # both fields of each record on its page
     applied = [(e.record_id, e.field) for e in bed.http.journal.entries]
     assert len(applied) == len(set(applied)) == 14
-    assert bed.con.execute(f"SELECT count(*) FROM {QUEUE_TABLE}").fetchall() == [(0,)]
 
 
 def test_a_sink_that_stopped_is_not_called_again_on_later_pages(monkeypatch):
-    _spy_pages(monkeypatch)
+    pages = _spy_pages(monkeypatch)
+    monkeypatch.setattr(delivery_module, "PAGE_RECORDS", 1)
     bed = Bed(routing=Routing(connections=settings(hubspot={"token": "wrong-token"})))
     bed.load(D1, _fields(5, "ic_hs"))
-    report = bed.delivery(page_records=1).run()
+    report = bed.run()
+    assert len(pages) == 5
     assert report.delivered == 0 and len(report.stopped) == 1, report.stopped
     assert report.api_calls == 1
+

@@ -41,14 +41,14 @@ def test_unchanged_fields_are_a_count_on_the_runs_row_not_log_rows():
 
 
 def test_a_run_stopped_by_the_lease_has_its_row_naming_the_holder():
-    from siro_assets.crm.lease import take_lease
+    from siro_assets.crm.lease import take
     from siro_assets.crm.ledger import ensure_ledger
 
     bed = Bed()
     bed.load(D1, [recording("r1", D1, crm=crm_block("ic_http", opportunity="d1"),
                             entityExtractions=[extraction("A", ("Deal", "Stage"))])])
     ensure_ledger(bed.con)
-    take_lease(bed.con, "holder", bed.clock.now())
-    bed.run(run_id="second")
+    take(bed.con, "holder", bed.clock.now(), ttl=300)
+    bed.run(run_id="second", lease_wait_seconds=0)
     (stopped,) = _runs(bed)["second"][7]
     assert _runs(bed)["second"][:7] == (None, False, 0, 0, 0, 0, 0) and "run holder" in stopped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -204,3 +205,63 @@ def test_a_day_dagster_has_not_reached_yet_is_requested_once_it_exists():
     plan2, _ = plan_changes(cur, rows, NOW + timedelta(seconds=60), LOOKBACK,
                             first_day=date(2026, 3, 5), last_day=date(2026, 3, 11))
     assert list(plan2.partitions) == [date(2026, 3, 11)]
+
+
+def _bulk_sync(n: int, first: datetime, seconds: int, seed: int = 8) -> list:
+    """`n` recordings created over the past 200 days, updated by one CRM sync within
+    `seconds` seconds from `first`, many of them on one shared millisecond."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        created = datetime(2025, 8, 1, tzinfo=UTC) + timedelta(minutes=rng.randrange(200 * 24 * 60))
+        offset = rng.randrange(seconds * 1000) if i % 3 else (i // 3) % 50 * 1000  # ties every third row
+        rows.append((f"rec_{i:06d}_bulk", created, first + timedelta(milliseconds=offset)))
+    return rows
+
+
+def test_a_200000_recording_bulk_sync_inside_the_lookback_keeps_the_cursor_small_and_loses_nothing():
+    # Issue 16, item 8: the sync lands between two ticks, inside one lookback window.
+    watermark = NOW - timedelta(minutes=4)
+    rows = _bulk_sync(200_000, watermark, seconds=200)
+    cursor = SensorCursor(watermark=watermark)
+    plan, cursor = plan_changes(cursor, rows, NOW, LOOKBACK)
+    assert requested(plan) == {(r, u) for r, _, u in rows}
+    raw = cursor.to_json()
+    assert len(raw) < 64_000, len(raw)  # it was ~6 MB, stored and parsed on every tick
+    cursor = SensorCursor.from_json(raw)
+
+    # The next tick lists the same window again (the lookback), plus changes that became
+    # visible late: one in a second the cursor keeps only as a bucket, one in a second
+    # it keeps pair by pair, one newer than everything.
+    bulk_second = next(iter(cursor.bulk))
+    moved_on = next(r for r in rows if (r[0], r[2]) in cursor.seen)  # a recording updated once more
+    rows = [r for r in rows if r is not moved_on]
+    late = [("late_in_bucket", NOW - timedelta(days=3), bulk_second + timedelta(milliseconds=7)),
+            (moved_on[0], moved_on[1], moved_on[2] + timedelta(milliseconds=1)),
+            ("newest", NOW - timedelta(days=1), NOW - timedelta(seconds=10))]
+    again, cursor = plan_changes(cursor, rows + late, NOW, LOOKBACK)
+    assert {(r, u) for r, _, u in late} <= requested(again)
+    # At worst the late change's second is requested again whole; nothing else twice.
+    repeated = requested(again) - {(r, u) for r, _, u in late}
+    assert all(u - timedelta(microseconds=u.microsecond) == bulk_second for _, u in repeated)
+    assert len(cursor.to_json()) < 64_000
+
+    # And a third listing of the same rows requests nothing.
+    third, _ = plan_changes(SensorCursor.from_json(cursor.to_json()), rows + late, NOW, LOOKBACK)
+    assert third.change_count == 0 and third.duplicates == len(rows) + len(late)
+
+
+def test_a_bulk_bucket_straddling_the_listing_floor_is_listed_again_whole():
+    # The floor (watermark - lookback) falls inside a second kept as a bucket: the next
+    # listing starts at that second, so the bucket can still be recognised.
+    watermark = NOW - timedelta(minutes=4)
+    rows = _bulk_sync(3000, watermark, seconds=1)
+    _, cursor = plan_changes(SensorCursor(watermark=watermark), rows, NOW, LOOKBACK)
+    assert cursor.bulk
+    second = next(iter(cursor.bulk))
+    moved = replace(cursor, watermark=second + LOOKBACK + timedelta(milliseconds=500))
+    assert query_start(moved, NOW, LOOKBACK) == second
+    plan, _ = plan_changes(moved, [r for r in rows if r[2] >= second], NOW, LOOKBACK)
+    assert plan.change_count == 0

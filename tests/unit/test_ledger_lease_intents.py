@@ -8,11 +8,13 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 import pytest
 
-from siro_assets.crm.lease import LEASE_TTL, live_holder, release_lease, take_lease
+from siro_assets.crm.lease import LIVE_HOLDER_SQL, release, take
 from siro_assets.crm.ledger import STATE_TABLE, ensure_ledger, log_orphans, orphaned_intents, record_intent
 from siro_assets.crm.writes import FieldWrite
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
+TTL = 300.0
+LEASE_TTL = timedelta(seconds=TTL)
 A, B = "run-a", "run-b"
 
 
@@ -26,6 +28,14 @@ def con():
     con.execute("SET TimeZone = 'UTC'")
     ensure_ledger(con)
     return con
+
+
+def take_lease(con, run_id: str, now: datetime) -> None:
+    assert take(con, run_id, now, TTL)[0] == run_id
+
+
+def live_holder(con, now: datetime) -> str | None:
+    return con.execute(f"SELECT {LIVE_HOLDER_SQL}", {"now": now}).fetchall()[0][0]
 
 
 def _pending(con) -> list[tuple]:
@@ -48,7 +58,7 @@ def test_a_live_runs_intents_are_not_adoptable(con):
 
 def test_a_renewed_lease_keeps_its_intents_past_the_first_expiry(con):
     _a_in_flight(con)
-    take_lease(con, A, T0 + timedelta(minutes=10))
+    take_lease(con, A, T0 + timedelta(minutes=4))
     assert orphaned_intents(con, B, T0 + LEASE_TTL + timedelta(minutes=1)) == []
 
 
@@ -65,7 +75,7 @@ def test_an_expired_leases_intents_are_adopted_once(con):
 
 def test_a_released_leases_intents_are_adoptable_at_once(con):
     _a_in_flight(con)
-    release_lease(con, A)
+    release(con, A)
     assert live_holder(con, T0) is None
     assert len(orphaned_intents(con, B, T0)) == 2
 

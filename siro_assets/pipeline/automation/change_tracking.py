@@ -33,9 +33,20 @@ from functools import cached_property
 from datetime import date, datetime, timedelta, timezone
 
 from ...api_client.timestamps import format_ts
-from .sensor_cursor import CURSOR_VERSION, InvalidSensorCursor, Pair, PendingRequest, SensorCursor
+from .sensor_cursor import (
+    BULK_SECOND,
+    CURSOR_VERSION,
+    Bucket,
+    InvalidSensorCursor,
+    Pair,
+    PendingRequest,
+    SensorCursor,
+    bucket_of,
+    pair_hash,
+)
 
 __all__ = [
+    "SEEN_CAP",
     "CURSOR_VERSION",
     "ChangePlan",
     "ChangeRange",
@@ -48,6 +59,11 @@ __all__ = [
     "query_start",
     "run_key_for",
 ]
+
+
+# Most pairs the cursor lists one by one (~30 bytes each in its JSON); past it the
+# densest seconds become ``bulk`` buckets, at most one per second of the lookback.
+SEEN_CAP = 1000
 
 
 def _utc(dt: datetime, what: str) -> datetime:
@@ -212,8 +228,14 @@ def query_start(cursor: SensorCursor, now: datetime, lookback: timedelta) -> dat
         raise ValueError(f"lookback must not be negative, got {lookback}")
     if cursor.watermark is None:
         return cursor.since if cursor.since is not None else _utc(now, "now") - lookback
-    start = cursor.watermark - lookback
+    start = _floor(cursor.watermark - lookback, cursor.bulk)
     return max(start, cursor.since) if cursor.since is not None else start
+
+
+def _floor(start: datetime, bulk) -> datetime:
+    """``start``, or the start of its second if that second is a ``bulk`` bucket: a
+    bucket is recognised only when it is listed again whole."""
+    return bucket_of(start) if bucket_of(start) in bulk else start
 
 
 def plan_changes(
@@ -243,12 +265,20 @@ def plan_changes(
     observed, the cursor keeps the first tick's start (``since``) instead, so an idle
     sensor neither drifts forward with the clock nor reaches back into history. The seen
     set keeps only pairs the next listing can return again
-    (``updatedAt >= new watermark - lookback``).
+    (``updatedAt >= new watermark - lookback``), one per id (its newest), and at most
+    ``SEEN_CAP``: past that the densest seconds are folded into ``bulk`` buckets (count
+    and hash of their pairs). A re-listed second that matches its bucket is all
+    duplicates; one that does not is requested again whole, so a change is never taken
+    for a duplicate (at worst a second's pairs are requested twice).
     """
     start = query_start(cursor, now, lookback)
     listed = duplicates = 0
     fresh: dict[Pair, date] = {}
     newest_observed: datetime | None = None
+    seen_max = _newest_per_id(cursor.seen)
+    # Pairs in a second the cursor keeps as a bulk bucket: they are duplicates only if,
+    # together, they are exactly the set the bucket counted.
+    in_bucket: dict[datetime, dict[Pair, date]] = defaultdict(dict)
     for rid, created_at, updated_at in changed:
         listed += 1
         updated_at = _utc(updated_at, "updatedAt")
@@ -256,10 +286,23 @@ def plan_changes(
         if newest_observed is None or updated_at > newest_observed:
             newest_observed = updated_at
         pair = (rid, updated_at)
-        if pair in cursor.seen or pair in fresh:
+        second = bucket_of(updated_at)
+        if (rid in seen_max and updated_at <= seen_max[rid]) or pair in fresh or pair in in_bucket.get(second, ()):
             duplicates += 1
             continue
+        if second in cursor.bulk:
+            in_bucket[second][pair] = created_at.date()
+            continue
         fresh[pair] = created_at.date()
+    mismatched = set()
+    for second, pairs in in_bucket.items():
+        if pairs and _bucket(pairs) == cursor.bulk[second]:
+            duplicates += len(pairs)
+        elif pairs:
+            # Something in this second changed (a late-visible change, or one moved on):
+            # request every pair listed in it again rather than guess which one is new.
+            mismatched.add(second)
+            fresh.update(pairs)
 
     by_day: dict[date, list[Pair]] = defaultdict(list)
     skipped: dict[date, int] = defaultdict(int)
@@ -287,8 +330,11 @@ def plan_changes(
     since = cursor.since if cursor.watermark is not None else start
     if since is not None and watermark is not None and watermark - lookback >= since:
         since = None  # the watermark alone now keeps the listing at or after it
-    floor = watermark - lookback if watermark is not None else start
-    seen = frozenset(p for p in (*cursor.seen, *fresh) if p[1] >= floor and p not in not_yet)
+    nominal = watermark - lookback if watermark is not None else start
+    bulk = {t: b for t, b in cursor.bulk.items() if t not in mismatched and t + BULK_SECOND > nominal}
+    floor = _floor(nominal, bulk)
+    newest = _newest_per_id(p for p in (*cursor.seen, *fresh) if p[1] >= floor and p not in not_yet)
+    seen, bulk = _bounded(newest, bulk)
 
     plan = ChangePlan(
         query_start=start,
@@ -297,4 +343,42 @@ def plan_changes(
         duplicates=duplicates,
         skipped=dict(sorted(skipped.items())),
     )
-    return plan, replace(cursor, watermark=watermark, seen=seen, since=since)
+    return plan, replace(cursor, watermark=watermark, seen=seen, since=since, bulk=bulk)
+
+
+def _newest_per_id(pairs: Iterable[Pair]) -> dict[str, datetime]:
+    # A listing returns a recording's current updatedAt, never an older one, so the
+    # newest pair per id is all that can be listed again.
+    out: dict[str, datetime] = {}
+    for rid, updated in pairs:
+        if rid not in out or updated > out[rid]:
+            out[rid] = updated
+    return out
+
+
+def _bucket(pairs: Iterable[Pair]) -> Bucket:
+    count = digest = 0
+    for pair in pairs:
+        count += 1
+        digest ^= pair_hash(pair)
+    return count, digest
+
+
+def _bounded(newest: Mapping[str, datetime], bulk: Mapping[datetime, Bucket]):
+    """``seen`` of at most ``SEEN_CAP`` pairs, the densest seconds folded into ``bulk``."""
+    if len(newest) <= SEEN_CAP:
+        return frozenset(newest.items()), dict(bulk)
+    by_second: dict[datetime, list[Pair]] = defaultdict(list)
+    for rid, updated in newest.items():
+        by_second[bucket_of(updated)].append((rid, updated))
+    out = dict(bulk)
+    kept = len(newest)
+    for second, pairs in sorted(by_second.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        if kept <= SEEN_CAP:
+            break
+        n, h = _bucket(pairs)
+        old_n, old_h = out.get(second, (0, 0))
+        out[second] = (old_n + n, old_h ^ h)
+        kept -= len(pairs)
+        del by_second[second]
+    return frozenset(p for pairs in by_second.values() for p in pairs), out

@@ -6,6 +6,7 @@ a version-1 cursor still reads (as one with nothing pending).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Mapping
@@ -14,13 +15,43 @@ from datetime import date, datetime, timedelta
 
 from ...api_client.timestamps import format_ts, parse_ts
 
-__all__ = ["CURSOR_VERSION", "InvalidSensorCursor", "Pair", "PendingRequest", "RESET_HINT", "SensorCursor", "TieWalk"]
+__all__ = [
+    "BULK_SECOND",
+    "Bucket",
+    "CURSOR_VERSION",
+    "InvalidSensorCursor",
+    "Pair",
+    "PendingRequest",
+    "RESET_HINT",
+    "SensorCursor",
+    "TieWalk",
+    "bucket_of",
+    "pair_hash",
+]
 
 CURSOR_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 
 Pair = tuple[str, datetime]
 """One observed change: (recording id, its updatedAt)."""
+
+Bucket = tuple[int, int]
+"""``(count, xor of pair_hash)`` of the requested pairs of one second that ``seen`` does
+not list one by one (see ``SensorCursor.bulk``)."""
+
+BULK_SECOND = timedelta(seconds=1)
+
+
+def bucket_of(updated: datetime) -> datetime:
+    """The start of the second ``updated`` falls in: the key of its ``bulk`` bucket."""
+    return updated - timedelta(microseconds=updated.microsecond)
+
+
+def pair_hash(pair: Pair) -> int:
+    """A 64-bit hash of one ``(id, updatedAt)`` change, the same in every process."""
+    rid, updated = pair
+    return int.from_bytes(hashlib.blake2b(f"{rid}@{format_ts(updated)}".encode(), digest_size=8).digest(), "big")
+
 
 RESET_HINT = (
     "Reset it with `dagster sensor cursor recordings_updated_sensor --delete` "
@@ -118,6 +149,12 @@ class SensorCursor:
     ``tie`` is set while a millisecond too crowded for one tick is being walked by
     ``createdAt``; once it is done, ``since`` is moved just past it so that no listing
     pages through it again.
+
+    ``seen`` holds one pair per id (its newest ``updatedAt``) and at most
+    ``change_tracking.SEEN_CAP`` of them; past that (a bulk CRM sync), the densest
+    seconds are kept in ``bulk`` instead: per second, how many pairs were requested and
+    the xor of their hashes, so that a re-listing of that second can be recognised as
+    the same set of pairs (see ``change_tracking.plan_changes``).
     """
 
     watermark: datetime | None = None
@@ -126,6 +163,7 @@ class SensorCursor:
     span: timedelta | None = None
     pending: Mapping[date, PendingRequest] = field(default_factory=dict)
     tie: TieWalk | None = None
+    bulk: Mapping[datetime, Bucket] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """Compact JSON, sorted so that equal cursors serialise identically:
@@ -148,6 +186,8 @@ class SensorCursor:
             doc["span_ms"] = self.span // timedelta(milliseconds=1)
         if self.tie is not None:
             doc["tie"] = self.tie.to_doc()
+        if self.bulk:
+            doc["bulk"] = {format_ts(t): [n, f"{h:016x}"] for t, (n, h) in sorted(self.bulk.items())}
         if self.pending:
             doc["pending"] = {d.isoformat(): p.to_doc() for d, p in sorted(self.pending.items())}
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
@@ -178,12 +218,13 @@ class SensorCursor:
                 raise ValueError("\"pending\" must be an object of day -> request")
             pending = {date.fromisoformat(d): PendingRequest.from_doc(p) for d, p in pending_raw.items()}
             tie = TieWalk.from_doc(doc["tie"]) if doc.get("tie") is not None else None
+            bulk = _parse_bulk(doc.get("bulk") or {})
         except (ValueError, TypeError) as exc:
             shown = raw if len(raw) <= 120 else raw[:117] + "..."
             raise InvalidSensorCursor(f"Unreadable sensor cursor {shown!r}: {exc}. {RESET_HINT}") from exc
         if watermark is None and seen:
             raise InvalidSensorCursor(f"Sensor cursor has ids but no watermark: {raw[:120]!r}. {RESET_HINT}")
-        return cls(watermark=watermark, seen=seen, since=since, span=span, pending=pending, tie=tie)
+        return cls(watermark=watermark, seen=seen, since=since, span=span, pending=pending, tie=tie, bulk=bulk)
 
 
 def _parse_seen(seen_raw: object) -> frozenset[Pair]:
@@ -204,3 +245,15 @@ def _parse_span(raw: object) -> timedelta | None:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
         raise ValueError(f"\"span_ms\" must be a positive integer, got {raw!r}")
     return timedelta(milliseconds=raw)
+
+
+def _parse_bulk(raw: object) -> dict[datetime, Bucket]:
+    if not isinstance(raw, Mapping):
+        raise ValueError("\"bulk\" must be an object of second -> [count, hash]")
+    bulk = {}
+    for ts, value in raw.items():
+        if (not isinstance(value, list) or len(value) != 2 or isinstance(value[0], bool)
+                or not isinstance(value[0], int) or value[0] < 1 or not isinstance(value[1], str)):
+            raise ValueError(f"\"bulk\"[{ts!r}] must be [count >= 1, hex hash]")
+        bulk[bucket_of(parse_ts(ts))] = (value[0], int(value[1], 16))
+    return bulk

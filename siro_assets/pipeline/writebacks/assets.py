@@ -9,7 +9,7 @@ from dagster import (
 from pydantic import Field
 
 from ...crm import LOG_TABLE, STATE_TABLE
-from ...crm.ledger import DDL, LOG_COLUMNS, RUNS_TABLE
+from ...crm.ledger import DDL, LOG_COLUMNS
 from ...transforms import CRM_WRITEBACK_PLAN, LATEST_WRITES_SQL
 from ...transforms.table import sql_fingerprint
 from ..catalog import table_metadata
@@ -69,7 +69,6 @@ def build_crm_writebacks_asset(settings: PipelineSettings) -> AssetsDefinition:
             **table_metadata(LOG_TABLE, LOG_SCHEMA),
             "dagster/column_lineage": log_lineage(plan_key),
             "state_table": STATE_TABLE,
-            "runs_table": RUNS_TABLE,
         },
         required_resource_keys={warehouse_key, crm_key},
     )
@@ -81,8 +80,9 @@ def build_crm_writebacks_asset(settings: PipelineSettings) -> AssetsDefinition:
         blanks, null) never competes and is never sent. It is sent when it differs from the value the CRM
         last acknowledged (`siro.crm_writeback_state`), so A -> B -> A sends the second A and
         an unchanged value is never sent twice. Every due write is delivered, whatever its
-        day; the run's partitions decide which unchanged fields it counts (`unchanged`, also
-        in its row of `siro.crm_delivery_runs`; no log row per unchanged field). A null is
+        day; the run's partitions decide which unchanged fields it counts (`unchanged`, one row
+        per run in `siro.crm_delivery_runs`, not a log row per field). One delivery at a time:
+        the run takes the delivery lease in the ledger first, whatever launched it. A null is
         sent, as a clear, only where the connection sets `write_nulls`. Each attempt is a row
         of `siro.crm_writeback_log` (outcome delivered, rejected, failed or dry_run, with the
         CRM's status, code and message).
