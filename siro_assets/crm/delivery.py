@@ -151,12 +151,12 @@ class Delivery:
                     self.log.warning(f"{len(orphans)} write(s) from an interrupted run have no outcome; re-sending")
                     log_orphans(con, orphans, self.run_id, self.now())
             self.report.unchanged = count_unchanged(con, partitions, write_nulls)
-            records = stage_due(con, write_nulls)
+            records = stage_due(con, self.run_id, self.now(), write_nulls)
         stopped: set[int] = set()
         try:
             for after in range(0, records, PAGE_RECORDS):
                 with self.connect() as con:
-                    page = due_page(con, after, PAGE_RECORDS)
+                    page = due_page(con, self.run_id, after, PAGE_RECORDS)
                 by_route: dict[int, tuple[object, list[Candidate]]] = {}
                 for c in page:
                     settings = self.routing.for_connection(c.write.connection_id)
@@ -171,7 +171,7 @@ class Delivery:
                 self.report.rate_limited += sink.stats.rate_limited
                 sink.close()
             with self.connect() as con:
-                drop_due(con)
+                drop_due(con, self.run_id)
 
     def _record(self, outcomes: list[Outcome], sink: str, *, update_state: bool = True) -> None:
         if not outcomes:

@@ -116,6 +116,17 @@ DDL = (
     api_calls BIGINT NOT NULL,
     stopped VARCHAR[]                        -- why the run stopped early (a sink, the lease)
 )""",
+    # Scratch: the due fields of each delivery in progress, keyed by its run, read back a
+    # page of records at a time. Keyed so a run that lost the lease and ends late drops
+    # only its own rows, never the queue of the run that took the lease over.
+    f"""CREATE TABLE IF NOT EXISTS {QUEUE_TABLE} (
+    run_id VARCHAR NOT NULL,
+    staged_at TIMESTAMPTZ NOT NULL,
+    record_no BIGINT NOT NULL,               -- dense rank of (connection, object, record): a page never splits a record
+    integration_connection_id VARCHAR, object_type VARCHAR, external_id VARCHAR, field_key VARCHAR,
+    crm_field_name VARCHAR, crm_model_name VARCHAR, value VARCHAR, recording_id VARCHAR, idempotency_key VARCHAR,
+    deliveries INTEGER, partition_date DATE, last_outcome VARCHAR, last_value VARCHAR, last_fingerprint VARCHAR
+)""",
     LEASE_DDL,
 )
 
@@ -165,9 +176,9 @@ _DUE = """(s.acked_value IS NULL OR json(s.acked_value)::VARCHAR <> json(t.value
 # the connection opts in) next to its ledger row, numbered by CRM record so a page of
 # records never splits one record's fields.
 _STAGE = f"""
-CREATE OR REPLACE TABLE {QUEUE_TABLE} AS
+INSERT INTO {QUEUE_TABLE}
 WITH targets AS ({_TARGETS})
-SELECT dense_rank() OVER (ORDER BY t.integration_connection_id, t.object_type, t.external_id) AS record_no,
+SELECT $run, $now::TIMESTAMPTZ, dense_rank() OVER (ORDER BY t.integration_connection_id, t.object_type, t.external_id) AS record_no,
        t.integration_connection_id, t.object_type, t.external_id,
        lower(trim(t.crm_field_name)) AS field_key, trim(t.crm_field_name) AS crm_field_name, t.crm_model_name,
        json(t.value)::VARCHAR AS value, t.recording_id, t.idempotency_key,
@@ -181,7 +192,7 @@ WHERE {_DUE}
 _PAGE = f"""
 SELECT integration_connection_id, object_type, external_id, field_key, crm_field_name, crm_model_name, value,
        recording_id, idempotency_key, deliveries, partition_date, last_outcome, last_value, last_fingerprint
-FROM {QUEUE_TABLE} WHERE record_no > ? AND record_no <= ?
+FROM {QUEUE_TABLE} WHERE run_id = ? AND record_no > ? AND record_no <= ?
 ORDER BY record_no, field_key
 """
 
@@ -228,26 +239,35 @@ class Candidate:
         )
 
 
-def stage_due(con: duckdb.DuckDBPyConnection, write_nulls: Mapping[str, bool] | None = None) -> int:
-    """Queue every due field (whatever its day) in `siro.crm_delivery_queue`; returns how many
-    CRM records they belong to.
+def stage_due(
+    con: duckdb.DuckDBPyConnection, run_id: str, now: datetime, write_nulls: Mapping[str, bool] | None = None,
+) -> int:
+    """Queue every due field (whatever its day) for `run_id` in `siro.crm_delivery_queue`;
+    returns how many CRM records they belong to.
 
     `write_nulls` maps routing entries (connection ids, `"*"`) to their opt-in to clears;
     without it no connection clears. The work stays in DuckDB (which spills to disk), so
-    the first delivery over a year of history loads nothing into Python here.
+    the first delivery over a year of history loads nothing into Python here. Rows a
+    crashed run left behind go a day later.
     """
-    con.execute(_STAGE, clear_params(write_nulls))
-    return con.execute(f"SELECT coalesce(max(record_no), 0) FROM {QUEUE_TABLE}").fetchall()[0][0]
+    def work() -> None:
+        con.execute(f"DELETE FROM {QUEUE_TABLE} WHERE run_id = $run OR staged_at < $now::TIMESTAMPTZ - INTERVAL 1 DAY",
+                    {"run": run_id, "now": now})
+        con.execute(_STAGE, {"run": run_id, "now": now, **clear_params(write_nulls)})
+
+    _transaction(con, work)
+    return con.execute(f"SELECT coalesce(max(record_no), 0) FROM {QUEUE_TABLE} WHERE run_id = ?",
+                       [run_id]).fetchall()[0][0]
 
 
-def due_page(con: duckdb.DuckDBPyConnection, after: int, records: int) -> list[Candidate]:
-    """The queued fields of records `after + 1 .. after + records`, a record's fields together."""
-    return [Candidate(row) for row in con.execute(_PAGE, [after, after + records]).fetchall()]
+def due_page(con: duckdb.DuckDBPyConnection, run_id: str, after: int, records: int) -> list[Candidate]:
+    """The queued fields of `run_id`'s records `after + 1 .. after + records`, a record's fields together."""
+    return [Candidate(row) for row in con.execute(_PAGE, [run_id, after, after + records]).fetchall()]
 
 
-def drop_due(con: duckdb.DuckDBPyConnection) -> None:
-    """Empty the queue once the delivery is over."""
-    con.execute(f"DROP TABLE IF EXISTS {QUEUE_TABLE}")
+def drop_due(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Empty the run's queue once its delivery is over (other runs' rows stay)."""
+    con.execute(f"DELETE FROM {QUEUE_TABLE} WHERE run_id = ?", [run_id])
 
 
 def count_unchanged(

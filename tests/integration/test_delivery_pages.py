@@ -8,6 +8,7 @@ from datetime import date
 
 import siro_assets.crm.delivery as delivery_module
 from siro_assets.crm import Routing
+from siro_assets.crm.ledger import QUEUE_TABLE
 from tests.crm_support import Bed, crm_block, extraction, recording, settings
 
 D1 = date(2026, 3, 1)
@@ -43,6 +44,7 @@ def test_pages_bound_what_is_loaded_and_deliver_every_field_once(monkeypatch):
     assert all(len(page) == 4 for page in pages[:3])  # both fields of each record on its page
     applied = [(e.record_id, e.field) for e in bed.http.journal.entries]
     assert len(applied) == len(set(applied)) == 14
+    assert bed.con.execute(f"SELECT count(*) FROM {QUEUE_TABLE}").fetchall() == [(0,)]
 
 
 def test_a_sink_that_stopped_is_not_called_again_on_later_pages(monkeypatch):
@@ -55,3 +57,17 @@ def test_a_sink_that_stopped_is_not_called_again_on_later_pages(monkeypatch):
     assert report.delivered == 0 and len(report.stopped) == 1, report.stopped
     assert report.api_calls == 1
 
+
+def test_a_run_that_lost_the_lease_ending_late_leaves_the_new_holders_queue_alone():
+    from datetime import datetime, timezone
+
+    from siro_assets.crm.ledger import drop_due, due_page, ensure_ledger, stage_due
+
+    bed = Bed()
+    bed.load(D1, _fields(3))
+    ensure_ledger(bed.con)
+    now = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    assert stage_due(bed.con, "stalled", now) == 3
+    assert stage_due(bed.con, "holder", now) == 3  # took the lease over, queued its own
+    drop_due(bed.con, "stalled")  # the stalled run ends: before, this dropped the whole queue
+    assert len(due_page(bed.con, "holder", 0, 10)) == 6
