@@ -137,13 +137,17 @@ print(json.dumps({"seconds": time.perf_counter() - started, "delivered": report.
 
 
 def _old_tree(tmp: Path) -> tuple[Path, str]:
-    """The package as it was before due fields were paged (the commit before `read_candidates` went)."""
+    """The package as it was before due fields were paged: the parent of the oldest commit
+    that added the delivery lease (`crm/lease.py`), which came with the paging.
+
+    Not "the commit before `read_candidates` went": several branches changed it, and the
+    newest of them is not the code before the change (its lease table has another shape)."""
     import subprocess
 
-    removed = subprocess.run(
-        ["git", "log", "-S", "def read_candidates(", "-1", "--format=%H", "--", "siro_assets/crm/ledger.py"],
-        cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    commit = f"{removed}^" if removed else "HEAD"
+    added = subprocess.run(
+        ["git", "log", "--diff-filter=A", "--format=%H", "--", "siro_assets/crm/lease.py"],
+        cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    commit = f"{added[-1]}^" if added else "HEAD"
     tree = tmp / "old"
     tree.mkdir()
     archive = subprocess.run(["git", "archive", commit, "siro_assets", "fake_crms"], cwd=ROOT, capture_output=True,
