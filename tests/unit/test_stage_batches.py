@@ -44,9 +44,20 @@ def test_batched_pages_keep_arrival_order_for_duplicates():
     assert _stage(batched) == expected
 
 
-def test_a_batch_too_big_for_the_stage_memory_is_staged_in_halves():
-    big = [_page(*(recording(f"r{p}_{i}", DAY, title="x" * 2000) for i in range(400))) for p in range(4)]
+def test_a_batch_too_big_for_the_stage_memory_is_staged_in_halves(monkeypatch):
+    # Sixteen small pages rather than four large ones: DuckDB 1.5.5's JSON parse needs about
+    # twice 2.0's memory, and a single 400-recording page no longer fits a 40 MB stage.
+    big = [_page(*(recording(f"r{p}_{i}", DAY, title="x" * 2000) for i in range(100))) for p in range(16)]
+    batch_sizes: list[int] = []
+    add_pages = RecordingsStage.add_pages
+
+    def counted(self, bodies):
+        batch_sizes.append(len(bodies))
+        return add_pages(self, bodies)
+
+    monkeypatch.setattr(RecordingsStage, "add_pages", counted)
     with RecordingsStage(memory_limit="40MB") as stage:
         stage.add_pages(big)
         summary = stage.finalize([DAY])
     assert summary.rows == 1600 and summary.duplicates_dropped == 0
+    assert batch_sizes[:2] == [16, 8], "the whole batch should not have fit, and been split in halves"
