@@ -9,16 +9,13 @@ table's `rebuild_partitions`. It compares each table with the same steps on a pl
 DuckDB file, and finally has two processes swap different days in at the same time (the
 multi-writer case one DuckDB file cannot serve).
 
-DuckDB extensions are built for one DuckDB version. PyPI packages them
-(`duckdb-extension-ducklake`, `-postgres-scanner`, `-json`, `-parquet`) only up to 1.5.5,
-while the project runs DuckDB 2.0; and `INSTALL ducklake` needs extensions.duckdb.org,
-which this machine cannot reach. So this runs in a side environment:
+DuckDB extensions are built for one DuckDB version, PyPI packages the ducklake and
+postgres_scanner extensions only up to 1.5.5, and `INSTALL ducklake` needs
+extensions.duckdb.org, which these machines cannot reach. The project therefore pins DuckDB
+1.5.5 and installs the extension wheels with its `ducklake` extra:
 
-    python3 -m venv /tmp/dlvenv
-    /tmp/dlvenv/bin/pip install duckdb==1.5.5 duckdb-extension-ducklake==1.5.5 \
-        duckdb-extension-postgres-scanner==1.5.5 duckdb-extension-json==1.5.5 \
-        duckdb-extension-parquet==1.5.5 tenacity pydantic httpx
-    PYTHONPATH=$PWD /tmp/dlvenv/bin/python bench/ducklake_trial.py [--days 3] [--per-day 400]
+    pip install -e '.[ducklake]'
+    python bench/ducklake_trial.py [--days 3] [--per-day 400]
 
 Not a test (pytest does not collect bench/); it prints what worked and the timings.
 """
@@ -46,7 +43,8 @@ from siro_assets.warehouse.schema import ensure_schema  # noqa: E402
 from siro_assets.warehouse.staging import RecordingsStage, swap_partitions  # noqa: E402
 from tests.deploy.postgres_cluster import find_postgres_bin, running_cluster  # noqa: E402
 
-EXTENSIONS = ("json", "parquet", "postgres_scanner", "ducklake")
+# json and parquet are built into the duckdb wheel; these two come from the `ducklake` extra.
+EXTENSIONS = ("postgres_scanner", "ducklake")
 NOW = datetime(2026, 3, 20, tzinfo=timezone.utc)
 
 

@@ -1,16 +1,17 @@
 """Optional: the pipeline's SQL on DuckLake (PostgreSQL catalog) via bench/ducklake_trial.py.
 
-DuckDB extensions are built per DuckDB version. The project runs DuckDB 2.0; PyPI packages
-the ducklake / postgres_scanner extensions (`duckdb-extension-*`) only up to DuckDB 1.5.5,
-and `INSTALL ducklake` needs extensions.duckdb.org, which these machines cannot reach. So
-the trial runs in a side environment with DuckDB 1.5.5 (see the script's docstring) and
-this test runs only when SIRO_DUCKLAKE_PYTHON names that environment's interpreter.
+DuckDB extensions are built per DuckDB version, and the machines cannot reach the extension
+repository, so the project pins DuckDB 1.5.5, the last version PyPI packages the ducklake /
+postgres_scanner extensions for (`duckdb-extension-*`, the `ducklake` extra). The trial runs
+under this interpreter; SIRO_DUCKLAKE_PYTHON may name another one.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -26,12 +27,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def _ducklake_python() -> str:
     python = os.environ.get("SIRO_DUCKLAKE_PYTHON")
     if not python:
-        pytest.skip(
-            f"DuckLake trial not configured: this DuckDB is {duckdb.__version__}, the packaged "
-            "ducklake/postgres_scanner extensions on PyPI stop at 1.5.5 and the extension "
-            "repository is unreachable; set SIRO_DUCKLAKE_PYTHON to a DuckDB 1.5.5 venv "
-            "(bench/ducklake_trial.py says how) to run it"
-        )
+        if importlib.util.find_spec("duckdb_extension_ducklake") is None:
+            pytest.skip(
+                f"the ducklake extension wheel for DuckDB {duckdb.__version__} is not installed "
+                "(pip install -e '.[ducklake]')"
+            )
+        python = sys.executable
     if find_postgres_bin() is None:
         pytest.skip("PostgreSQL server binaries not found (apt-get install -y postgresql)")
     return python
