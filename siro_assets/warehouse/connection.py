@@ -40,10 +40,22 @@ class WarehouseLockTimeout(RuntimeError):
     """Another process held the DuckDB file for longer than we were willing to wait."""
 
 
+class WarehouseVersionError(RuntimeError):
+    """The warehouse file was written by a newer DuckDB than the one siro-assets runs."""
+
+
+def _is_newer_storage_error(exc: BaseException) -> bool:
+    # DuckDB 1.5 on a file DuckDB 2.x wrote: "Trying to read a database file with version
+    # number 999, ... The database file was created with an newer version of DuckDB."
+    return isinstance(exc, duckdb.IOException) and "newer version of duckdb" in str(exc).lower()
+
+
 def _is_lock_error(exc: BaseException) -> bool:
     # DuckDB reports a file held by another process as an IOException whose message
-    # says "Could not set lock on file" (or "Conflicting lock is held").
-    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+    # says "Could not set lock on file" (or "Conflicting lock is held"). Not any "lock":
+    # a corrupt file's "... checksum ... in block at location 0" is no reason to wait.
+    message = str(exc).lower()
+    return isinstance(exc, duckdb.IOException) and ("could not set lock" in message or "conflicting lock" in message)
 
 
 # DuckDB's default is 80% of RAM; a pipeline that shares a machine with the Dagster
@@ -104,6 +116,16 @@ def open_duckdb(
             raise WarehouseLockTimeout(
                 f"DuckDB file {path} stayed locked by another process for {lock_timeout:.0f}s; "
                 "is a writer stuck, or a DuckDB shell holding the file open?"
+            ) from exc
+        if _is_newer_storage_error(exc):
+            from . import storage_downgrade
+
+            raise WarehouseVersionError(
+                f"DuckDB file {path} was written by a newer DuckDB than this one ({duckdb.__version__}), "
+                "most likely while siro-assets ran DuckDB 2.0. Nothing was changed. Rewrite it once, "
+                "with no run going (the original is kept as a backup): "
+                "python3 -m venv /tmp/duckdb2 && /tmp/duckdb2/bin/pip install 'duckdb>=2,<3' && "
+                f"/tmp/duckdb2/bin/python {storage_downgrade.__file__} {path}"
             ) from exc
         raise
     con.execute("SET TimeZone = 'UTC'")
