@@ -80,9 +80,10 @@ def test_the_pool_name_is_the_one_the_assets_use(compose):
 
 def test_compose_has_the_services_and_only_runs_mount_the_warehouse(compose):
     services = compose["services"]
-    assert set(services) == {"postgres", "init", "code-server", "webserver", "daemon"}
+    assert set(services) == {"postgres", "init", "code-server", "webserver", "daemon", "webhooks"}
     mounts = {name: [v.split(":")[0] for v in svc.get("volumes", [])] for name, svc in services.items()}
-    assert [name for name, volumes in mounts.items() if "warehouse" in volumes] == ["code-server"]
+    # The receiver mounts it for its inbox only (it never opens the DuckDB file).
+    assert [name for name, volumes in mounts.items() if "warehouse" in volumes] == ["code-server", "webhooks"]
     # The Siro token reaches only the code server (and the runs it starts).
     for name in ("webserver", "daemon"):
         assert services[name]["environment"]["SIRO_API_TOKEN"] == ""
@@ -90,6 +91,64 @@ def test_compose_has_the_services_and_only_runs_mount_the_warehouse(compose):
     workspace = _load(DEPLOY / "workspace.yaml")["load_from"][0]["grpc_server"]
     assert workspace["host"] == "code-server"
     assert str(workspace["port"]) in services["code-server"]["command"]
+
+
+def test_compose_webhooks_service_serves_the_receiver_with_its_secret_and_no_token(compose):
+    from siro_assets.webhooks.__main__ import DEFAULT_SECRET_ENV_VAR, build_parser
+
+    services = compose["services"]
+    hook = services["webhooks"]
+    assert hook["image"] == services["code-server"]["image"]
+    command = hook["command"]
+    assert command[:3] == ["python", "-m", "siro_assets.webhooks"]
+    args = build_parser().parse_args(command[3:])
+    assert (args.host, args.port) == ("0.0.0.0", 8788)
+    # The secret comes from deploy/.env, required; the API token is blanked over env_file.
+    assert hook["environment"][DEFAULT_SECRET_ENV_VAR].startswith("${SIRO_WEBHOOK_SECRET:?")
+    assert hook["environment"]["SIRO_API_TOKEN"] == ""
+    assert DEFAULT_SECRET_ENV_VAR in _env_example()
+    # Same volume and mount point as the runs, so the inbox beside the warehouse is shared.
+    assert "warehouse:/data" in hook["volumes"] and "warehouse:/data" in services["code-server"]["volumes"]
+    health = " ".join(hook["healthcheck"]["test"])
+    assert "http://127.0.0.1:8788/healthz" in health
+    assert hook["ports"] == ["127.0.0.1:8788:8788"]
+    # Only the receiver holds the signing secret.
+    for name in ("code-server", "webserver", "daemon"):
+        assert services[name]["environment"][DEFAULT_SECRET_ENV_VAR] == ""
+
+
+def test_kubernetes_receiver_has_the_secret_ref_probe_and_no_token(helm):
+    from siro_assets.webhooks.__main__ import DEFAULT_SECRET_ENV_VAR, build_parser
+
+    docs = {doc["kind"]: doc for doc in yaml.safe_load_all((DEPLOY / "helm" / "webhooks.yaml").read_text())}
+    assert set(docs) == {"Deployment", "Service"}
+    deployment = docs["Deployment"]
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"][:3] == ["python", "-m", "siro_assets.webhooks"]
+    args = build_parser().parse_args(container["command"][3:])
+    assert (args.host, args.port) == ("0.0.0.0", 8788)
+    env = {item["name"]: item for item in container["env"]}
+    assert env[DEFAULT_SECRET_ENV_VAR]["valueFrom"]["secretKeyRef"] == {"name": "siro-webhook", "key": DEFAULT_SECRET_ENV_VAR}
+    # No API token: neither the variable nor the code server's `siro-api` secret.
+    assert "SIRO_API_TOKEN" not in env and "envFrom" not in container
+    assert "siro-api" not in (DEPLOY / "helm" / "webhooks.yaml").read_text()
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": 8788}
+    # The inbox beside the warehouse the runs use: same PVC, mount path, node and file path.
+    launcher = helm["runLauncher"]["config"]["k8sRunLauncher"]
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == launcher["volumes"][0]["persistentVolumeClaim"]["claimName"]
+    assert container["volumeMounts"][0]["mountPath"] == launcher["volumeMounts"][0]["mountPath"]
+    assert pod["nodeSelector"] == launcher["runK8sConfig"]["podSpecConfig"]["nodeSelector"]
+    (code_server,) = helm["dagster-user-deployments"]["deployments"]
+    runs_env = {item["name"]: item["value"] for item in code_server["env"]}
+    assert env["SIRO_DUCKDB_PATH"]["value"] == runs_env["SIRO_DUCKDB_PATH"]
+    service = docs["Service"]
+    assert service["spec"]["selector"] == deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert "kubectl apply -f deploy/helm/webhooks.yaml" in (DEPLOY / "helm" / "values.yaml").read_text()
 
 
 def test_every_variable_the_deployment_reads_is_in_env_example(compose):

@@ -43,6 +43,20 @@ def test_several_signatures_pass_if_one_matches_as_during_a_secret_rotation():
     assert StandardWebhooksVerifier(SECRET).verify(BODY, headers).message_id == "msg_1"
 
 
+
+def test_rotation_as_docs_operations_describes_it_one_secret_each_side_of_the_swap():
+    # Svix signs with the old and the new secret during a rotation: the receiver holding
+    # either one passes; a message signed with the new secret only fails on the old one.
+    both = svix_headers()
+    both["svix-signature"] = f"{svix_headers(secret=OTHER)['svix-signature']} {both['svix-signature']}"
+    for held in (SECRET, OTHER):
+        assert StandardWebhooksVerifier(held).verify(BODY, both).message_id == "msg_1"
+    with pytest.raises(SignatureError):
+        StandardWebhooksVerifier(OTHER).verify(BODY, svix_headers())
+    # Two secrets in one variable are not supported today (docs/OPERATIONS.md says so).
+    with pytest.raises(InvalidSecretError):
+        StandardWebhooksVerifier(f"{OTHER} {SECRET}")
+
 @pytest.mark.parametrize(
     "tamper",
     [
