@@ -15,7 +15,7 @@ import pytest
 from dagster import DagsterInstance, Definitions, build_sensor_context
 
 from siro_assets.pipeline.ingest.recordings import recordings
-from siro_assets.pipeline.automation.change_tracking import SensorCursor
+from siro_assets.changes.change_tracking import SensorCursor
 from siro_assets.pipeline.automation.jobs import recordings_job
 from siro_assets.pipeline.resources import SiroApiResource, WarehouseResource
 from siro_assets.pipeline.automation.sensors import recordings_updated_sensor

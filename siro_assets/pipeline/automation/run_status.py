@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from .jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
-from .pending_runs import RequestState
+from ...changes.pending_runs import RequestState
 from ..ingest.refresh import updated_since
 from ..partitions import partition_date
 
