@@ -22,7 +22,7 @@ from siro_assets.pipeline.automation.sensors import recordings_updated_sensor
 from siro_assets.simulator import World, WorldConfig
 from siro_assets.api_client.timestamps import format_ts
 
-from siro_assets.pipeline.automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from siro_assets.pipeline.automation.dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from tests.support import sensor_with, simulated_siro
 
 RANGE_START, RANGE_END = PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG
