@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from siro_assets.pipeline.automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from siro_assets.pipeline.automation.dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from siro_assets.simulator.resource import SimulatedSiroApiResource
 from siro_assets.simulator import FixedClock, SimulatorApi, World
 from siro_assets.simulator.server import run_in_thread

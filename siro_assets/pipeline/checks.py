@@ -33,7 +33,7 @@ from dagster import (
     define_asset_job,
 )
 
-from .automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from .automation.dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, PARTITION_TAG
 from .derived.assets import asset_key
 from .resources import WarehouseResource
 from .settings import DEFAULT_SETTINGS, PipelineSettings
@@ -42,7 +42,6 @@ from ..warehouse.schema import SCHEMA
 
 RECORDINGS_TABLE = f"{SCHEMA}.recordings"
 SAMPLE_SIZE = 5
-PARTITION_TAG = "dagster/partition"
 
 # Recordings that must have no derived rows.
 _REMOVED = "(r.deleted IS TRUE OR r.root_data_purged_at IS NOT NULL)"

@@ -32,7 +32,7 @@ from examples.weekly_rep_scorecard.definitions import consumer_definitions
 from examples.weekly_rep_scorecard.scorecard import NO_USER, build_scorecard, scorecard_relation
 from siro_assets import SiroComponent
 from siro_assets.pipeline.pandas_reader import SiroWarehouseReader
-from siro_assets.pipeline.automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from siro_assets.pipeline.automation.dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from tests.integration.test_sensor import days_of, execute, find_late_link, tick
 from tests.support import simulated_siro
 

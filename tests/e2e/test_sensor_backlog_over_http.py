@@ -19,7 +19,7 @@ from dagster import DagsterInstance, build_sensor_context
 from tests.support import sensor_with
 from siro_assets.api_client.timestamps import format_ts
 from siro_assets.pipeline.automation import sensors
-from siro_assets.pipeline.automation.change_tracking import SensorCursor
+from siro_assets.changes.change_tracking import SensorCursor
 from siro_assets.pipeline.resources import SiroApiResource
 from siro_assets.simulator import World, WorldConfig
 from tests.e2e.test_cli_against_http_simulator import ROOT, _free_port

@@ -15,14 +15,14 @@ import pytest
 from dagster import DagsterInstance, Definitions, build_sensor_context
 
 from siro_assets.pipeline.ingest.recordings import recordings
-from siro_assets.pipeline.automation.change_tracking import SensorCursor
+from siro_assets.changes.change_tracking import SensorCursor
 from siro_assets.pipeline.automation.jobs import recordings_job
 from siro_assets.pipeline.resources import SiroApiResource, WarehouseResource
 from siro_assets.pipeline.automation.sensors import recordings_updated_sensor
 from siro_assets.simulator import World, WorldConfig
 from siro_assets.api_client.timestamps import format_ts
 
-from siro_assets.pipeline.automation.jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from siro_assets.pipeline.automation.dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from tests.support import sensor_with, simulated_siro
 
 RANGE_START, RANGE_END = PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG

@@ -16,7 +16,7 @@ from dagster import DagsterInstance, build_sensor_context
 
 from siro_assets.api_client.timestamps import parse_ts
 from siro_assets.pipeline.automation import sensors
-from siro_assets.pipeline.automation.change_tracking import SensorCursor
+from siro_assets.changes.change_tracking import SensorCursor
 from siro_assets.simulator import SimulatorTransport
 from siro_assets.simulator.clock import to_ms
 from tests.integration.test_sensor import _definitions

@@ -69,8 +69,8 @@ def test_a_changes_only_run_equals_a_full_re_pull_at_a_fraction_of_the_requests(
 def test_the_sensor_asks_for_a_changes_only_run_unless_a_day_is_requested_again():
     from datetime import datetime, timezone
 
-    from siro_assets.pipeline.automation.change_tracking import ChangeRange
-    from siro_assets.pipeline.automation.sensor_cursor import PendingRequest
+    from siro_assets.changes.change_tracking import ChangeRange
+    from siro_assets.changes.sensor_cursor import PendingRequest
     from siro_assets.pipeline.automation.sensors import run_requests_for
 
     t1 = datetime(2026, 3, 10, 9, tzinfo=timezone.utc)
@@ -86,7 +86,7 @@ def test_the_sensor_asks_for_a_changes_only_run_unless_a_day_is_requested_again(
 def test_a_changes_only_run_reaches_back_to_the_change_a_pending_day_owes():
     from datetime import datetime, timezone
 
-    from siro_assets.pipeline.automation.change_tracking import ChangeRange
+    from siro_assets.changes.change_tracking import ChangeRange
     from siro_assets.pipeline.automation.sensors import run_requests_for
 
     t1 = datetime(2026, 3, 10, 10, tzinfo=timezone.utc)

@@ -23,8 +23,8 @@ from dagster import DagsterInstance, DagsterRunStatus
 
 from siro_assets.api_client.timestamps import format_ts, parse_ts
 from siro_assets.simulator.clock import to_ms
-from siro_assets.pipeline.automation.change_tracking import SensorCursor
-from siro_assets.pipeline.automation.run_status import WILL_RETRY_TAG
+from siro_assets.changes.change_tracking import SensorCursor
+from siro_assets.pipeline.automation.dagster_gaps import WILL_RETRY_TAG
 from siro_assets.pipeline.ingest.refresh import UPDATED_SINCE_TAG
 from siro_assets.simulator import SimulatorApi
 from tests.integration.test_sensor import SCAN_DAYS, WORLD, days_of, query

@@ -15,10 +15,9 @@ from dagster import DagsterInstance, DagsterRunStatus, Definitions, build_sensor
 
 from siro_assets.simulator.resource import SimulatedSiroApiResource
 from siro_assets.pipeline.automation import sensors
-from siro_assets.pipeline.automation.change_tracking import SensorCursor
+from siro_assets.changes.change_tracking import SensorCursor
+from siro_assets.pipeline.automation.dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from siro_assets.pipeline.automation.jobs import (
-    PARTITION_RANGE_END_TAG,
-    PARTITION_RANGE_START_TAG,
     STEP_RETRY_POLICY,
     recordings_pipeline_selection,
 )

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from siro_assets.pipeline.automation.backlog_walk import MIN_SPAN, TickBudget, walk_backlog
-from siro_assets.pipeline.automation.change_tracking import SensorCursor, plan_changes, query_start
+from siro_assets.changes.backlog_walk import MIN_SPAN, TickBudget, walk_backlog
+from siro_assets.changes.change_tracking import SensorCursor, plan_changes, query_start
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 LOOKBACK = timedelta(minutes=5)

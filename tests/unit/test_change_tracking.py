@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from siro_assets.pipeline.automation.change_tracking import (
+from siro_assets.changes.change_tracking import (
     InvalidSensorCursor,
     SensorCursor,
     group_days,

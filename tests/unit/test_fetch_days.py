@@ -15,7 +15,7 @@ from siro_assets.api_client import AsyncSiroClient, RequestPacer, RetryPolicy, c
 from siro_assets.pipeline.ingest import fetch_days
 from siro_assets.pipeline.ingest.concurrency import littles_law_concurrency
 from siro_assets.pipeline.ingest.fetch_days import stage_days
-from siro_assets.pipeline.ingest.windows import DAY_MS, WindowWalk, day_runs, from_ms, to_ms
+from siro_assets.changes.listing_windows import DAY_MS, WindowWalk, day_runs, from_ms, to_ms
 from siro_assets.simulator import FixedClock, SimulatorApi, SimulatorTransport, World, WorldConfig
 from siro_assets.warehouse.staging import RecordingsStage
 
@@ -170,7 +170,7 @@ def test_concurrency_follows_littles_law(rate, latency, cap, expected):
 
 
 def test_a_split_hands_over_exactly_at_the_split_point():
-    from siro_assets.pipeline.ingest.windows import WindowPlanner
+    from siro_assets.changes.listing_windows import WindowPlanner
 
     planner = WindowPlanner([date(2026, 3, 2)])
     walk = planner.next_window()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +25,10 @@ FORBIDDEN: dict[str, set[str]] = {
                   "siro_assets.transforms", "siro_assets.crm"},
     "crm": {"dagster", "dagster_duckdb", "siro_assets.pipeline", "siro_assets.defs", "siro_assets.component",
             "siro_assets.simulator"},
+    # The sensor's change tracking: pure bookkeeping, no I/O and no Dagster.
+    "changes": {"dagster", "dagster_duckdb", "duckdb", "httpx", "siro_assets.pipeline", "siro_assets.defs",
+                "siro_assets.component", "siro_assets.warehouse", "siro_assets.transforms",
+                "siro_assets.simulator", "siro_assets.crm", "siro_assets.webhooks"},
     # The receiver never takes the DuckDB writer lock nor needs the API token; only its
     # `__main__` loads the project's component for the warehouse path (EXEMPT below).
     "webhooks": {"dagster", "dagster_duckdb", "duckdb", "siro_assets.pipeline", "siro_assets.defs",
@@ -94,3 +101,21 @@ def test_every_folder_says_what_it_may_import():
     for init in sorted(PACKAGE.rglob("__init__.py")):
         docstring = ast.get_docstring(ast.parse(init.read_text()))
         assert docstring, f"{init.relative_to(PACKAGE.parent)} has no docstring"
+
+
+def test_change_tracking_imports_without_dagster():
+    """The rule above reads the source; this proves it at run time, transitive imports included.
+
+    (httpx is not checked here: `api_client.timestamps` loads the `api_client` package.)"""
+    modules = sorted(f"siro_assets.changes.{p.stem}" for p in (PACKAGE / "changes").glob("*.py")
+                     if p.stem != "__init__")
+    assert modules, "siro_assets/changes has no modules"
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {['siro_assets.changes', *modules]!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('dagster', 'duckdb'))))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

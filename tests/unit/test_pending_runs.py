@@ -6,13 +6,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from siro_assets.pipeline.automation.change_tracking import (
+from siro_assets.changes.change_tracking import (
     InvalidSensorCursor,
     PartitionChanges,
     SensorCursor,
     build_ranges,
 )
-from siro_assets.pipeline.automation.pending_runs import (
+from siro_assets.changes.pending_runs import (
     MISSING_RUN_GRACE,
     RequestState,
     covers,
@@ -21,7 +21,7 @@ from siro_assets.pipeline.automation.pending_runs import (
     rerequest_backoff,
     review_pending,
 )
-from siro_assets.pipeline.automation.sensor_cursor import PendingRequest, TieWalk
+from siro_assets.changes.sensor_cursor import PendingRequest, TieWalk
 
 NOW = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 D1, D2, D3, D4, D5, D6 = (date(2026, 3, d) for d in range(1, 7))

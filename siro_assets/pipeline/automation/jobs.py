@@ -51,8 +51,3 @@ def build_recordings_job(settings: PipelineSettings) -> Any:
 # The shipped instance's selection and job (default settings), for tests.
 recordings_pipeline_selection = pipeline_selection(DEFAULT_SETTINGS)
 recordings_job = build_recordings_job(DEFAULT_SETTINGS)
-
-# The run tags that make one run cover a range of partitions; Dagster's own single-run
-# backfills set the same pair. Not exported by `dagster`'s public API, hence spelled here.
-PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
-PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"

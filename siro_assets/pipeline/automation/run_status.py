@@ -11,8 +11,8 @@ from datetime import date, datetime, timedelta
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
-from .jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
-from .pending_runs import RequestState
+from .dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, PARTITION_TAG
+from ...changes.pending_runs import RequestState
 from ..ingest.refresh import updated_since
 from ..partitions import partition_date
 
@@ -22,11 +22,6 @@ __all__ = ["REQUEST_TAG", "QueuedRun", "queued_days", "request_key_of", "request
 # retries copy a run's tags, so the retries of a request are found by it too.
 REQUEST_TAG = "siro/request"
 RUN_ID_KEY_PREFIX = "run:"
-
-# Spelled here because `dagster` exports them only from private modules.
-PARTITION_TAG = "dagster/partition"
-WILL_RETRY_TAG = "dagster/will_retry"
-AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
 
 _RUNNING = {DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING, DagsterRunStatus.MANAGED}
 _NOT_STARTED = {DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED}
@@ -54,7 +49,7 @@ def _state(runs: Sequence[DagsterRun]) -> RequestState:
         return RequestState.RUNNING
     if statuses & _NOT_STARTED:
         return RequestState.QUEUED
-    if any(r.tags.get(WILL_RETRY_TAG) == "true" and AUTO_RETRY_RUN_ID_TAG not in r.tags for r in runs):
+    if any(r.is_complete_and_waiting_to_retry for r in runs):
         return RequestState.RETRYING
     return RequestState.FAILED
 

@@ -29,11 +29,12 @@ from dagster import (
     sensor,
 )
 
-from .backlog_walk import DEFAULT_SPAN, TickBudget, Walk, walk_backlog
-from .change_tracking import ChangePlan, ChangeRange, SensorCursor, build_ranges, plan_changes, query_start
-from .sensor_cursor import TieWalk
-from .jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, recordings_job
-from .pending_runs import PendingReview, covers, next_pending, owed_since, review_pending
+from ...changes.backlog_walk import DEFAULT_SPAN, TickBudget, Walk, walk_backlog
+from ...changes.change_tracking import ChangePlan, ChangeRange, SensorCursor, build_ranges, plan_changes, query_start
+from ...changes.sensor_cursor import TieWalk
+from .dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from .jobs import recordings_job
+from ...changes.pending_runs import PendingReview, covers, next_pending, owed_since, review_pending
 from .run_status import REQUEST_TAG, queued_days, request_states
 from ..ingest.refresh import UPDATED_SINCE_TAG
 from ..partitions import day_start, partition_date, partition_key

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from .concurrency import LatencyMeter, littles_law_concurrency
-from .windows import WindowPlanner, WindowWalk, from_ms
+from ...changes.listing_windows import WindowPlanner, WindowWalk, from_ms
 from ...api_client import AsyncSiroClient, SiroBadRequestError, created_window
 from ...warehouse.staging import MalformedPageError, PageParse, RecordingsStage
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from ...api_client.timestamps import format_ts, parse_ts
+from ..api_client.timestamps import format_ts, parse_ts
 
 __all__ = [
     "BULK_SECOND",

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from datetime import date, datetime, timedelta, timezone
 
-from ...api_client.timestamps import format_ts
+from ..api_client.timestamps import format_ts
 from .sensor_cursor import (
     BULK_SECOND,
     CURSOR_VERSION,
