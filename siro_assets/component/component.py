@@ -50,10 +50,10 @@ def _blank_to_none(value: Any) -> Any:
 class SimulatorArgs(dg.Resolvable, dg.Model):
     """The built-in deterministic simulator instead of Siro's API (demo and tests)."""
 
-    enabled: bool = False
-    seed: int = 7
-    recordings_per_day: int = 40
-    page_size_cap: int = 100
+    enabled: bool = Field(default=False, description="Use the simulator instead of Siro's API (no token needed).")
+    seed: int = Field(default=7, description="Seed of the simulated world (same seed, same recordings).")
+    recordings_per_day: int = Field(default=40, description="Simulated recordings per day.")
+    page_size_cap: int = Field(default=100, description="Largest page the simulated server returns.")
 
 
 class ApiArgs(dg.Resolvable, dg.Model):
@@ -72,7 +72,9 @@ class ApiArgs(dg.Resolvable, dg.Model):
     requests_per_minute: float = Field(
         default=DEFAULT_REQUESTS_PER_MINUTE, description="The token's budget (Siro allows 1,000/min)."
     )
-    simulator: SimulatorArgs = Field(default_factory=SimulatorArgs)
+    simulator: SimulatorArgs = Field(
+        default_factory=SimulatorArgs, description="The built-in deterministic simulator (demo and tests)."
+    )
 
     _blank = field_validator("base_url", mode="before")(classmethod(lambda cls, v: _blank_to_none(v)))
 
@@ -121,11 +123,13 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
 
     key_prefix: str = Field(default=DEFAULT_KEY_PREFIX, description="First part of every asset key.")
     partitions_start: str = Field(default=DEFAULT_PARTITIONS_START, description="First daily partition (UTC).")
-    api: ApiArgs = Field(default_factory=ApiArgs)
-    warehouse: WarehouseArgs = Field(default_factory=WarehouseArgs)
-    sensor: SensorOptions = Field(default_factory=SensorOptions)
-    schedule: ScheduleOptions = Field(default_factory=ScheduleOptions)
-    writebacks: WritebacksArgs = Field(default_factory=WritebacksArgs)
+    api: ApiArgs = Field(default_factory=ApiArgs, description="Siro's recordings API (or the simulator).")
+    warehouse: WarehouseArgs = Field(default_factory=WarehouseArgs, description="The instance's DuckDB warehouse.")
+    sensor: SensorOptions = Field(default_factory=SensorOptions, description="The `updatedAt` change sensor.")
+    schedule: ScheduleOptions = Field(default_factory=ScheduleOptions, description="The nightly schedule.")
+    writebacks: WritebacksArgs = Field(
+        default_factory=WritebacksArgs, description="CRM writebacks of extracted values (docs/WRITEBACKS.md)."
+    )
     group_names: dict[str, str] = Field(
         default_factory=dict,
         description="Group name by role (ingest, crm, conversations, writebacks); default <key_prefix>_<role>.",

@@ -39,6 +39,7 @@ from .resources import WarehouseResource
 from .settings import DEFAULT_SETTINGS, PipelineSettings
 from ..transforms import DERIVED_TABLES, RECORDING_CRM, DerivedTable
 from ..warehouse.schema import SCHEMA
+from ..warehouse.tables import table_exists
 
 RECORDINGS_TABLE = f"{SCHEMA}.recordings"
 SAMPLE_SIZE = 5
@@ -176,15 +177,6 @@ def _rules_for(table: DerivedTable) -> list[_Rule]:
     return rules
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
-    schema, name = qualified_name.split(".")
-    found = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-        [schema, name],
-    ).fetchone()[0]
-    return found > 0
-
-
 def evaluate_offenders(
     con: duckdb.DuckDBPyConnection,
     tables: tuple[str, ...],
@@ -195,7 +187,7 @@ def evaluate_offenders(
 
     `scope` only labels the result; the SQL must already be limited to it.
     """
-    missing = [t for t in tables if not _table_exists(con, t)]
+    missing = [t for t in tables if not table_exists(con, t)]
     if missing:
         return AssetCheckResult(
             passed=False,

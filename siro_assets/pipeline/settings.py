@@ -14,7 +14,7 @@ from datetime import date
 from functools import cached_property
 
 from dagster import AssetKey, DailyPartitionsDefinition, Model, Resolvable
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from ..warehouse.schema import SCHEMA
 
@@ -29,14 +29,18 @@ class SensorOptions(Resolvable, Model):
     running, how often it ticks, and how far below its watermark it re-lists (for changes
     that become visible late)."""
 
-    enabled: bool = True
-    interval_seconds: int = 60
-    lookback_seconds: int = 300
-    # Changed days are merged into at most this many partition ranges, each one run.
-    max_runs_per_tick: int = 10
-    # Dagster cancels an evaluation after 60 s: no page starts after this many seconds.
-    tick_seconds: int = 30
-    max_pages_per_tick: int = 300
+    enabled: bool = Field(default=True, description="Whether the sensor starts running when loaded.")
+    interval_seconds: int = Field(default=60, description="Seconds between ticks (>= 1).")
+    lookback_seconds: int = Field(
+        default=300, description="How far below its `updatedAt` watermark each tick re-lists (late changes)."
+    )
+    max_runs_per_tick: int = Field(
+        default=10, description="Changed days are merged into at most this many partition-range runs per tick."
+    )
+    tick_seconds: int = Field(
+        default=30, description="No page request starts after this many seconds of a tick (<= 40; Dagster stops at 60)."
+    )
+    max_pages_per_tick: int = Field(default=300, description="At most this many API pages listed per tick.")
 
     @model_validator(mode="after")
     def _in_range(self) -> SensorOptions:
@@ -55,8 +59,8 @@ class SensorOptions(Resolvable, Model):
 class ScheduleOptions(Resolvable, Model):
     """The nightly schedule that pulls yesterday's complete day (the `schedule:` attributes)."""
 
-    enabled: bool = True
-    cron: str = "15 0 * * *"
+    enabled: bool = Field(default=True, description="Whether the schedule starts running when loaded.")
+    cron: str = Field(default="15 0 * * *", description="Cron (UTC) of the run that pulls yesterday's day.")
 
 
 @dataclass(frozen=True)

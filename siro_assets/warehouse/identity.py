@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 
 import duckdb
 
+from .tables import table_exists
+
 META_SCHEMA = "siro_meta"
 ORGANIZATION_TABLE = f"{META_SCHEMA}.organization"
 
@@ -22,11 +24,7 @@ class OrganizationMismatchError(RuntimeError):
 
 def recorded_organization(con: duckdb.DuckDBPyConnection) -> str | None:
     """The organization id recorded in the warehouse, or None for a warehouse never written."""
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = 'organization'",
-        [META_SCHEMA],
-    ).fetchone()[0]
-    if not exists:
+    if not table_exists(con, ORGANIZATION_TABLE):
         return None
     row = con.execute(f"SELECT organization_id FROM {ORGANIZATION_TABLE} LIMIT 1").fetchone()
     return row[0] if row else None

@@ -17,6 +17,7 @@ A crash, kill or error before COMMIT leaves the previous rows.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,8 +31,14 @@ from .schema import RECORDINGS_COLUMN_NAMES, SCHEMA, ensure_schema
 
 logger = logging.getLogger("siro_assets.warehouse")
 
-#: The run config that lets `siro/recordings` remove recordings (a genuine purge).
-ALLOW_REMOVALS_RUN_CONFIG = '{"ops": {"siro__recordings": {"config": {"allow_removals": true}}}}'
+#: The op of the default instance's `siro/recordings` asset.
+DEFAULT_RECORDINGS_OP = "siro__recordings"
+
+
+def allow_removals_run_config(op_name: str = DEFAULT_RECORDINGS_OP) -> str:
+    """The run config (JSON) that lets the recordings op `op_name` remove recordings (a
+    genuine purge); each instance's op is `<key_prefix>__recordings`."""
+    return json.dumps({"ops": {op_name: {"config": {"allow_removals": True}}}})
 
 
 class PartitionShrinkError(RuntimeError):
@@ -100,13 +107,15 @@ def swap_partitions(
     fetched_at: datetime | None = None,
     organization_id: str | None = None,
     allow_removals: bool = False,
+    op_name: str = DEFAULT_RECORDINGS_OP,
 ) -> int:
     """Merge the stage's rows for `partitions` into `siro.recordings` in one transaction.
 
     `fetched_at` is when the run began listing (the API's clock): warehouse rows created
     or changed since are newer than the stage and kept. `organization_id` (from
     `caller-identity`) is recorded on the first write and must match afterwards.
-    `allow_removals` lets a genuine purge remove recordings the API no longer lists.
+    `allow_removals` lets a genuine purge remove recordings the API no longer lists;
+    `op_name` is the recordings op the refusal tells the operator to configure.
     Returns the number of rows the partitions hold afterwards. On any error the
     transaction rolls back and the warehouse keeps its previous rows.
     """
@@ -116,7 +125,7 @@ def swap_partitions(
     with stage_transaction(con, stage, organization_id):
         missing = con.execute(_MISSING, params).fetchall()
         if missing and not allow_removals:
-            raise PartitionShrinkError(_shrink_message(missing))
+            raise PartitionShrinkError(_shrink_message(missing, op_name))
         if missing:
             logger.warning("Removing recordings the API no longer lists: %s", _counts(missing))
         con.execute(
@@ -137,12 +146,12 @@ def _counts(missing) -> str:
     return "; ".join(f"{day}: {n} recording(s), e.g. {ids}" for day, n, ids in missing)
 
 
-def _shrink_message(missing) -> str:
+def _shrink_message(missing, op_name: str) -> str:
     total = sum(n for _, n, _ in missing)
     return (
         f"Refusing to remove {total} recording(s) the warehouse holds but the API no longer "
         f"lists ({_counts(missing)}). The API returns deleted recordings with `deleted: true` "
         "and never drops them, so this looks like an API incident; the previous rows are kept "
         "and a later run will retry. For a genuine purge, run the day again with run config "
-        f"`{ALLOW_REMOVALS_RUN_CONFIG}` (see docs/ARCHITECTURE.md)."
+        f"`{allow_removals_run_config(op_name)}` (see docs/ARCHITECTURE.md)."
     )

@@ -8,23 +8,24 @@ from datetime import date, datetime, timezone
 import pytest
 from dagster import materialize
 
-from siro_assets.pipeline.ingest.recordings import recordings
+from siro_assets.pipeline.ingest.recordings import build_recordings_asset, recordings
 from siro_assets.pipeline.resources import SiroApiResource
 from siro_assets.simulator import FixedClock, SimulatorApi, World, WorldConfig
 from siro_assets.simulator.server import run_in_thread
 from siro_assets.warehouse.connection import duckdb_connection
 from siro_assets.warehouse.identity import OrganizationMismatchError
-from siro_assets.warehouse.swap import ALLOW_REMOVALS_RUN_CONFIG
+from siro_assets.pipeline.settings import PipelineSettings
+from siro_assets.warehouse.swap import allow_removals_run_config
 from tests.support import NOW, simulated_siro
 
 DAY = date(2026, 3, 2)
 TOKEN = "swap-guards-test-token"
 
 
-def _run(siro, warehouse, *, run_config=None, raise_on_error=True):
+def _run(siro, warehouse, *, run_config=None, raise_on_error=True, asset=recordings, prefix="siro"):
     return materialize(
-        [recordings],
-        resources={"siro_api": siro, "siro_warehouse": warehouse},
+        [asset],
+        resources={f"{prefix}_api": siro, f"{prefix}_warehouse": warehouse},
         partition_key=DAY.isoformat(),
         run_config=run_config,
         raise_on_error=raise_on_error,
@@ -83,9 +84,23 @@ def test_an_empty_answer_for_a_day_is_refused_and_keeps_the_rows(warehouse, http
     assert _rows(warehouse) == before
 
     # The override the error names, for a genuine purge.
-    assert ALLOW_REMOVALS_RUN_CONFIG in failure.message
-    purge = json.loads(ALLOW_REMOVALS_RUN_CONFIG)
+    assert allow_removals_run_config("siro__recordings") in failure.message
+    purge = json.loads(allow_removals_run_config("siro__recordings"))
     _run(incident, warehouse, run_config=purge)
+    assert _rows(warehouse) == []
+
+
+def test_the_refusal_names_the_run_config_of_the_instance_that_refused(warehouse, http_siro):
+    west = build_recordings_asset(PipelineSettings(key_prefix="west"))
+    _run(simulated_siro(), warehouse, asset=west, prefix="west")
+    _, incident = http_siro(_IncidentApi)
+    failure = _failure(_run(incident, warehouse, raise_on_error=False, asset=west, prefix="west"))
+    assert failure.cls_name == "PartitionShrinkError"
+    assert "siro__recordings" not in failure.message
+    config = allow_removals_run_config("west__recordings")
+    assert config in failure.message
+    # What the message says to run is accepted by that instance's job and purges the day.
+    assert _run(incident, warehouse, asset=west, prefix="west", run_config=json.loads(config)).success
     assert _rows(warehouse) == []
 
 

@@ -68,8 +68,8 @@ def _markdown_table(columns: list[str], rows: list[tuple]) -> str:
 
 
 class RecordingsConfig(Config):
-    """Run configuration of `siro/recordings` (all optional). `warehouse/swap.py` names
-    `allow_removals` in its refusal message, with the op name `siro__recordings`."""
+    """Run configuration of `<key_prefix>/recordings` (all optional). `warehouse/swap.py`
+    names `allow_removals` in its refusal message, with the instance's op name."""
 
     allow_removals: bool = Field(
         default=False,
@@ -198,6 +198,7 @@ def materialize_recordings(
                     fetched_at=fetched_at,
                     organization_id=identity.organization_id,
                     allow_removals=config.allow_removals,
+                    op_name=context.op_def.name,
                 )
             rows, deleted, linked, purged = con.execute(_COUNTS_SQL, {"p": days}).fetchone()
             preview_rows = con.execute(_PREVIEW_SQL, {"p": days}).fetchall()

@@ -3,6 +3,7 @@
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, MetadataValue, asset_check
 
 from ...crm import STATE_TABLE, outstanding
+from ...warehouse.tables import table_exists
 from ..resources import WarehouseResource
 from ..settings import DEFAULT_SETTINGS, PipelineSettings
 
@@ -27,11 +28,7 @@ def build_writeback_check(settings: PipelineSettings) -> AssetChecksDefinition:
 def evaluate_outstanding(warehouse: WarehouseResource) -> AssetCheckResult:
     """Pass when no current target stands rejected or failed in the ledger."""
     with warehouse.read_connection() as con:
-        schema, table = STATE_TABLE.split(".")
-        exists = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, table]
-        ).fetchone()[0]
-        rows = outstanding(con) if exists else []
+        rows = outstanding(con) if table_exists(con, STATE_TABLE) else []
     rejected = sum(n for outcome, _, n in rows if outcome == "rejected")
     failed = sum(n for outcome, _, n in rows if outcome == "failed")
     codes: dict[str, int] = {}
