@@ -103,6 +103,15 @@ def test_dry_run_from_env():
     assert not dry_run_from_env({}) and not dry_run_from_env({"SIRO_CRM_DRY_RUN": "0"})
 
 
+@pytest.mark.parametrize(("value", "dry"), [(" YES ", True), ("True", True), ("no", False), ("", False)])
+def test_the_resource_from_env_reads_the_dry_run_flag_as_the_routing_does(value, dry):
+    from siro_assets.pipeline.writebacks.resource import crm_resource_from_env
+
+    environ = {"SIRO_CRM_DRY_RUN": value}
+    assert crm_resource_from_env(environ).dry_run is dry
+    assert dry_run_from_env(environ) is dry
+
+
 @pytest.mark.parametrize("ending", ["\n", "\r\n", " \t"])
 def test_secrets_are_stripped_when_loaded(tmp_path, ending):
     env = {**write(tmp_path, FILE), "SF_CLIENT_ID": "cid" + ending, "SF_CLIENT_SECRET": SECRET + ending,

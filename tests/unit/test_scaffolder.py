@@ -29,7 +29,11 @@ def _scaffold(tmp_path: Path, folder: str) -> dict:
 
 @pytest.mark.parametrize(
     ("folder", "prefix", "token_env"),
-    [("siro", "siro", "SIRO_API_TOKEN"), ("west", "west", "SIRO_WEST_API_TOKEN"), ("east-2", "east_2", "SIRO_EAST_2_API_TOKEN")],
+    [
+        ("siro", "siro", "SIRO_API_TOKEN"),
+        ("west", "west", "SIRO_WEST_API_TOKEN"),
+        ("east-2", "east_2", "SIRO_EAST_2_API_TOKEN"),
+    ],
 )
 def test_scaffolded_yaml_derives_names_from_the_instance(tmp_path, folder, prefix, token_env):
     doc = _scaffold(tmp_path, folder)

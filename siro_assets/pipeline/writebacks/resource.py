@@ -16,7 +16,7 @@ from datetime import date
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
-from ...crm import Delivery, DeliveryReport, Routing, load_routing, load_routing_file
+from ...crm import Delivery, DeliveryReport, Routing, dry_run_from_env, load_routing, load_routing_file
 
 # Settings and the variable each one is read from.
 ENV_FIELDS: dict[str, str] = {
@@ -91,5 +91,4 @@ def crm_resource_from_env(environ=None) -> CrmWritebackResource:
     """Bind each documented variable that is set: secrets (and everything else) via `EnvVar`."""
     environ = os.environ if environ is None else environ
     bound = {name: EnvVar(variable) for name, variable in ENV_FIELDS.items() if environ.get(variable)}
-    dry = environ.get("SIRO_CRM_DRY_RUN", "").strip().lower() in {"1", "true", "yes"}
-    return CrmWritebackResource(**bound, dry_run=dry)
+    return CrmWritebackResource(**bound, dry_run=dry_run_from_env(environ))
