@@ -24,6 +24,7 @@ from datetime import date, datetime
 
 import duckdb
 
+from .backend import write_transaction
 from .connection import sql_string
 from .identity import claim_organization
 from .schema import RECORDINGS_COLUMN_NAMES, SCHEMA, ensure_schema
@@ -108,8 +109,15 @@ def swap_partitions(
     `caller-identity`) is recorded on the first write and must match afterwards.
     `allow_removals` lets a genuine purge remove recordings the API no longer lists.
     Returns the number of rows the partitions hold afterwards. On any error the
-    transaction rolls back and the warehouse keeps its previous rows.
+    transaction rolls back and the warehouse keeps its previous rows; on a lake, a commit
+    that lost to a concurrent writer is merged again onto the newer rows (bounded retries).
     """
+    return write_transaction(
+        lambda: _swap(con, stage, partitions, fetched_at, organization_id, allow_removals)
+    )
+
+
+def _swap(con, stage, partitions, fetched_at, organization_id, allow_removals) -> int:
     columns = ", ".join(RECORDINGS_COLUMN_NAMES)
     days = {"p": list(partitions)}
     params = {**days, "fetched_at": fetched_at}
