@@ -7,7 +7,7 @@ from datetime import date
 
 import duckdb
 
-from ..warehouse.backend import create_day_table, write_transaction
+from ..warehouse.backend import claim_table, create_day_table, write_transaction
 from ..warehouse.schema import SCHEMA, ensure_schema
 from .table import DerivedTable
 
@@ -77,6 +77,7 @@ def rebuild_partitions(
             def replace_batch() -> int:
                 con.execute("BEGIN TRANSACTION")
                 try:
+                    claim_table(con, table.qualified_name)
                     con.execute(f"DELETE FROM {table.qualified_name} WHERE {in_partitions}", params)
                     inserted = con.execute(
                         f"INSERT INTO {table.qualified_name} ({columns}) {table.select}", params

@@ -10,7 +10,12 @@ SQL on it. What DuckLake needs differently lives here and only here:
 - commits: concurrent writers may conflict at COMMIT, and `write_transaction` re-runs
   the whole transaction (bounded backoff, `lake.retry_lake_conflicts`);
 - writers: a DuckDB file takes one writer at a time (`connection.writer_lock`); a lake
-  needs no lock file.
+  needs no lock file, but DuckLake only detects write-write conflicts on rows it deletes:
+  two writers adding a day the table does not hold yet would both commit, and the day's
+  rows would be there twice. So every write transaction on a lake table first bumps
+  that table's row in `siro_meta.lake_write_guard` (`claim_table`): two such transactions
+  always conflict at COMMIT, the later one is re-run on the newer rows, and commits to
+  one table take turns while fetching and staging still run side by side.
 """
 
 from __future__ import annotations
@@ -121,6 +126,23 @@ def create_schema(con: duckdb.DuckDBPyConnection, schema: str) -> None:
     write_transaction(create)
 
 
+GUARD_SCHEMA = "siro_meta"
+GUARD_TABLE = f"{GUARD_SCHEMA}.lake_write_guard"
+
+
+def claim_table(con: duckdb.DuckDBPyConnection, qualified_name: str) -> None:
+    """Inside the caller's write transaction on a lake: bump `qualified_name`'s guard row,
+    so a concurrent write transaction on the same table conflicts at COMMIT (see the
+    module docstring). Nothing on a DuckDB file, whose writers take turns already."""
+    if not is_lake(con):
+        return
+    bumped = con.execute(
+        f"UPDATE {GUARD_TABLE} SET writes = writes + 1 WHERE table_name = ?", [qualified_name]
+    ).fetchone()[0]
+    if not bumped:  # a table made before the guard existed gets its row now
+        con.execute(f"INSERT INTO {GUARD_TABLE} VALUES (?, 1)", [qualified_name])
+
+
 def create_day_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: str) -> None:
     """Run `ddl` (CREATE TABLE IF NOT EXISTS of a table with `partition_date`); on a lake,
     a new table is partitioned by day in the same transaction, and a concurrent creation
@@ -132,10 +154,16 @@ def create_day_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: s
     def create() -> None:
         if _table_exists(con, qualified_name):
             return  # no statement at all: even a no-op CREATE would be one more catalog write
+        create_schema(con, GUARD_SCHEMA)
         con.execute("BEGIN TRANSACTION")
         try:
+            if not _table_exists(con, GUARD_TABLE):
+                con.execute(f"CREATE TABLE {GUARD_TABLE} (table_name VARCHAR NOT NULL, writes BIGINT NOT NULL)")
             con.execute(without_key_constraints(ddl))
             con.execute(f"ALTER TABLE {qualified_name} SET PARTITIONED BY (partition_date)")
+            # Created with the table, in one transaction: a concurrent creator conflicts, so
+            # there is exactly one guard row per table.
+            con.execute(f"INSERT INTO {GUARD_TABLE} VALUES (?, 0)", [qualified_name])
             con.execute("COMMIT")
         except BaseException:
             try:
@@ -148,6 +176,7 @@ def create_day_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: s
 
 
 __all__ = [
+    "claim_table",
     "create_day_table",
     "create_schema",
     "lake_settings_from_env",

@@ -125,7 +125,8 @@ def extension_file(name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise LakeUnavailableError(
             f"the {name} extension is not installed: pip install duckdb-extension-{name.replace('_', '-')}"
-            f"=={duckdb.__version__} (DuckDB cannot INSTALL it without the network)"
+            f"=={duckdb.__version__}, if PyPI has it for this DuckDB (1.5.5 is the newest packaged); "
+            "DuckDB cannot INSTALL it without the network"
         )
     for location in spec.submodule_search_locations:
         found = sorted(Path(location).glob(f"extensions/v{duckdb.__version__}/*.duckdb_extension"))

@@ -24,7 +24,7 @@ from datetime import date, datetime
 
 import duckdb
 
-from .backend import write_transaction
+from .backend import claim_table, write_transaction
 from .connection import sql_string
 from .identity import claim_organization
 from .schema import RECORDINGS_COLUMN_NAMES, SCHEMA, ensure_schema
@@ -59,6 +59,7 @@ def stage_transaction(con: duckdb.DuckDBPyConnection, stage, organization_id: st
     try:
         con.execute("BEGIN TRANSACTION")
         try:
+            claim_table(con, f"{SCHEMA}.recordings")
             if organization_id is not None:
                 claim_organization(con, organization_id)
             yield
