@@ -7,7 +7,12 @@ import duckdb
 import pytest
 
 from siro_assets.crm.ledger import DDL as LEDGER_DDL
-from siro_assets.defs.resources import WarehouseResource, build_resources_from_env
+from pathlib import Path
+
+import dagster as dg
+
+import siro_assets
+from siro_assets.pipeline.resources import WarehouseResource
 from siro_assets.warehouse import lake
 from siro_assets.warehouse.backend import open_warehouse, without_key_constraints
 from siro_assets.warehouse.lake import (
@@ -123,8 +128,15 @@ def test_the_environment_selects_lake_mode_with_env_vars_resolved_at_run_time(mo
     monkeypatch.setenv("SIRO_WAREHOUSE", "ducklake")
     monkeypatch.setenv("SIRO_DUCKLAKE_CATALOG", "host=db dbname=lake password=pw-not-shown")
     monkeypatch.setenv("SIRO_DUCKLAKE_DATA_PATH", "/lake/data")
-    warehouse = build_resources_from_env()["warehouse"]
+    warehouse = _shipped_warehouse()
     assert isinstance(warehouse, WarehouseResource) and warehouse.backend == "ducklake"
+    assert warehouse.ducklake_data_path == "/lake/data"
     assert "pw-not-shown" not in repr(warehouse)
     monkeypatch.delenv("SIRO_WAREHOUSE")
-    assert build_resources_from_env()["warehouse"].backend == "duckdb"
+    assert _shipped_warehouse().backend == "duckdb"
+
+
+def _shipped_warehouse() -> WarehouseResource:
+    """The warehouse resource the shipped `defs/siro/defs.yaml` builds from the environment."""
+    defs = dg.load_from_defs_folder(path_within_project=Path(siro_assets.__file__).parent)
+    return defs.resources["siro_warehouse"]
