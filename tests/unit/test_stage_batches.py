@@ -45,8 +45,19 @@ def test_batched_pages_keep_arrival_order_for_duplicates():
 
 
 def test_a_batch_too_big_for_the_stage_memory_is_staged_in_halves():
+    # Sized for DuckDB 1.5.5's JSON parser (measured: 60-100MB halve, ~130MB takes the four
+    # pages at once, 40MB cannot parse even one page); the batch sizes prove the halving.
     big = [_page(*(recording(f"r{p}_{i}", DAY, title="x" * 2000) for i in range(400))) for p in range(4)]
-    with RecordingsStage(memory_limit="40MB") as stage:
+    batch_sizes = []
+    with RecordingsStage(memory_limit="80MB") as stage:
+        add_pages = stage.add_pages
+
+        def counted(bodies):
+            batch_sizes.append(len(bodies))
+            return add_pages(bodies)
+
+        stage.add_pages = counted  # the halves recurse through the instance's attribute
         stage.add_pages(big)
         summary = stage.finalize([DAY])
+    assert batch_sizes[:2] == [4, 2], batch_sizes
     assert summary.rows == 1600 and summary.duplicates_dropped == 0
