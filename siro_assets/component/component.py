@@ -5,7 +5,7 @@
       key_prefix: siro                      # asset keys siro/recordings, siro/recording_crm, ...
       partitions_start: "2026-01-01"
       api: {base_url: ..., token_env: SIRO_API_TOKEN}
-      warehouse: {path: data/siro.duckdb, schema: siro}
+      warehouse: {path: data/siro.duckdb, schema: siro}  # or {backend: ducklake, data_path: s3://...}
       sensor: {enabled: true, interval_seconds: 60}
       schedule: {enabled: true, cron: "15 0 * * *"}
       writebacks: {routing_file: crm_connections.yaml, dry_run: false}
@@ -20,10 +20,10 @@ schedule and pool name derives from the prefix.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..api_client import DEFAULT_BASE_URL
 from ..api_client.pacing import DEFAULT_REQUESTS_PER_MINUTE
@@ -38,6 +38,7 @@ from ..pipeline.settings import (
     SensorOptions,
 )
 from ..pipeline.writebacks.resource import CrmWritebackResource
+from ..warehouse.lake import CATALOG_ENV_VAR, DUCKDB, DUCKLAKE
 from ..warehouse.schema import SCHEMA
 from .scaffolder import SiroComponentScaffolder
 
@@ -80,15 +81,50 @@ class ApiArgs(dg.Resolvable, dg.Model):
 
 
 class WarehouseArgs(dg.Resolvable, dg.Model):
-    """The DuckDB file the tables live in (one per organization)."""
+    """Where the tables live: a DuckDB file (one per organization) or a DuckLake."""
 
+    backend: Literal["duckdb", "ducklake"] = Field(
+        default=DUCKDB,
+        description="`duckdb` (the file `path`) or `ducklake` (PostgreSQL catalog + `data_path`); "
+        "a lake keeps only run stages beside `path`.",
+    )
     path: str | None = Field(
         default=None,
         description="DuckDB file; unset: data/siro.duckdb (data/siro_simulator.duckdb on the simulator).",
     )
+    catalog_env: str = Field(
+        default=CATALOG_ENV_VAR,
+        description="Name of the variable holding the lake catalog's libpq DSN; read when each run "
+        "starts, never stored or logged (it holds a password).",
+    )
+    data_path: str | None = Field(
+        default=None, description="The lake's data files: a directory or s3://bucket/prefix/ (AWS_* for S3)."
+    )
     schema_: str = Field(default=SCHEMA, alias="schema", description="SQL schema of the tables.")
 
-    _blank = field_validator("path", mode="before")(classmethod(lambda cls, v: _blank_to_none(v)))
+    _blank = field_validator("path", "data_path", mode="before")(classmethod(lambda cls, v: _blank_to_none(v)))
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _default_backend(cls, value: Any) -> Any:
+        return _blank_to_none(value) or DUCKDB
+
+    @model_validator(mode="after")
+    def _lake_has_data_path(self) -> WarehouseArgs:
+        if self.backend == DUCKLAKE and not self.data_path:
+            raise ValueError("warehouse.backend ducklake needs warehouse.data_path")
+        return self
+
+    def resource(self, database: str) -> WarehouseResource:
+        """The warehouse resource; a lake's catalog DSN is bound by variable name only."""
+        if self.backend != DUCKLAKE:
+            return WarehouseResource(database=database)
+        return WarehouseResource(
+            database=database,
+            backend=DUCKLAKE,
+            ducklake_catalog=dg.EnvVar(self.catalog_env),
+            ducklake_data_path=self.data_path,
+        )
 
     @field_validator("schema_")
     @classmethod
@@ -187,7 +223,7 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
         settings = self.pipeline_settings()
         resources: dict[str, Any] = {
             settings.api_resource_key: self.api_resource(),
-            settings.warehouse_resource_key: WarehouseResource(database=self.warehouse_path()),
+            settings.warehouse_resource_key: self.warehouse.resource(self.warehouse_path()),
             settings.crm_resource_key: CrmWritebackResource(
                 connections_file=self.writebacks.routing_file, dry_run=self.writebacks.dry_run
             ),

@@ -33,7 +33,8 @@ from ..api_client import (
     SiroClient,
 )
 from ..api_client.pacing import DEFAULT_REQUESTS_PER_MINUTE, SharedRequestPacer, budget_key
-from ..warehouse.connection import open_duckdb, writer_lock
+from ..warehouse.backend import open_warehouse, writer_slot
+from ..warehouse.lake import CATALOG_ENV_VAR, DATA_PATH_ENV_VAR, DUCKLAKE, LakeSettings
 
 TOKEN_ENV_VAR = "SIRO_API_TOKEN"
 BASE_URL_ENV_VAR = "SIRO_API_BASE_URL"
@@ -199,6 +200,24 @@ class WarehouseResource(DuckDBResource):
     lock_timeout_seconds: float = Field(
         default=900.0, description="How long to wait for another process's DuckDB lock."
     )
+    backend: str = Field(
+        default="duckdb",
+        description="`duckdb` (the file `database`) or `ducklake` (SIRO_WAREHOUSE); a lake keeps "
+        "only run stages beside `database`.",
+    )
+    ducklake_catalog: str | None = Field(
+        default=None, repr=False, description="libpq DSN of the lake's PostgreSQL catalog (SIRO_DUCKLAKE_CATALOG)."
+    )
+    ducklake_data_path: str | None = Field(
+        default=None, description="The lake's data files: a directory or s3://bucket/prefix/ (SIRO_DUCKLAKE_DATA_PATH)."
+    )
+
+    def lake_settings(self) -> LakeSettings | None:
+        """The lake to open (AWS_* read from this process's environment), or None for a file."""
+        if self.backend != DUCKLAKE:
+            return None
+        env = {**os.environ, CATALOG_ENV_VAR: self.ducklake_catalog or "", DATA_PATH_ENV_VAR: self.ducklake_data_path or ""}
+        return LakeSettings.from_env(env)
 
     def staging_directory(self) -> Path:
         """Where runs put their private staging files: next to the warehouse file.
@@ -219,9 +238,10 @@ class WarehouseResource(DuckDBResource):
         """A read-write connection holding the warehouse's one-writer slot (a lock file
         beside it, shared by every process); both are released on exit, so open it only
         around the write itself."""
-        with writer_lock(self.database, timeout=self.lock_timeout_seconds):
-            con = open_duckdb(
-                self.database, lock_timeout=self.lock_timeout_seconds, config=self.connection_config
+        lake = self.lake_settings()
+        with writer_slot(self.database, lake=lake is not None, timeout=self.lock_timeout_seconds):
+            con = open_warehouse(
+                self.database, lake=lake, lock_timeout=self.lock_timeout_seconds, config=self.connection_config
             )
             try:
                 yield con
@@ -231,8 +251,9 @@ class WarehouseResource(DuckDBResource):
     @contextmanager
     def read_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only connection for checks and consumers."""
-        con = open_duckdb(
+        con = open_warehouse(
             self.database,
+            lake=self.lake_settings(),
             read_only=True,
             lock_timeout=self.lock_timeout_seconds,
             config=self.connection_config,

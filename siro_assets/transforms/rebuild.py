@@ -7,6 +7,7 @@ from datetime import date
 
 import duckdb
 
+from ..warehouse.backend import claim_table, create_day_table, write_transaction
 from ..warehouse.schema import SCHEMA, ensure_schema
 from .table import DerivedTable
 
@@ -61,7 +62,7 @@ def rebuild_partitions(
     # The raw table may not exist yet when a derived asset runs first on a fresh
     # warehouse; an empty one yields empty partitions instead of an error.
     ensure_schema(con)
-    con.execute(table.ddl())
+    create_day_table(con, table.ddl(), table.qualified_name)
     columns = ", ".join(table.column_names)
     in_partitions = "partition_date IN (SELECT unnest($partitions::DATE[]))"
     # Row order inside a table means nothing here (every read orders or aggregates), and
@@ -72,20 +73,26 @@ def rebuild_partitions(
     try:
         for batch in partition_batches(con, partitions, max_recordings_per_batch) or [[]]:
             params = {"partitions": batch}
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(f"DELETE FROM {table.qualified_name} WHERE {in_partitions}", params)
-                inserted = con.execute(
-                    f"INSERT INTO {table.qualified_name} ({columns}) {table.select}", params
-                ).fetchone()[0]
-                con.execute("COMMIT")
-            except BaseException:
+
+            def replace_batch() -> int:
+                con.execute("BEGIN TRANSACTION")
                 try:
-                    con.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass  # the original error is the one worth reporting; nothing was committed
-                raise
-            total += inserted
+                    claim_table(con, table.qualified_name)
+                    con.execute(f"DELETE FROM {table.qualified_name} WHERE {in_partitions}", params)
+                    inserted = con.execute(
+                        f"INSERT INTO {table.qualified_name} ({columns}) {table.select}", params
+                    ).fetchone()[0]
+                    con.execute("COMMIT")
+                except BaseException:
+                    try:
+                        con.execute("ROLLBACK")
+                    except duckdb.Error:
+                        pass  # the original error is the one worth reporting; nothing was committed
+                    raise
+                return inserted
+
+            # On a lake a concurrent writer can win the commit; the batch is then rebuilt again.
+            total += write_transaction(replace_batch)
     finally:
         con.execute(f"SET preserve_insertion_order = {str(previous_order).lower()}")
     return total

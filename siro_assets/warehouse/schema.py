@@ -7,6 +7,8 @@ are snake_case like every other warehouse table.
 
 from __future__ import annotations
 
+from .backend import create_day_table, create_schema
+
 SCHEMA = "siro"
 
 OBJECT_REF = "STRUCT(id VARCHAR, externalId VARCHAR)"
@@ -121,6 +123,7 @@ def recordings_ddl(table: str = f"{SCHEMA}.recordings") -> str:
 
 
 def ensure_schema(con) -> None:
-    """Create the `siro` schema and the raw table if they do not exist yet."""
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-    con.execute(recordings_ddl())
+    """Create the `siro` schema and the raw table if they do not exist yet (on a lake,
+    partitioned by day; see `backend.create_day_table`)."""
+    create_schema(con, SCHEMA)
+    create_day_table(con, recordings_ddl(), f"{SCHEMA}.recordings")

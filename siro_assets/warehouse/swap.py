@@ -25,6 +25,7 @@ from datetime import date, datetime
 
 import duckdb
 
+from .backend import claim_table, write_transaction
 from .connection import sql_string
 from .identity import claim_organization
 from .schema import RECORDINGS_COLUMN_NAMES, SCHEMA, ensure_schema
@@ -65,6 +66,7 @@ def stage_transaction(con: duckdb.DuckDBPyConnection, stage, organization_id: st
     try:
         con.execute("BEGIN TRANSACTION")
         try:
+            claim_table(con, f"{SCHEMA}.recordings")
             if organization_id is not None:
                 claim_organization(con, organization_id)
             yield
@@ -117,8 +119,15 @@ def swap_partitions(
     `allow_removals` lets a genuine purge remove recordings the API no longer lists;
     `op_name` is the recordings op the refusal tells the operator to configure.
     Returns the number of rows the partitions hold afterwards. On any error the
-    transaction rolls back and the warehouse keeps its previous rows.
+    transaction rolls back and the warehouse keeps its previous rows; on a lake, a commit
+    that lost to a concurrent writer is merged again onto the newer rows (bounded retries).
     """
+    return write_transaction(
+        lambda: _swap(con, stage, partitions, fetched_at, organization_id, allow_removals)
+    )
+
+
+def _swap(con, stage, partitions, fetched_at, organization_id, allow_removals) -> int:
     columns = ", ".join(RECORDINGS_COLUMN_NAMES)
     days = {"p": list(partitions)}
     params = {**days, "fetched_at": fetched_at}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
+from .backend import write_transaction
 from .schema import RECORDINGS_COLUMN_NAMES, SCHEMA
 from .swap import stage_transaction
 
@@ -21,8 +22,13 @@ def upsert_recordings(
     Every other recording of those days is left as it is, and a warehouse row newer (by
     `updatedAt`) than its staged version is kept, as in `swap_partitions`.
     `organization_id` is recorded on the first write and must match afterwards. On any
-    error the transaction rolls back and the warehouse keeps its previous rows.
+    error the transaction rolls back and the warehouse keeps its previous rows (on a
+    lake, a commit conflict re-runs it, as `swap_partitions` does).
     """
+    return write_transaction(lambda: _upsert(con, stage, organization_id))
+
+
+def _upsert(con: duckdb.DuckDBPyConnection, stage, organization_id: str | None) -> int:
     columns = ", ".join(RECORDINGS_COLUMN_NAMES)
     with stage_transaction(con, stage, organization_id):
         con.execute(

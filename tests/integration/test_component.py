@@ -15,6 +15,7 @@ from dagster import (
     AssetKey,
     ConfigurableResource,
     DagsterInstance,
+    EnvVar,
     Definitions,
     asset,
     build_defs_for_component,
@@ -137,3 +138,21 @@ def test_loading_the_production_defs_yaml_imports_no_simulator_module(tmp_path):
                          timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_ducklake_warehouse_block_binds_the_catalog_by_name_only(monkeypatch):
+    # The DSN holds the catalog's password: only the variable's name is bound at load time.
+    monkeypatch.setenv("ACME_LAKE_DSN", "host=db password=s3cret-dsn dbname=lake")
+    component = _instance(
+        "warehouse:\n  backend: ducklake\n  catalog_env: ACME_LAKE_DSN\n  data_path: s3://bucket/lake/\n"
+    )
+    warehouse = build_defs_for_component(component).resources["siro_warehouse"]
+    assert warehouse.backend == "ducklake"
+    assert warehouse.ducklake_data_path == "s3://bucket/lake/"
+    assert isinstance(warehouse.ducklake_catalog, EnvVar) and warehouse.ducklake_catalog.env_var_name == "ACME_LAKE_DSN"
+    assert "s3cret-dsn" not in repr(warehouse) + repr(component)
+
+
+def test_the_warehouse_backend_must_be_duckdb_or_ducklake():
+    with pytest.raises(Exception, match="backend"):
+        build_defs_for_component(_instance("warehouse: {backend: postgres}\n"))

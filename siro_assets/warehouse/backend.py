@@ -1,0 +1,188 @@
+"""One way to open the warehouse, a DuckDB file or a DuckLake, and the statements that differ.
+
+`open_warehouse` / `warehouse_connection` return a connection on which `siro.<table>`
+resolves in both modes; everything else (transforms, swap, upsert, checks) runs the same
+SQL on it. What DuckLake needs differently lives here and only here:
+
+- tables: DuckLake has no PRIMARY KEY / UNIQUE constraints (and so no `ON CONFLICT`
+  target); day tables are partitioned by `partition_date`, so a day's replace rewrites
+  that day's files only and compaction works per day;
+- commits: concurrent writers may conflict at COMMIT, and `write_transaction` re-runs
+  the whole transaction (bounded backoff, `lake.retry_lake_conflicts`);
+- writers: a DuckDB file takes one writer at a time (`connection.writer_lock`); a lake
+  needs no lock file, but DuckLake only detects write-write conflicts on rows it deletes:
+  two writers adding a day the table does not hold yet would both commit, and the day's
+  rows would be there twice. So every write transaction on a lake table first bumps
+  that table's row in `siro_meta.lake_write_guard` (`claim_table`): two such transactions
+  always conflict at COMMIT, the later one is re-run on the newer rows, and commits to
+  one table take turns while fetching and staging still run side by side.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+
+from .connection import open_duckdb, writer_lock
+from .lake import DUCKLAKE, LakeSettings, is_lake, open_lake, retry_lake_conflicts, warehouse_mode
+
+T = TypeVar("T")
+
+
+def open_warehouse(
+    database: str | Path | None = None,
+    *,
+    lake: LakeSettings | None = None,
+    read_only: bool = False,
+    lock_timeout: float = 900.0,
+    config: dict | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Connect to the lake `lake` names, or else to the DuckDB file `database`.
+
+    Either way the warehouse is the default catalog `warehouse`, in UTC.
+    """
+    if lake is not None:
+        return open_lake(lake, read_only=read_only, config=config)
+    if database is None:
+        raise ValueError("open_warehouse needs a DuckDB file path or lake settings")
+    return open_duckdb(database, read_only=read_only, lock_timeout=lock_timeout, config=config)
+
+
+def lake_settings_from_env(env: Mapping[str, str] | None = None) -> LakeSettings | None:
+    """The lake SIRO_WAREHOUSE=ducklake selects (with its SIRO_DUCKLAKE_* / AWS_* settings), or None."""
+    return LakeSettings.from_env(env) if warehouse_mode(env) == DUCKLAKE else None
+
+
+@contextmanager
+def warehouse_connection(
+    database: str | Path | None = None, *, lake: LakeSettings | None = None, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`open_warehouse` as a context manager that always closes: the consumers' helper.
+
+    With neither argument the documented variables decide (SIRO_WAREHOUSE, SIRO_DUCKLAKE_*,
+    else SIRO_DUCKDB_PATH).
+    """
+    if database is None and lake is None:
+        lake = lake_settings_from_env()
+        if lake is None:
+            import os
+
+            database = os.environ.get("SIRO_DUCKDB_PATH") or "data/siro.duckdb"
+    con = open_warehouse(database, lake=lake, read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def writer_slot(database: str | Path | None, *, lake: bool, timeout: float = 900.0) -> AbstractContextManager:
+    """The one-writer lock file beside a DuckDB file; nothing for a lake (it takes many writers)."""
+    return nullcontext() if lake else writer_lock(database, timeout=timeout)
+
+
+def write_transaction(work: Callable[[], T]) -> T:
+    """Run `work`, one whole write transaction, re-running it after a lake commit conflict."""
+    return retry_lake_conflicts(work)
+
+
+_TABLE_CONSTRAINT = re.compile(r",\s*(?:PRIMARY\s+KEY|UNIQUE)\s*\([^)]*\)", re.IGNORECASE)
+_COLUMN_CONSTRAINT = re.compile(r"\s+(?:PRIMARY\s+KEY|UNIQUE)\b", re.IGNORECASE)
+
+
+def without_key_constraints(ddl: str) -> str:
+    """`ddl` without PRIMARY KEY / UNIQUE constraints, which DuckLake refuses."""
+    return _COLUMN_CONSTRAINT.sub("", _TABLE_CONSTRAINT.sub("", ddl))
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
+    schema, table = qualified_name.split(".")
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def create_schema(con: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """CREATE SCHEMA IF NOT EXISTS, issued only when missing: on a lake even a no-op CREATE
+    is a catalog write, and two first writers creating it at once conflict (retried)."""
+
+    def create() -> None:
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database() "
+            "AND schema_name = ?",
+            [schema],
+        ).fetchone()[0]
+        if not exists:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+
+    write_transaction(create)
+
+
+GUARD_SCHEMA = "siro_meta"
+GUARD_TABLE = f"{GUARD_SCHEMA}.lake_write_guard"
+
+
+def claim_table(con: duckdb.DuckDBPyConnection, qualified_name: str) -> None:
+    """Inside the caller's write transaction on a lake: bump `qualified_name`'s guard row,
+    so a concurrent write transaction on the same table conflicts at COMMIT (see the
+    module docstring). Nothing on a DuckDB file, whose writers take turns already."""
+    if not is_lake(con):
+        return
+    bumped = con.execute(
+        f"UPDATE {GUARD_TABLE} SET writes = writes + 1 WHERE table_name = ?", [qualified_name]
+    ).fetchone()[0]
+    if not bumped:  # a table made before the guard existed gets its row now
+        con.execute(f"INSERT INTO {GUARD_TABLE} VALUES (?, 1)", [qualified_name])
+
+
+def create_day_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: str) -> None:
+    """Run `ddl` (CREATE TABLE IF NOT EXISTS of a table with `partition_date`); on a lake,
+    a new table is partitioned by day in the same transaction, and a concurrent creation
+    by another writer is a conflict after which the table exists."""
+    if not is_lake(con):
+        con.execute(ddl)
+        return
+
+    def create() -> None:
+        if _table_exists(con, qualified_name):
+            return  # no statement at all: even a no-op CREATE would be one more catalog write
+        create_schema(con, GUARD_SCHEMA)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if not _table_exists(con, GUARD_TABLE):
+                con.execute(f"CREATE TABLE {GUARD_TABLE} (table_name VARCHAR NOT NULL, writes BIGINT NOT NULL)")
+            con.execute(without_key_constraints(ddl))
+            con.execute(f"ALTER TABLE {qualified_name} SET PARTITIONED BY (partition_date)")
+            # Created with the table, in one transaction: a concurrent creator conflicts, so
+            # there is exactly one guard row per table.
+            con.execute(f"INSERT INTO {GUARD_TABLE} VALUES (?, 0)", [qualified_name])
+            con.execute("COMMIT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # a failed COMMIT already ended the transaction; its error is the one to raise
+            raise
+
+    write_transaction(create)
+
+
+__all__ = [
+    "claim_table",
+    "create_day_table",
+    "create_schema",
+    "lake_settings_from_env",
+    "open_warehouse",
+    "warehouse_connection",
+    "without_key_constraints",
+    "write_transaction",
+    "writer_slot",
+]

@@ -1,0 +1,308 @@
+"""The warehouse on DuckLake: a PostgreSQL catalog and Parquet files in a directory or on S3.
+
+A lake connection is an in-memory DuckDB with the lake ATTACHed under the same alias as a
+warehouse file (`warehouse`, see `connection.py`) and made the default catalog, so
+`siro.<table>` resolves exactly as it does on a file, and the pipeline's SQL runs as is.
+
+Extensions come from the installed `duckdb-extension-*` wheels and are LOADed by path:
+`INSTALL` would need extensions.duckdb.org, which production machines cannot reach. Those
+wheels exist only for some DuckDB versions (1.5.5 today), so `lake_unavailable()` says
+why a lake cannot be opened with the DuckDB that is installed.
+
+Several processes may write at once. DuckLake checks conflicts when a transaction commits:
+an insert into a table another transaction deleted from since ours began fails (even on
+other days), and so do two concurrent CREATEs of one table. Such a failure rolls back
+cleanly; `retry_lake_conflicts` runs the whole transaction again with bounded, jittered
+backoff. Every write of ours is a merge that is correct to re-run on the newer state.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import duckdb
+from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from .connection import DEFAULT_MEMORY_LIMIT, WAREHOUSE_CATALOG, sql_string
+
+logger = logging.getLogger("siro_assets.warehouse")
+
+WAREHOUSE_ENV_VAR = "SIRO_WAREHOUSE"
+CATALOG_ENV_VAR = "SIRO_DUCKLAKE_CATALOG"
+DATA_PATH_ENV_VAR = "SIRO_DUCKLAKE_DATA_PATH"
+DUCKDB = "duckdb"
+DUCKLAKE = "ducklake"
+
+#: The extension wheels a lake needs (module `duckdb_extension_<name>`); httpfs only for s3://.
+LAKE_EXTENSIONS = ("postgres_scanner", "ducklake")
+S3_EXTENSIONS = ("httpfs",)
+
+T = TypeVar("T")
+
+
+class LakeUnavailableError(RuntimeError):
+    """DuckLake cannot be opened with this installation (no extension wheel for this DuckDB)."""
+
+
+class LakeConnectError(RuntimeError):
+    """Attaching the lake failed; the message never carries the catalog's password or S3 keys."""
+
+
+@dataclass(frozen=True)
+class LakeSettings:
+    """Where a lake lives. `catalog` is a libpq DSN (it may hold a password: never shown).
+
+    `data_path` is a directory or `s3://bucket/prefix/`; for S3 the conventional AWS_*
+    settings apply (`endpoint_url` for a non-AWS store such as `http://127.0.0.1:9000`).
+    """
+
+    catalog: str = field(repr=False)
+    data_path: str
+    aws_access_key_id: str | None = field(default=None, repr=False)
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_region: str | None = None
+    aws_endpoint_url: str | None = None
+    scratch_directory: str | None = None
+    """Local disk for DuckDB's spill files; the system temp directory when unset."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LakeSettings:
+        """The documented variables: SIRO_DUCKLAKE_CATALOG, SIRO_DUCKLAKE_DATA_PATH, AWS_*."""
+        env = os.environ if env is None else env
+        missing = [name for name in (CATALOG_ENV_VAR, DATA_PATH_ENV_VAR) if not env.get(name)]
+        if missing:
+            raise LakeConnectError(f"{WAREHOUSE_ENV_VAR}={DUCKLAKE} needs {' and '.join(missing)}")
+        return cls(
+            catalog=env[CATALOG_ENV_VAR],
+            data_path=env[DATA_PATH_ENV_VAR],
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            aws_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+        )
+
+    @property
+    def on_s3(self) -> bool:
+        """Whether the data files go to an S3-compatible store."""
+        return self.data_path.startswith("s3://")
+
+    def data_path_with_slash(self) -> str:
+        """The data path ending in `/`, as DuckLake joins file names onto it."""
+        return self.data_path if self.data_path.endswith("/") else self.data_path + "/"
+
+    def secrets(self) -> list[str]:
+        """The values no message may contain."""
+        values = [self.aws_access_key_id, self.aws_secret_access_key]
+        values += re.findall(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", self.catalog)
+        values += re.findall(r"://[^:/@]+:([^@/]+)@", self.catalog)  # a URI's user:password@
+        return [v.strip("'") for v in values if v]
+
+
+def warehouse_mode(env: Mapping[str, str] | None = None) -> str:
+    """`duckdb` (the default) or `ducklake`, from SIRO_WAREHOUSE."""
+    env = os.environ if env is None else env
+    mode = (env.get(WAREHOUSE_ENV_VAR) or DUCKDB).strip().lower()
+    if mode not in (DUCKDB, DUCKLAKE):
+        raise ValueError(f"{WAREHOUSE_ENV_VAR} must be {DUCKDB!r} or {DUCKLAKE!r}, not {mode!r}")
+    return mode
+
+
+def extension_file(name: str) -> Path:
+    """The `<name>.duckdb_extension` the installed `duckdb-extension-<name>` wheel ships
+    for this DuckDB version (the wheels hold `extensions/v<version>/<name>.duckdb_extension`)."""
+    module = f"duckdb_extension_{name}"
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise LakeUnavailableError(
+            f"the {name} extension is not installed: pip install duckdb-extension-{name.replace('_', '-')}"
+            f"=={duckdb.__version__}, if PyPI has it for this DuckDB (1.5.5 is the newest packaged); "
+            "DuckDB cannot INSTALL it without the network"
+        )
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).glob(f"extensions/v{duckdb.__version__}/*.duckdb_extension"))
+        if found:
+            return found[0]
+    built = sorted(
+        p.parent.name for loc in spec.submodule_search_locations for p in Path(loc).glob("extensions/*/*")
+    )
+    raise LakeUnavailableError(
+        f"the installed {module} is built for DuckDB {', '.join(built) or 'another version'}, "
+        f"but DuckDB {duckdb.__version__} is installed; DuckLake needs matching versions"
+    )
+
+
+def lake_unavailable(*, s3: bool = False) -> str | None:
+    """Why a lake cannot be opened here (a sentence), or None when it can."""
+    try:
+        for name in LAKE_EXTENSIONS + (S3_EXTENSIONS if s3 else ()):
+            extension_file(name)
+    except LakeUnavailableError as exc:
+        return str(exc)
+    return None
+
+
+def _load_extensions(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
+    loaded = {row[0] for row in con.execute("SELECT extension_name FROM duckdb_extensions() WHERE loaded").fetchall()}
+    for name in names:
+        if name not in loaded:
+            con.execute(f"LOAD {sql_string(extension_file(name))}")
+
+
+def _s3_secret(settings: LakeSettings) -> str:
+    options = {"KEY_ID": settings.aws_access_key_id, "SECRET": settings.aws_secret_access_key,
+               "REGION": settings.aws_region}
+    if settings.aws_endpoint_url:
+        endpoint = urlsplit(settings.aws_endpoint_url)
+        # A custom endpoint (moto, MinIO) serves buckets as paths, not as host names.
+        options |= {"ENDPOINT": endpoint.netloc, "URL_STYLE": "path",
+                    "USE_SSL": "true" if endpoint.scheme == "https" else "false"}
+    body = ", ".join(
+        f"{key} {value if value in ('true', 'false') else sql_string(value)}"
+        for key, value in options.items() if value
+    )
+    return f"CREATE OR REPLACE SECRET siro_lake_s3 (TYPE s3, {body})"
+
+
+def _redacted(message: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    return message
+
+
+def _attach(settings: LakeSettings, read_only: bool, config: dict) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:", config=config)
+    try:
+        _load_extensions(con, LAKE_EXTENSIONS + (S3_EXTENSIONS if settings.on_s3 else ()))
+        if settings.on_s3:
+            con.execute(_s3_secret(settings))
+        options = [f"DATA_PATH {sql_string(settings.data_path_with_slash())}", "DATA_INLINING_ROW_LIMIT 0"]
+        if read_only:
+            options.append("READ_ONLY")
+        con.execute(
+            f"ATTACH {sql_string('ducklake:postgres:' + settings.catalog)} AS {WAREHOUSE_CATALOG} "
+            f"({', '.join(options)})"
+        )
+        con.execute(f"USE {WAREHOUSE_CATALOG}")
+        con.execute("SET TimeZone = 'UTC'")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def open_lake(
+    settings: LakeSettings, *, read_only: bool = False, config: dict | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Connect to the lake `settings` names, as catalog `warehouse` (so `siro.<table>` works).
+
+    In UTC like every warehouse connection; `config` is DuckDB's (memory_limit defaults to
+    512MB, spill files go to the local scratch directory). Small writes are not inlined
+    into the catalog: inlined rows make every concurrent delete conflict table-wide.
+    The first connections to a new lake race to create its catalog tables in PostgreSQL;
+    the loser's ATTACH is retried like a commit conflict.
+    """
+    scratch = Path(settings.scratch_directory or tempfile.gettempdir()) / "siro-lake.tmp"
+    config = {"memory_limit": DEFAULT_MEMORY_LIMIT, "temp_directory": str(scratch), **(config or {})}
+    if not settings.on_s3 and not read_only:
+        Path(settings.data_path).mkdir(parents=True, exist_ok=True)
+    try:
+        return retry_lake_conflicts(lambda: _attach(settings, read_only, config), retry_on=_is_init_race)
+    except duckdb.Error as exc:
+        # `from None`: the original exception's text may quote the DSN or the keys.
+        raise LakeConnectError(
+            f"could not open the DuckLake at {settings.data_path}: "
+            f"{_redacted(str(exc), settings.secrets())}"
+        ) from None
+
+
+def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `con`'s warehouse catalog is a DuckLake (else a DuckDB file)."""
+    row = con.execute(
+        "SELECT type FROM duckdb_databases() WHERE database_name = ?", [WAREHOUSE_CATALOG]
+    ).fetchone()
+    return row is not None and row[0] == DUCKLAKE
+
+
+# What DuckLake says when a commit lost a race (a logical conflict, or a snapshot id another
+# writer took first in the PostgreSQL catalog, once DuckLake's own retries are spent).
+_CONFLICT_MARKERS = (
+    "transaction conflict",
+    "failed to commit ducklake transaction",
+    "duplicate key value violates unique constraint",
+)
+
+
+def is_lake_conflict(exc: BaseException) -> bool:
+    """A commit another writer beat: the transaction rolled back and is worth re-running."""
+    return isinstance(exc, duckdb.Error) and any(m in str(exc).lower() for m in _CONFLICT_MARKERS)
+
+
+def _is_init_race(exc: BaseException) -> bool:
+    # Two first ATTACHes both create the catalog tables: PostgreSQL refuses the loser's
+    # ("already exists", or a duplicate key in pg_type), and by the retry the catalog is there.
+    text = str(exc).lower()
+    return is_lake_conflict(exc) or (
+        isinstance(exc, duckdb.Error) and "failed to initialize ducklake" in text
+        and ("already exists" in text or "duplicate key" in text)
+    )
+
+
+#: Attempts per transaction before a conflict is raised (bounded: a writer that loses this
+#: many races in a row is reported, not retried forever).
+CONFLICT_ATTEMPTS = 8
+
+
+def retry_lake_conflicts(
+    work: Callable[[], T],
+    *,
+    attempts: int = CONFLICT_ATTEMPTS,
+    initial_wait: float = 0.1,
+    max_wait: float = 4.0,
+    sleep: Callable[[float], None] = time.sleep,
+    retry_on: Callable[[BaseException], bool] = is_lake_conflict,
+) -> T:
+    """Run `work` (one whole transaction), again after a DuckLake commit conflict.
+
+    Waits are random-exponential (`initial_wait` doubling up to `max_wait`), so two
+    writers that collided do not collide again in lockstep. Other errors propagate at
+    once; a DuckDB file never raises a lake conflict, so there `work` runs once.
+    `retry_on` widens or narrows what counts as a lost race.
+    """
+    retrying = Retrying(
+        retry=retry_if_exception(retry_on),
+        wait=wait_random_exponential(multiplier=initial_wait, max=max_wait),
+        stop=stop_after_attempt(attempts),
+        sleep=sleep,
+        before_sleep=before_sleep_log(logger, logging.INFO),
+        reraise=True,
+    )
+    return retrying(work)
+
+
+__all__ = [
+    "CATALOG_ENV_VAR",
+    "DATA_PATH_ENV_VAR",
+    "DUCKDB",
+    "DUCKLAKE",
+    "LakeConnectError",
+    "LakeSettings",
+    "LakeUnavailableError",
+    "WAREHOUSE_ENV_VAR",
+    "extension_file",
+    "is_lake",
+    "is_lake_conflict",
+    "lake_unavailable",
+    "open_lake",
+    "retry_lake_conflicts",
+    "warehouse_mode",
+]

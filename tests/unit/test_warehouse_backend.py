@@ -1,0 +1,142 @@
+"""The backend choice, the lake settings' secrecy, packaged-extension lookup and the bounded
+conflict retry; none needs a lake, so these run with any DuckDB."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from siro_assets.crm.ledger import DDL as LEDGER_DDL
+from pathlib import Path
+
+import dagster as dg
+
+import siro_assets
+from siro_assets.pipeline.resources import WarehouseResource
+from siro_assets.warehouse import lake
+from siro_assets.warehouse.backend import open_warehouse, without_key_constraints
+from siro_assets.warehouse.lake import (
+    LakeConnectError,
+    LakeSettings,
+    LakeUnavailableError,
+    extension_file,
+    is_lake,
+    is_lake_conflict,
+    retry_lake_conflicts,
+    warehouse_mode,
+)
+
+CONFLICT = duckdb.TransactionException(
+    "TransactionContext Error: Failed to commit: Failed to commit DuckLake transaction.\n"
+    'Transaction conflict - attempting to insert into table with index "2" - but another transaction has deleted from it'
+)
+
+
+def test_a_conflict_is_retried_with_growing_bounded_waits_until_the_transaction_commits():
+    calls, waits = [], []
+
+    def work():
+        calls.append(1)
+        if len(calls) < 4:
+            raise CONFLICT
+        return "committed"
+
+    assert retry_lake_conflicts(work, initial_wait=0.1, max_wait=4.0, sleep=waits.append) == "committed"
+    assert len(calls) == 4 and len(waits) == 3
+    assert all(0 <= w <= 4.0 for w in waits)
+
+
+def test_a_writer_that_keeps_losing_gives_up_after_the_bound_with_the_conflict():
+    calls, waits = [], []
+
+    def work():
+        calls.append(1)
+        raise CONFLICT
+
+    with pytest.raises(duckdb.TransactionException, match="Transaction conflict"):
+        retry_lake_conflicts(work, attempts=5, sleep=waits.append)
+    assert len(calls) == 5 and len(waits) == 4
+
+
+def test_other_errors_are_not_retried():
+    calls = []
+
+    def work():
+        calls.append(1)
+        raise duckdb.ConstraintException("Constraint Error: NOT NULL constraint failed: recordings.id")
+
+    with pytest.raises(duckdb.ConstraintException):
+        retry_lake_conflicts(work, sleep=lambda _: None)
+    assert calls == [1]
+    assert not is_lake_conflict(duckdb.IOException("Could not set lock on file"))
+    assert is_lake_conflict(CONFLICT)
+
+
+def test_the_backend_is_duckdb_unless_configured_and_refuses_unknown_names():
+    assert warehouse_mode({}) == "duckdb"
+    assert warehouse_mode({"SIRO_WAREHOUSE": " DuckLake "}) == "ducklake"
+    with pytest.raises(ValueError, match="SIRO_WAREHOUSE"):
+        warehouse_mode({"SIRO_WAREHOUSE": "postgres"})
+
+
+def test_lake_settings_come_from_the_documented_variables_and_never_show_secrets():
+    env = {
+        "SIRO_DUCKLAKE_CATALOG": "host=db port=5432 dbname=lake user=siro password=hunter2-pw",
+        "SIRO_DUCKLAKE_DATA_PATH": "s3://bucket/prefix",
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t-key",
+        "AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+    }
+    settings = LakeSettings.from_env(env)
+    assert settings.on_s3 and settings.data_path_with_slash() == "s3://bucket/prefix/"
+    assert settings.aws_endpoint_url == "http://127.0.0.1:9000" and settings.aws_region == "eu-west-1"
+    for secret in ("hunter2-pw", "AKIDEXAMPLE", "s3cr3t-key"):
+        assert secret not in repr(settings)
+        assert secret in settings.secrets()
+    secret_sql = lake._s3_secret(settings)
+    assert "ENDPOINT '127.0.0.1:9000'" in secret_sql and "USE_SSL false" in secret_sql
+    with pytest.raises(LakeConnectError, match="SIRO_DUCKLAKE_CATALOG"):
+        LakeSettings.from_env({"SIRO_DUCKLAKE_DATA_PATH": "/lake"})
+
+
+def test_extensions_are_found_in_the_installed_wheels_for_this_duckdb_only(monkeypatch):
+    monkeypatch.setattr(duckdb, "__version__", "0.0.1")
+    with pytest.raises(LakeUnavailableError, match=r"0\.0\.1"):
+        extension_file("ducklake")
+    with pytest.raises(LakeUnavailableError, match="pip install duckdb-extension-no-such"):
+        extension_file("no_such")
+
+
+def test_ducklake_ddl_drops_key_constraints_the_lake_refuses():
+    for ddl in LEDGER_DDL:
+        stripped = without_key_constraints(ddl)
+        assert "PRIMARY KEY" not in stripped.upper() and "UNIQUE" not in stripped.upper()
+        assert stripped.count("(") == stripped.count(")")
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA siro")
+    for ddl in LEDGER_DDL:
+        con.execute(without_key_constraints(ddl))
+
+
+def test_a_file_connection_is_not_a_lake(tmp_path):
+    con = open_warehouse(tmp_path / "w.duckdb")
+    assert not is_lake(con)
+    con.close()
+
+
+def test_the_environment_selects_lake_mode_with_env_vars_resolved_at_run_time(monkeypatch):
+    monkeypatch.setenv("SIRO_SIMULATOR", "1")
+    monkeypatch.setenv("SIRO_WAREHOUSE", "ducklake")
+    monkeypatch.setenv("SIRO_DUCKLAKE_CATALOG", "host=db dbname=lake password=pw-not-shown")
+    monkeypatch.setenv("SIRO_DUCKLAKE_DATA_PATH", "/lake/data")
+    warehouse = _shipped_warehouse()
+    assert isinstance(warehouse, WarehouseResource) and warehouse.backend == "ducklake"
+    assert warehouse.ducklake_data_path == "/lake/data"
+    assert "pw-not-shown" not in repr(warehouse)
+    monkeypatch.delenv("SIRO_WAREHOUSE")
+    assert _shipped_warehouse().backend == "duckdb"
+
+
+def _shipped_warehouse() -> WarehouseResource:
+    """The warehouse resource the shipped `defs/siro/defs.yaml` builds from the environment."""
+    defs = dg.load_from_defs_folder(path_within_project=Path(siro_assets.__file__).parent)
+    return defs.resources["siro_warehouse"]
