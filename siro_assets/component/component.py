@@ -36,6 +36,7 @@ from ..pipeline.settings import (
     PipelineSettings,
     ScheduleOptions,
     SensorOptions,
+    WebhookOptions,
 )
 from ..pipeline.writebacks.resource import CrmWritebackResource
 from ..warehouse.schema import SCHEMA
@@ -125,6 +126,7 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
     warehouse: WarehouseArgs = Field(default_factory=WarehouseArgs)
     sensor: SensorOptions = Field(default_factory=SensorOptions)
     schedule: ScheduleOptions = Field(default_factory=ScheduleOptions)
+    webhooks: WebhookOptions = Field(default_factory=WebhookOptions)
     writebacks: WritebacksArgs = Field(default_factory=WritebacksArgs)
     group_names: dict[str, str] = Field(
         default_factory=dict,
@@ -142,6 +144,7 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
             partitions_start=self.partitions_start,
             sensor=self.sensor,
             schedule=self.schedule,
+            webhooks=self.webhooks,
             page_size=self.api.page_size,
             owners=tuple(self.owners),
             tags=tuple(sorted(self.tags.items())),

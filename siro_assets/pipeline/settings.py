@@ -24,6 +24,19 @@ DEFAULT_OWNERS = ("team:revenue-data",)
 PARTITION_KEY_FORMAT = "%Y-%m-%d"
 
 
+class WebhookOptions(Resolvable, Model):
+    """The webhook sensor (the component's `webhooks:` attributes): whether it runs, the
+    environment variable holding the signing secret (the receiver's, never logged), and
+    how often it drains the inbox."""
+
+    enabled: bool = False
+    secret_env: str | None = None
+    interval_seconds: int = 5
+    inbox_path: str | None = None
+    # Recording ids per run; the rest go to the next tick's run.
+    max_ids_per_run: int = 200
+
+
 class SensorOptions(Resolvable, Model):
     """The `updatedAt` sensor (the component's `sensor:` attributes): whether it starts
     running, how often it ticks, and how far below its watermark it re-lists (for changes
@@ -67,6 +80,7 @@ class PipelineSettings:
     partitions_start: str = DEFAULT_PARTITIONS_START
     sensor: SensorOptions = field(default_factory=SensorOptions)
     schedule: ScheduleOptions = field(default_factory=ScheduleOptions)
+    webhooks: WebhookOptions = field(default_factory=WebhookOptions)
     # The API's maximum page size is undocumented and servers cap silently, so ask for
     # a lot: an idle tick is one request, a busy one as few as the server allows.
     page_size: int = 1000
