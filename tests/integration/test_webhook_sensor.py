@@ -71,3 +71,14 @@ def test_an_empty_inbox_tick_makes_no_api_request(warehouse, monkeypatch):
     result = _tick(siro, warehouse, cursor="1")  # the inbox holds nothing past seq 1
     assert not result.run_requests and result.skip_message
     assert built == []  # no client, so no request
+
+
+def test_the_sensor_is_in_the_definitions_only_with_webhooks_enabled():
+    from siro_assets.pipeline.build import build_pipeline_definitions
+
+    def sensors(settings):
+        return {s.name for s in build_pipeline_definitions(settings, {}).sensors}
+
+    assert "recordings_webhook_sensor" in sensors(SETTINGS)
+    assert "recordings_webhook_sensor" not in sensors(PipelineSettings())
+    assert SENSOR.minimum_interval_seconds == 5
