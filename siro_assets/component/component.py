@@ -137,12 +137,19 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
     kinds: Sequence[str] = Field(default_factory=list, description="Extra kinds on every asset.")
 
     # -- what the instance is made of --------------------------------------------------
+    def _polling_sensor_options(self) -> SensorOptions:
+        # With webhooks on, polling only catches lost webhooks: it ticks every 600 s
+        # unless `sensor.interval_seconds` is set explicitly.
+        if self.webhooks.enabled and "interval_seconds" not in self.sensor.model_fields_set:
+            return self.sensor.model_copy(update={"interval_seconds": 600})
+        return self.sensor
+
     def pipeline_settings(self) -> PipelineSettings:
         """The names and options every factory in `siro_assets.pipeline` takes."""
         return PipelineSettings(
             key_prefix=self.key_prefix,
             partitions_start=self.partitions_start,
-            sensor=self.sensor,
+            sensor=self._polling_sensor_options(),
             schedule=self.schedule,
             webhooks=self.webhooks,
             page_size=self.api.page_size,

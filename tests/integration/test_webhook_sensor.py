@@ -82,3 +82,14 @@ def test_the_sensor_is_in_the_definitions_only_with_webhooks_enabled():
     assert "recordings_webhook_sensor" in sensors(SETTINGS)
     assert "recordings_webhook_sensor" not in sensors(PipelineSettings())
     assert SENSOR.minimum_interval_seconds == 5
+
+
+def test_webhooks_slow_the_polling_sensor_unless_its_interval_is_explicit():
+    from siro_assets.component import SiroComponent
+
+    def interval(**attrs):
+        return SiroComponent(**attrs).pipeline_settings().sensor.interval_seconds
+
+    assert interval() == 60
+    assert interval(webhooks={"enabled": True}) == 600
+    assert interval(webhooks={"enabled": True}, sensor={"interval_seconds": 30}) == 30
