@@ -247,6 +247,12 @@ class AsyncSiroClient(ClientCore):
         _, parsed = await self._get(recording_path(recording_id), params, recording_shape)
         return Recording.model_validate(unwrap_recording(parsed))
 
+    async def get_recording_json(self, recording_id: str, **flags: bool) -> dict[str, Any]:
+        """One recording as the API's JSON object (unknown fields kept), for staging as
+        a list page would be; raises ``SiroNotFoundError`` for an unknown id."""
+        _, parsed = await self._get(recording_path(recording_id), enrichment_params(**flags), recording_shape)
+        return unwrap_recording(parsed)
+
     async def get_summaries(self, recording_id: str) -> list[SummarySection]:
         """Fetch a recording's AI summary sections (``[]`` if it has none)."""
         _, parsed = await self._get(recording_path(recording_id, "/summaries"), {}, list_of_objects_shape)

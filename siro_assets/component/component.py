@@ -36,6 +36,7 @@ from ..pipeline.settings import (
     PipelineSettings,
     ScheduleOptions,
     SensorOptions,
+    WebhookOptions,
 )
 from ..pipeline.writebacks.resource import CrmWritebackResource
 from ..warehouse.lake import CATALOG_ENV_VAR, DUCKDB, DUCKLAKE
@@ -163,6 +164,9 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
     warehouse: WarehouseArgs = Field(default_factory=WarehouseArgs, description="The instance's DuckDB warehouse.")
     sensor: SensorOptions = Field(default_factory=SensorOptions, description="The `updatedAt` change sensor.")
     schedule: ScheduleOptions = Field(default_factory=ScheduleOptions, description="The nightly schedule.")
+    webhooks: WebhookOptions = Field(
+        default_factory=WebhookOptions, description="Siro's signed webhooks: the inbox sensor (docs/WEBHOOKS.md)."
+    )
     writebacks: WritebacksArgs = Field(
         default_factory=WritebacksArgs, description="CRM writebacks of extracted values (docs/WRITEBACKS.md)."
     )
@@ -175,13 +179,21 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
     kinds: Sequence[str] = Field(default_factory=list, description="Extra kinds on every asset.")
 
     # -- what the instance is made of --------------------------------------------------
+    def _polling_sensor_options(self) -> SensorOptions:
+        # With webhooks on, polling only catches lost webhooks: it ticks every 600 s
+        # unless `sensor.interval_seconds` is set explicitly.
+        if self.webhooks.enabled and "interval_seconds" not in self.sensor.model_fields_set:
+            return self.sensor.model_copy(update={"interval_seconds": 600})
+        return self.sensor
+
     def pipeline_settings(self) -> PipelineSettings:
         """The names and options every factory in `siro_assets.pipeline` takes."""
         return PipelineSettings(
             key_prefix=self.key_prefix,
             partitions_start=self.partitions_start,
-            sensor=self.sensor,
+            sensor=self._polling_sensor_options(),
             schedule=self.schedule,
+            webhooks=self.webhooks,
             page_size=self.api.page_size,
             owners=tuple(self.owners),
             tags=tuple(sorted(self.tags.items())),

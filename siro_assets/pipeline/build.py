@@ -15,6 +15,7 @@ from dagster import Definitions
 from .automation.jobs import build_recordings_job
 from .automation.schedules import build_nightly_schedule
 from .automation.sensors import build_updated_sensor
+from .automation.webhook_sensor import build_webhook_sensor
 from .checks import build_asset_checks, build_audit_job
 from .derived.assets import build_derived_assets
 from .freshness import build_partition_freshness
@@ -38,6 +39,10 @@ def build_pipeline_definitions(settings: PipelineSettings, resources: Mapping[st
         asset_checks=[*checks, freshness_check, build_writeback_check(settings)],
         jobs=[job, build_audit_job(settings, checks)],
         schedules=[build_nightly_schedule(settings, job), freshness_schedule],
-        sensors=[build_updated_sensor(settings, job)],
+        sensors=[
+            build_updated_sensor(settings, job),
+            # Only an instance with webhooks on has the sensor (and an inbox to drain).
+            *([build_webhook_sensor(settings, job)] if settings.webhooks.enabled else []),
+        ],
         resources=dict(resources),
     )

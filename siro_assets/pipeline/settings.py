@@ -24,6 +24,20 @@ DEFAULT_OWNERS = ("team:revenue-data",)
 PARTITION_KEY_FORMAT = "%Y-%m-%d"
 
 
+class WebhookOptions(Resolvable, Model):
+    """The webhook sensor (the component's `webhooks:` attributes): whether it runs, the
+    environment variable holding the signing secret (the receiver's, never logged), and
+    how often it drains the inbox."""
+
+    enabled: bool = Field(default=False, description="Run the inbox sensor; polling then defaults to 600 s.")
+    secret_env: str | None = Field(
+        default=None, description="Variable holding the receiver's signing secret (whsec_...); the receiver reads it."
+    )
+    interval_seconds: int = Field(default=5, description="Seconds between inbox ticks (an empty inbox costs nothing).")
+    inbox_path: str | None = Field(default=None, description="The inbox file; default beside the warehouse.")
+    max_ids_per_run: int = Field(default=200, description="Recording ids per run; the rest go to the next tick's run.")
+
+
 class SensorOptions(Resolvable, Model):
     """The `updatedAt` sensor (the component's `sensor:` attributes): whether it starts
     running, how often it ticks, and how far below its watermark it re-lists (for changes
@@ -71,6 +85,7 @@ class PipelineSettings:
     partitions_start: str = DEFAULT_PARTITIONS_START
     sensor: SensorOptions = field(default_factory=SensorOptions)
     schedule: ScheduleOptions = field(default_factory=ScheduleOptions)
+    webhooks: WebhookOptions = field(default_factory=WebhookOptions)
     # The API's maximum page size is undocumented and servers cap silently, so ask for
     # a lot: an idle tick is one request, a busy one as few as the server allows.
     page_size: int = 1000

@@ -18,7 +18,7 @@ from dagster import (
 from pydantic import Field
 
 from .fetch_days import stage_days
-from .refresh import stage_changed, updated_since
+from .refresh import recording_ids, stage_changed, stage_ids, updated_since
 
 from ..catalog import RAW_KINDS, raw_code_version, raw_table_schema, table_metadata
 from ..freshness import RAW_FRESHNESS_POLICY
@@ -161,6 +161,9 @@ def materialize_recordings(
     # A sensor-driven run carries the oldest change's updatedAt: it fetches only what
     # changed and upserts it; every other run re-pulls its days whole.
     since = updated_since(context.run.tags)
+    # A webhook-driven run names its recordings: it fetches exactly those and upserts them.
+    ids = recording_ids(context.run.tags)
+    upsert = since is not None or bool(ids)
     if since is not None:
         context.log.info(f"Sensor-driven refresh: recordings updated since {format_ts(since)}")
     # Stage beside the warehouse: the same disk, not a /tmp that may be RAM-backed.
@@ -169,6 +172,8 @@ def materialize_recordings(
 
         async def fetch():
             async with client:
+                if ids:
+                    return await stage_ids(client, stage, ids)
                 if since is not None:
                     return await stage_changed(client, stage, days, since, page_size=siro_api.page_size)
                 return await stage_days(
@@ -188,7 +193,7 @@ def materialize_recordings(
             )
         with warehouse.get_connection() as con:
             con.execute(f"SET memory_limit = '{SWAP_MEMORY_LIMIT}'")
-            if since is not None:
+            if upsert:
                 inserted = upsert_recordings(con, stage, organization_id=identity.organization_id)
             else:
                 inserted = swap_partitions(
@@ -220,7 +225,8 @@ def materialize_recordings(
             "api_429s": stats.rate_limited,
             "api_5xx": stats.server_errors,
             "api_bytes": stats.bytes,
-            "fetch": "changed since " + format_ts(since) if since is not None else "whole days",
+            "fetch": (f"{len(ids)} notified id(s)" if ids else
+                      "changed since " + format_ts(since) if since is not None else "whole days"),
             "windows": report.windows,
             "window_splits": report.splits,
             "page_size_served": report.served_page_size,

@@ -1,0 +1,95 @@
+"""The webhook sensor against the in-process simulator: inbox event -> tick -> run -> row."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dagster import DagsterInstance, build_sensor_context
+
+from siro_assets.pipeline.automation.jobs import build_recordings_job
+from siro_assets.pipeline.automation.webhook_sensor import build_webhook_sensor
+from siro_assets.pipeline.ingest.refresh import RECORDING_IDS_TAG
+from siro_assets.pipeline.settings import PipelineSettings, WebhookOptions
+from siro_assets.webhooks.inbox import InboxEvent, SqliteInbox, inbox_path_for
+from tests.integration.test_sensor import WORLD, find_late_link, materialize_day, query
+from tests.support import simulated_siro
+
+SETTINGS = PipelineSettings(webhooks=WebhookOptions(enabled=True))
+SENSOR = build_webhook_sensor(SETTINGS, build_recordings_job(SETTINGS))
+
+
+def _notify(warehouse, rid: str, message_id: str) -> None:
+    with SqliteInbox(inbox_path_for(warehouse.database)) as inbox:
+        inbox.append(InboxEvent(endpoint="siro", message_id=message_id, event_type="integrations.recordingLinked",
+                                recording_id=rid, payload={"recordingId": rid}))
+
+
+def _tick(siro, warehouse, cursor=None):
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(instance=instance, cursor=cursor,
+                                       resources={"siro_api": siro, "siro_warehouse": warehouse})
+        return SENSOR.evaluate_tick(context)
+
+
+def test_inbox_event_reaches_recording_crm_through_one_tick_and_its_run(warehouse):
+    rid, created, linked = find_late_link()
+    materialize_day(created.date(), simulated_siro(linked - timedelta(minutes=1)), warehouse)
+    assert query(warehouse, "SELECT is_linked FROM siro.recording_crm WHERE recording_id = ?", [rid]) == [(False,)]
+
+    siro = simulated_siro(linked + timedelta(seconds=30))
+    _notify(warehouse, rid, "msg_1")
+    _notify(warehouse, rid, "msg_2")  # a second event for the same recording: one id
+    result = _tick(siro, warehouse)
+    (request,) = result.run_requests
+    assert request.tags[RECORDING_IDS_TAG] == rid and request.run_key == "webhooks:1-2"
+    assert result.cursor == "2"
+
+    from siro_assets.definitions import defs
+    run = defs.resolve_job_def(SETTINGS.recordings_job_name).execute_in_process(
+        tags=dict(request.tags), resources={"siro_api": siro, "siro_warehouse": warehouse})
+    assert run.success
+    truth = WORLD.recording(rid, linked)["crm"]
+    row = query(warehouse, "SELECT is_linked, engagement_external_id FROM siro.recording_crm WHERE recording_id = ?", [rid])
+    assert row == [(True, (truth.get("engagement") or {}).get("externalId"))]
+    # The writeback plan saw the link too, as after a polling changes-only run.
+    plan = {s for (s,) in query(warehouse, "SELECT DISTINCT plan_status FROM siro.crm_writeback_plan WHERE recording_id = ?", [rid])}
+    assert plan and "unlinked" not in plan
+    # Exactly the notified id was fetched: one single-recording request, no day listing.
+    (raw,) = [e for e in run.get_asset_materialization_events() if e.asset_key.path == ["siro", "recordings"]]
+    assert raw.materialization.metadata["fetch"].value == "1 notified id(s)"
+
+    # The next tick starts past the cursor: nothing new, no run.
+    assert not _tick(siro, warehouse, result.cursor).run_requests
+
+
+def test_an_empty_inbox_tick_makes_no_api_request(warehouse, monkeypatch):
+    siro = simulated_siro()
+    _notify(warehouse, "rec_x", "msg_1")
+    built = []
+    original = type(siro).client
+    monkeypatch.setattr(type(siro), "client", lambda self, **kw: built.append(1) or original(self, **kw))
+    result = _tick(siro, warehouse, cursor="1")  # the inbox holds nothing past seq 1
+    assert not result.run_requests and result.skip_message
+    assert built == []  # no client, so no request
+
+
+def test_the_sensor_is_in_the_definitions_only_with_webhooks_enabled():
+    from siro_assets.pipeline.build import build_pipeline_definitions
+
+    def sensors(settings):
+        return {s.name for s in build_pipeline_definitions(settings, {}).sensors}
+
+    assert "recordings_webhook_sensor" in sensors(SETTINGS)
+    assert "recordings_webhook_sensor" not in sensors(PipelineSettings())
+    assert SENSOR.minimum_interval_seconds == 5
+
+
+def test_webhooks_slow_the_polling_sensor_unless_its_interval_is_explicit():
+    from siro_assets.component import SiroComponent
+
+    def interval(**attrs):
+        return SiroComponent(**attrs).pipeline_settings().sensor.interval_seconds
+
+    assert interval() == 60
+    assert interval(webhooks={"enabled": True}) == 600
+    assert interval(webhooks={"enabled": True}, sensor={"interval_seconds": 30}) == 30
