@@ -10,7 +10,7 @@ from dagster import DefaultSensorStatus, RunRequest, SensorDefinition, SensorEva
 from ..partitions import partition_key
 from ..ingest.refresh import RECORDING_IDS_TAG
 from ..settings import PipelineSettings
-from .jobs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from .dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from ...api_client.errors import SiroNotFoundError
 from ...webhooks.drain import drain
 from ...webhooks.inbox import SqliteInbox, inbox_path_for
