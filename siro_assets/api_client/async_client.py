@@ -22,6 +22,7 @@ from .core import (
 )
 from .models import CallerIdentity, Recording, SummarySection
 from .pacing import RequestPacer
+from .paging import PageWalk
 from .query import RecordingsQuery, enrichment_params
 from .retry import RetryPolicy
 from .shapes import (
@@ -145,24 +146,10 @@ class AsyncSiroClient(ClientCore):
 
     async def aiter_recording_pages(self, query: RecordingsQuery) -> AsyncIterator[Page]:
         """Yield every page for ``query``, following ``cursor`` until it is null or missing."""
-        base = query.to_params()
-        cursor: str | None = None
-        seen: set[str] = set()
-        while True:
-            params = dict(base)
-            if cursor is not None:
-                params["cursor"] = cursor
-            body, parsed = await self._get(RECORDINGS_PATH, params, list_page_shape)
-            cursor = self._next_cursor(parsed, seen, params)
-            self._bump(pages=1)
-            # Hand the page over without keeping it: a parsed page of 1,000 records is
-            # tens of MB, and while the caller holds on (e.g. waits for room in a queue)
-            # this frame would otherwise keep a second reference alive.
-            handover = [Page(records=parsed["data"], body=body, cursor=cursor)]
-            del parsed, body
-            yield handover.pop()
-            if cursor is None:
-                return
+        walk = PageWalk(query.to_params(), self._count_page)
+        while not walk.done:
+            # Never bound to a local, as in `SiroClient.iter_recording_pages`.
+            yield walk.page(*await self._get(RECORDINGS_PATH, walk.params(), list_page_shape))
 
     async def aiter_recording_bodies(
         self,
@@ -183,11 +170,10 @@ class AsyncSiroClient(ClientCore):
         a read-ahead page is dropped (one request spent) if the caller stops early or
         this page had to be fetched again.
         """
-        base = query.to_params()
-        seen: set[str] = set()
+        walk = PageWalk(query.to_params(), self._count_page)
 
         def ask(cursor: str | None) -> tuple[dict[str, str], asyncio.Task, asyncio.Future]:
-            params = dict(base) if cursor is None else {**base, "cursor": cursor}
+            params = walk.params(cursor)
             scanned = asyncio.get_running_loop().create_future()
             return params, asyncio.ensure_future(self._get_body(params, accept, scanned)), scanned
 
@@ -198,11 +184,10 @@ class AsyncSiroClient(ClientCore):
                 params, task, scanned = current
                 if read_ahead():
                     await asyncio.wait({task, scanned}, return_when=asyncio.FIRST_COMPLETED)
-                    if not task.done() and scanned.result() is not None and scanned.result() not in seen:
+                    if not task.done() and scanned.result() is not None and not walk.followed(scanned.result()):
                         ahead = ask(scanned.result())
                 page = await task
-                cursor = self._next_cursor({"cursor": page.cursor}, seen, params)
-                self._bump(pages=1)
+                cursor = walk.follow(page.cursor, params)
                 if ahead is not None and ahead[0].get("cursor") != cursor:
                     # This page was fetched again and came back with another cursor.
                     await _abandon(ahead[1])

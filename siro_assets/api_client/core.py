@@ -1,4 +1,4 @@
-"""What the sync and async Siro clients share: auth, response classification, retries, paging.
+"""What the sync and async Siro clients share: auth, response classification, retries (paging: `.paging`).
 
 Design notes:
 - Every attempt, retries included, first takes a slot from the shared ``RequestPacer``.
@@ -328,15 +328,5 @@ class ClientCore:
         cls = SiroMalformedResponseError if exc.kind == "malformed" else SiroUnavailableError
         return cls(message, method=method, path=path, params=params)
 
-    def _next_cursor(self, parsed: dict, seen: set[str], params: Mapping[str, str]) -> str | None:
-        cursor = parsed.get("cursor") or None
-        if cursor is not None:
-            if cursor in seen:
-                # A server that hands back an old cursor would loop us forever.
-                raise SiroMalformedResponseError(
-                    f"{describe_request('GET', RECORDINGS_PATH, params)} returned a cursor "
-                    "that was already followed; stopping to avoid an endless loop",
-                    method="GET", path=RECORDINGS_PATH, params=params,
-                )
-            seen.add(cursor)
-        return cursor
+    def _count_page(self) -> None:
+        self._bump(pages=1)

@@ -19,6 +19,7 @@ from .core import (
 )
 from .models import CallerIdentity, Recording, SummarySection
 from .pacing import RequestPacer
+from .paging import PageWalk
 from .query import RecordingsQuery, enrichment_params
 from .retry import RetryPolicy
 from .shapes import (
@@ -90,24 +91,12 @@ class SiroClient(ClientCore):
 
         Page sizes are whatever the server returns; nothing is assumed about order.
         """
-        base = query.to_params()
-        cursor: str | None = None
-        seen: set[str] = set()
-        while True:
-            params = dict(base)
-            if cursor is not None:
-                params["cursor"] = cursor
-            body, parsed = self._get(RECORDINGS_PATH, params, list_page_shape)
-            cursor = self._next_cursor(parsed, seen, params)
-            self._bump(pages=1)
-            # Hand the page over without keeping it: a parsed page of 1,000 records is
-            # tens of MB, and while the caller holds on (e.g. waits for room in a queue)
-            # this frame would otherwise keep a second reference alive.
-            handover = [Page(records=parsed["data"], body=body, cursor=cursor)]
-            del parsed, body
-            yield handover.pop()
-            if cursor is None:
-                return
+        walk = PageWalk(query.to_params(), self._count_page)
+        while not walk.done:
+            # Never bound to a local: a parsed page of 1,000 records is tens of MB, and
+            # while the caller holds on (e.g. waits for room in a queue) a name in this
+            # frame would keep a second reference alive.
+            yield walk.page(*self._get(RECORDINGS_PATH, walk.params(), list_page_shape))
 
     def iter_recordings(self, query: RecordingsQuery) -> Iterator[Recording]:
         """Yield every recording for ``query`` as a typed ``Recording``."""

@@ -5,6 +5,8 @@ each derived column's raw source columns in `transforms/`); this module only tur
 into Dagster's metadata types, so the UI and the SQL cannot drift apart.
 """
 
+from collections.abc import Iterable
+
 from dagster import (
     AssetKey,
     TableColumn,
@@ -32,7 +34,8 @@ DERIVED_KINDS = {"duckdb"}
 PARTITION_EXPR = "partition_date"
 
 
-def _column(name: str, sql_type: str, description: str) -> TableColumn:
+def table_column(name: str, sql_type: str, description: str) -> TableColumn:
+    """One catalog column from its SQL type: `NOT NULL` becomes the nullable constraint."""
     return TableColumn(
         name=name,
         type=sql_type.replace(" NOT NULL", ""),
@@ -41,21 +44,21 @@ def _column(name: str, sql_type: str, description: str) -> TableColumn:
     )
 
 
+def table_schema(columns: Iterable[tuple[str, str, str]]) -> TableSchema:
+    """A catalog schema from (name, SQL type, description) triples, in table order."""
+    return TableSchema(columns=[table_column(*column) for column in columns])
+
+
 def raw_table_schema() -> TableSchema:
     """`siro.recordings`' columns with their types and descriptions."""
-    return TableSchema(
-        columns=[
-            _column(name, sql_type, RECORDINGS_COLUMN_DESCRIPTIONS[name])
-            for name, sql_type in RECORDINGS_COLUMNS
-        ]
+    return table_schema(
+        (name, sql_type, RECORDINGS_COLUMN_DESCRIPTIONS[name]) for name, sql_type in RECORDINGS_COLUMNS
     )
 
 
 def derived_table_schema(table: DerivedTable) -> TableSchema:
     """A derived table's columns with their types and descriptions."""
-    return TableSchema(
-        columns=[_column(c.name, c.sql_type, c.description) for c in table.columns]
-    )
+    return table_schema((c.name, c.sql_type, c.description) for c in table.columns)
 
 
 def column_lineage(table: DerivedTable, recordings_key: AssetKey = RECORDINGS_KEY) -> TableColumnLineage:

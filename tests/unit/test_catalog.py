@@ -122,3 +122,16 @@ def test_every_asset_carries_its_catalog_entry(key):
     else:
         lineage = node.metadata["dagster/column_lineage"]
         assert set(lineage.deps_by_column) == {column.name for column in schema.columns}
+
+
+def test_one_column_builder_serves_the_raw_derived_and_log_schemas():
+    from siro_assets.crm.ledger import LOG_COLUMNS
+    from siro_assets.pipeline.catalog import table_column
+    from siro_assets.pipeline.writebacks.assets import LOG_SCHEMA
+
+    column = table_column("n", "BIGINT NOT NULL", "a count")
+    assert (column.name, column.type, column.description) == ("n", "BIGINT", "a count")
+    assert column.constraints.nullable is False
+    assert table_column("t", "VARCHAR", "text").constraints.nullable is True
+    assert LOG_SCHEMA.columns == [table_column(name, sql_type, description)
+                                  for name, sql_type, description, _ in LOG_COLUMNS]

@@ -11,18 +11,18 @@ fields: stable across retries of one delivery, new for the next delivery of a va
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx
 
-from ..calls import CrmCalls, CrmUnreachable
+from ..calls import CrmUnreachable
 from ..config import HttpSettings
-from ..writes import DELIVERED, INVALID_EXTERNAL_ID, CallStats, FieldWrite, Outcome
+from ..writes import DELIVERED, INVALID_EXTERNAL_ID, FieldWrite, Outcome
 from .base import (
     DeliveryStopped, Prepared, chunk_records, error_of, failed, group_records, json_body, outcomes_for, reject,
 )
+from .client import HttpCrmSink
 
 # Records per ledger round trip (intent, then outcomes); each record is still its own request.
 RECORDS_PER_BATCH = 50
@@ -46,32 +46,16 @@ def record_url(base: str, model: str, external_id: str) -> str | None:
     return url if httpx.URL(url).raw_path == expected else None
 
 
-class HttpSink:
+class HttpSink(HttpCrmSink):
     """Writes to a generic HTTP endpoint."""
 
     name = "http"
+    repr_field = "url"
+    settings: HttpSettings
 
-    def __init__(
-        self,
-        settings: HttpSettings,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        timeout: float = 30.0,
-    ) -> None:
-        self.settings = settings
-        self.stats = CallStats()
-        headers = {}
-        if settings.token is not None:
-            headers["Authorization"] = f"Bearer {settings.token.get_secret_value()}"
-        self.calls = CrmCalls(
-            httpx.Client(transport=transport, timeout=timeout, headers=headers), self.stats,
-            max_attempts=settings.max_attempts, sleep=sleep, clock=clock,
-        )
-
-    def __repr__(self) -> str:
-        return f"HttpSink(url={self.settings.url!r})"
+    def _headers(self) -> dict[str, str]:
+        token = self.settings.token
+        return {} if token is None else {"Authorization": f"Bearer {token.get_secret_value()}"}
 
     def prepare(self, writes: list[FieldWrite]) -> tuple[list[Prepared], list[Outcome]]:
         """No schema to read: values go as extracted, to the model and field as mapped.
@@ -123,7 +107,3 @@ class HttpSink:
         if status in (408, 409, 425):
             return failed(batch, code, message, status)
         return [reject(p.write, code, message, p.fingerprint, status) for p in batch]
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.calls.close()

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
-from ..calls import CrmCalls, CrmUnreachable
+from ..calls import CrmUnreachable
 from ..config import HubSpotSettings
 from ..schema import FieldSchema, hubspot_fields
 from ..values import hubspot_wire
-from ..writes import DELIVERED, CallStats, FieldWrite, Outcome
+from ..writes import DELIVERED, FieldWrite, Outcome
 from .base import (
     DeliveryStopped, Prepared, chunk_records, error_of, failed, group_records, json_body, outcomes_for,
     prepare_by_schema, reject, schema_from_response,
 )
+from .client import HttpCrmSink
 
 _DETAILS = re.compile(r"(\[\{.*\}\])", re.DOTALL)
 
@@ -45,33 +46,24 @@ def _invalid_properties(message: str) -> dict[str, tuple[str, str]]:
     }
 
 
-class HubSpotSink:
+class HubSpotSink(HttpCrmSink):
     """Writes to one HubSpot portal."""
 
     name = "hubspot"
+    repr_field = "base_url"
+    settings: HubSpotSettings
 
-    def __init__(
-        self,
-        settings: HubSpotSettings,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        timeout: float = 30.0,
-    ) -> None:
-        self.settings = settings
-        self.stats = CallStats()
-        headers = {"Authorization": f"Bearer {settings.token.get_secret_value()}"}
-        self.calls = CrmCalls(
-            httpx.Client(transport=transport, timeout=timeout, headers=headers), self.stats,
-            max_attempts=settings.max_attempts, rate_limit_window=settings.rate_limit_window_seconds,
-            requests_per_second=settings.requests_per_second, sleep=sleep, clock=clock,
-        )
+    def __init__(self, settings: HubSpotSettings, **options: Any) -> None:
+        super().__init__(settings, **options)
         self._base = settings.base_url.rstrip("/")
         self._schemas: dict[str, dict[str, FieldSchema] | None] = {}
 
-    def __repr__(self) -> str:
-        return f"HubSpotSink(base_url={self.settings.base_url!r})"
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.token.get_secret_value()}"}
+
+    def _pacing(self) -> dict[str, float]:
+        return {"rate_limit_window": self.settings.rate_limit_window_seconds,
+                "requests_per_second": self.settings.requests_per_second}
 
     def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
         response = self.calls.request(method, f"{self._base}{path}", **kwargs)
@@ -171,7 +163,3 @@ class HubSpotSink:
         outcomes += [reject(p.write, *invalid[p.wire_field], p.fingerprint, 400) for p in bad]
         if good:
             self._send([good], outcomes)
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.calls.close()

@@ -13,21 +13,22 @@ the delivery.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
 from ... import redaction
-from ..calls import CrmCalls, CrmUnreachable
+from ..calls import CrmUnreachable
 from ..config import SalesforceSettings
 from ..schema import FieldSchema, salesforce_fields
 from ..values import salesforce_wire
-from ..writes import DELIVERED, CallStats, FieldWrite, Outcome
+from ..writes import DELIVERED, FieldWrite, Outcome
 from .base import (
     DeliveryStopped, Prepared, chunk_records, error_of, failed, group_records, json_body, outcomes_for,
     prepare_by_schema, reject, schema_from_response,
 )
+from .client import HttpCrmSink
 
 # Record errors that may pass on a later attempt: failures to retry, never rejects.
 TRANSIENT_CODES = {"UNABLE_TO_LOCK_ROW", "UNKNOWN_EXCEPTION", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"}
@@ -40,32 +41,18 @@ RECORD_CODES = {
 }
 
 
-class SalesforceSink:
+class SalesforceSink(HttpCrmSink):
     """Writes to one Salesforce org."""
 
     name = "salesforce"
+    repr_field = "login_url"
+    settings: SalesforceSettings
 
-    def __init__(
-        self,
-        settings: SalesforceSettings,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        timeout: float = 30.0,
-    ) -> None:
-        self.settings = settings
-        self.stats = CallStats()
-        self.calls = CrmCalls(
-            httpx.Client(transport=transport, timeout=timeout), self.stats,
-            max_attempts=settings.max_attempts, sleep=sleep, clock=clock,
-        )
+    def __init__(self, settings: SalesforceSettings, **options: Any) -> None:
+        super().__init__(settings, **options)
         self._token: str | None = None
         self._instance_url: str | None = None
         self._schemas: dict[str, dict[str, FieldSchema] | None] = {}
-
-    def __repr__(self) -> str:
-        return f"SalesforceSink(login_url={self.settings.login_url!r})"
 
     # --- auth -------------------------------------------------------------------------
     def _authenticate(self) -> None:
@@ -206,10 +193,6 @@ class SalesforceSink:
             return [([p], tries) for p in record]
         outcomes += [_reject(p, first) for p in record]
         return []
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.calls.close()
 
 
 def _reject(p: Prepared, error: dict) -> Outcome:

@@ -3,8 +3,8 @@
 # No `from __future__ import annotations`: Dagster inspects the real annotation
 # objects of context, config and resource parameters.
 from dagster import (
-    AssetExecutionContext, AssetKey, AssetsDefinition, BackfillPolicy, Config, MaterializeResult, MetadataValue, TableColumn,
-    TableColumnConstraints, TableColumnDep, TableColumnLineage, TableSchema, asset,
+    AssetExecutionContext, AssetKey, AssetsDefinition, BackfillPolicy, Config, MaterializeResult, MetadataValue,
+    TableColumnDep, TableColumnLineage, asset,
 )
 from pydantic import Field
 
@@ -12,7 +12,7 @@ from ...crm import LOG_TABLE, STATE_TABLE
 from ...crm.ledger import DDL, LOG_COLUMNS
 from ...transforms import CRM_WRITEBACK_PLAN, LATEST_WRITES_SQL
 from ...transforms.table import sql_fingerprint
-from ..catalog import table_metadata
+from ..catalog import table_metadata, table_schema
 from ..partitions import dates_in_range, partition_key
 from ..resources import WarehouseResource
 from ..settings import DEFAULT_SETTINGS, PipelineSettings
@@ -23,11 +23,9 @@ CRM_WRITEBACKS_KEY = DEFAULT_SETTINGS.key("crm_writebacks")
 PLAN_KEY = DEFAULT_SETTINGS.key(CRM_WRITEBACK_PLAN.name)
 
 
-LOG_SCHEMA = TableSchema(columns=[
-    TableColumn(name=name, type=sql_type.replace(" NOT NULL", ""), description=description,
-                constraints=TableColumnConstraints(nullable="NOT NULL" not in sql_type))
-    for name, sql_type, description, _ in LOG_COLUMNS
-])
+LOG_SCHEMA = table_schema((name, sql_type, description) for name, sql_type, description, _ in LOG_COLUMNS)
+
+
 def log_lineage(plan_key: AssetKey) -> TableColumnLineage:
     """Each log column's source columns in the plan (none for what the attempt itself decides)."""
     return TableColumnLineage(deps_by_column={
