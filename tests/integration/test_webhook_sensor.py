@@ -18,9 +18,9 @@ SETTINGS = PipelineSettings(webhooks=WebhookOptions(enabled=True))
 SENSOR = build_webhook_sensor(SETTINGS, build_recordings_job(SETTINGS))
 
 
-def _notify(warehouse, rid: str, message_id: str) -> None:
+def _notify(warehouse, rid: str, message_id: str, endpoint: str = "siro") -> None:
     with SqliteInbox(inbox_path_for(warehouse.database)) as inbox:
-        inbox.append(InboxEvent(endpoint="siro", message_id=message_id, event_type="integrations.recordingLinked",
+        inbox.append(InboxEvent(endpoint=endpoint, message_id=message_id, event_type="integrations.recordingLinked",
                                 recording_id=rid, payload={"recordingId": rid}))
 
 
@@ -119,3 +119,14 @@ def test_a_recording_notified_before_it_exists_lands_once_it_appears(warehouse):
     assert query(warehouse, "SELECT count(*) FROM siro.recordings WHERE id = ?", [rid]) == [(1,)]
     # Once landed, it is not retried.
     assert not _tick(siro, warehouse, later.cursor, sensor=sensor).run_requests
+
+
+def test_the_sensor_drains_only_its_own_endpoints_events(warehouse, monkeypatch):
+    # Another instance's endpoint shares the inbox file: its events are not this sensor's.
+    siro = simulated_siro()
+    _notify(warehouse, "rec_west", "msg_1", endpoint="west")
+    built = []
+    original = type(siro).client
+    monkeypatch.setattr(type(siro), "client", lambda self, **kw: built.append(1) or original(self, **kw))
+    result = _tick(siro, warehouse)
+    assert not result.run_requests and result.skip_message and built == []

@@ -53,7 +53,7 @@ def build_webhook_sensor(
         cursor = WebhookCursor.parse(context.cursor)
         now = clock()
         with SqliteInbox(path) as inbox:
-            drained = drain(inbox, cursor.seq, options.max_ids_per_run)
+            drained = drain(inbox, cursor.seq, options.max_ids_per_run, endpoint=settings.key_prefix)
         due = cursor.due(now)
         if drained is None and not due:
             # An idle tick (or retries not due yet): no API request, no run.
