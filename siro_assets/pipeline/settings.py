@@ -31,7 +31,9 @@ class WebhookOptions(Resolvable, Model):
 
     enabled: bool = Field(default=False, description="Run the inbox sensor; polling then defaults to 600 s.")
     secret_env: str | None = Field(
-        default=None, description="Variable holding the receiver's signing secret (whsec_...); the receiver reads it."
+        default=None,
+        description="Variable holding the receiver's signing secret (whsec_...); the receiver reads it. "
+        "Default from key_prefix: siro -> SIRO_WEBHOOK_SECRET, west -> SIRO_WEST_WEBHOOK_SECRET."
     )
     interval_seconds: int = Field(default=5, description="Seconds between inbox ticks (an empty inbox costs nothing).")
     inbox_path: str | None = Field(default=None, description="The inbox file; default beside the warehouse.")
@@ -105,6 +107,18 @@ class PipelineSettings:
             ) from None
 
     # -- names unique per instance -------------------------------------------------
+    @property
+    def webhook_secret_env(self) -> str:
+        """The variable holding this endpoint's signing secret: `webhooks.secret_env`, else
+        from key_prefix (siro -> SIRO_WEBHOOK_SECRET, west -> SIRO_WEST_WEBHOOK_SECRET), the
+        names the receiver's `--endpoint` examples use."""
+        if self.webhooks.secret_env:
+            return self.webhooks.secret_env
+        prefix = self.key_prefix.upper()
+        if prefix == "SIRO":
+            return "SIRO_WEBHOOK_SECRET"
+        return f"{prefix if prefix.startswith('SIRO_') else 'SIRO_' + prefix}_WEBHOOK_SECRET"
+
     def scoped(self, name: str) -> str:
         """`name` for this instance: unchanged for the default prefix (today's names),
         `<key_prefix>_<name>` for any other, so two instances never clash."""

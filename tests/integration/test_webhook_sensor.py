@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from dagster import DagsterInstance, build_sensor_context
 
@@ -18,17 +18,17 @@ SETTINGS = PipelineSettings(webhooks=WebhookOptions(enabled=True))
 SENSOR = build_webhook_sensor(SETTINGS, build_recordings_job(SETTINGS))
 
 
-def _notify(warehouse, rid: str, message_id: str) -> None:
+def _notify(warehouse, rid: str, message_id: str, endpoint: str = "siro") -> None:
     with SqliteInbox(inbox_path_for(warehouse.database)) as inbox:
-        inbox.append(InboxEvent(endpoint="siro", message_id=message_id, event_type="integrations.recordingLinked",
+        inbox.append(InboxEvent(endpoint=endpoint, message_id=message_id, event_type="integrations.recordingLinked",
                                 recording_id=rid, payload={"recordingId": rid}))
 
 
-def _tick(siro, warehouse, cursor=None):
+def _tick(siro, warehouse, cursor=None, sensor=SENSOR):
     with DagsterInstance.ephemeral() as instance:
         context = build_sensor_context(instance=instance, cursor=cursor,
                                        resources={"siro_api": siro, "siro_warehouse": warehouse})
-        return SENSOR.evaluate_tick(context)
+        return sensor.evaluate_tick(context)
 
 
 def test_inbox_event_reaches_recording_crm_through_one_tick_and_its_run(warehouse):
@@ -93,3 +93,40 @@ def test_webhooks_slow_the_polling_sensor_unless_its_interval_is_explicit():
     assert interval() == 60
     assert interval(webhooks={"enabled": True}) == 600
     assert interval(webhooks={"enabled": True}, sensor={"interval_seconds": 30}) == 30
+
+
+def test_a_recording_notified_before_it_exists_lands_once_it_appears(warehouse):
+    rid, created, linked = find_late_link()
+    now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
+    sensor = build_webhook_sensor(SETTINGS, build_recordings_job(SETTINGS), clock=lambda: now[0])
+    _notify(warehouse, rid, "msg_1")
+    # The API does not serve it yet: no run, but the id stays in the cursor.
+    early = _tick(simulated_siro(created - timedelta(minutes=5)), warehouse, sensor=sensor)
+    assert not early.run_requests and rid in early.cursor
+    # Before its backoff has passed, a tick does not ask again.
+    siro = simulated_siro(created + timedelta(minutes=5))
+    now[0] += timedelta(seconds=10)
+    assert not _tick(siro, warehouse, early.cursor, sensor=sensor).run_requests
+    now[0] += timedelta(seconds=30)
+    later = _tick(siro, warehouse, early.cursor, sensor=sensor)
+    (request,) = later.run_requests
+    assert request.tags[RECORDING_IDS_TAG] == rid and later.cursor == "1"
+
+    from siro_assets.definitions import defs
+    run = defs.resolve_job_def(SETTINGS.recordings_job_name).execute_in_process(
+        tags=dict(request.tags), resources={"siro_api": siro, "siro_warehouse": warehouse})
+    assert run.success
+    assert query(warehouse, "SELECT count(*) FROM siro.recordings WHERE id = ?", [rid]) == [(1,)]
+    # Once landed, it is not retried.
+    assert not _tick(siro, warehouse, later.cursor, sensor=sensor).run_requests
+
+
+def test_the_sensor_drains_only_its_own_endpoints_events(warehouse, monkeypatch):
+    # Another instance's endpoint shares the inbox file: its events are not this sensor's.
+    siro = simulated_siro()
+    _notify(warehouse, "rec_west", "msg_1", endpoint="west")
+    built = []
+    original = type(siro).client
+    monkeypatch.setattr(type(siro), "client", lambda self, **kw: built.append(1) or original(self, **kw))
+    result = _tick(siro, warehouse)
+    assert not result.run_requests and result.skip_message and built == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,22 @@ from .dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from ...api_client.errors import SiroNotFoundError
 from ...webhooks.drain import drain
 from ...webhooks.inbox import SqliteInbox, inbox_path_for
+from ...webhooks.retry import WebhookCursor, after_attempt
 
 WEBHOOK_SENSOR_NAME = "recordings_webhook_sensor"
 
 
-def build_webhook_sensor(settings: PipelineSettings, job: Any) -> SensorDefinition:
-    """One instance's webhook sensor, draining its own inbox into runs of `job`."""
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def build_webhook_sensor(
+    settings: PipelineSettings, job: Any, *, clock: Callable[[], datetime] = _utc_now
+) -> SensorDefinition:
+    """One instance's webhook sensor, draining its own inbox into runs of `job`.
+
+    Ids the API does not serve yet are retried with backoff from `clock` (see webhooks/retry.py).
+    """
     api_key, warehouse_key = settings.api_resource_key, settings.warehouse_resource_key
     options = settings.webhooks
 
@@ -38,27 +50,39 @@ def build_webhook_sensor(settings: PipelineSettings, job: Any) -> SensorDefiniti
         path = Path(options.inbox_path) if options.inbox_path else inbox_path_for(warehouse.database)
         if not path.exists():
             return SkipReason("No webhook inbox yet.")
+        cursor = WebhookCursor.parse(context.cursor)
+        now = clock()
         with SqliteInbox(path) as inbox:
-            drained = drain(inbox, int(context.cursor or 0), options.max_ids_per_run)
-        if drained is None:
-            # An idle tick: no API request, no run.
+            drained = drain(inbox, cursor.seq, options.max_ids_per_run, endpoint=settings.key_prefix)
+        due = cursor.due(now)
+        if drained is None and not due:
+            # An idle tick (or retries not due yet): no API request, no run.
             return SkipReason("No webhook events past the cursor.")
+        ids = list(dict.fromkeys((drained.ids if drained else ()) + due))
         # The run's partitions are the recordings' createdAt days, which the events do
         # not carry: one light request per id (no enrichment) learns them.
-        days = set()
+        days, found, missing = set(), [], []
         with getattr(context.resources, api_key).client() as client:
-            for recording_id in drained.ids:
+            for recording_id in ids:
                 try:
                     days.add(client.get_recording(recording_id).created_at.date())
+                    found.append(recording_id)
                 except SiroNotFoundError:
-                    context.log.info(f"Recording {recording_id} not found yet; left to the updatedAt sensor.")
-        context.update_cursor(str(drained.last_seq))
+                    missing.append(recording_id)
+        seq = drained.last_seq if drained else cursor.seq
+        next_cursor, given_up = after_attempt(cursor, seq, missing, found, now)
+        if missing:
+            context.log.info(f"{len(missing)} notified recording(s) not found yet; retried with backoff.")
+        for recording_id in given_up:
+            context.log.info(f"Recording {recording_id} still not found; given up, left to the updatedAt sensor.")
+        context.update_cursor(next_cursor.serialize())
         if not days:
             return SkipReason("No notified recording exists yet.")
         return RunRequest(
-            run_key=drained.run_key,
+            # A drained range is unique; a retries-only run is unique by its tick's time.
+            run_key=drained.run_key if drained else f"webhooks:{seq}:retry:{now.isoformat()}",
             tags={
-                RECORDING_IDS_TAG: ",".join(drained.ids),
+                RECORDING_IDS_TAG: ",".join(found),
                 PARTITION_RANGE_START_TAG: partition_key(min(days)),
                 PARTITION_RANGE_END_TAG: partition_key(max(days)),
             },
