@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from dagster import (
     DailyPartitionsDefinition,
@@ -32,6 +31,7 @@ from dagster import (
 from ...changes.backlog_walk import DEFAULT_SPAN, TickBudget, Walk, walk_backlog
 from ...changes.change_tracking import ChangePlan, ChangeRange, SensorCursor, build_ranges, plan_changes, query_start
 from ...changes.sensor_cursor import TieWalk
+from ...changes.tick_clock import SYSTEM_CLOCK, TickClock
 from .dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from .jobs import recordings_job
 from ...changes.pending_runs import PendingReview, covers, next_pending, owed_since, review_pending
@@ -60,15 +60,6 @@ NEWEST_UPDATED_AT_TAG = "siro/newest_updated_at"
 CHANGED_DAYS_TAG = "siro/changed_days"
 RETRIED_DAYS_TAG = "siro/retried_days"
 
-# Injectable for tests: the tick's time budget runs on `tick_clock` (monotonic seconds),
-# the pending days' backoff on `wall_clock` (the clock Dagster's run records use).
-tick_clock: Callable[[], float] = time.monotonic
-
-
-def wall_clock() -> datetime:
-    """Now, by the wall clock."""
-    return datetime.now(timezone.utc)
-
 
 @dataclass(frozen=True)
 class SensorSettings:
@@ -77,21 +68,23 @@ class SensorSettings:
     visible late), `max_runs_per_tick` (changed days are merged into at most this many
     partition ranges, each one run), `page_size` (asked for; the server may cap it),
     `tick_seconds` (no page is started after this many seconds of listing; at most 40)
-    and `max_pages_per_tick`."""
+    and `max_pages_per_tick`; `clock` is the tick's `TickClock` (the settings' `clock`)."""
 
     lookback: timedelta
     max_runs: int
     page_size: int
     budget: TickBudget
+    clock: TickClock = SYSTEM_CLOCK
 
     @classmethod
-    def from_options(cls, options: SensorOptions, page_size: int) -> SensorSettings:
+    def from_options(cls, options: SensorOptions, page_size: int, clock: TickClock = SYSTEM_CLOCK) -> SensorSettings:
         """The tick settings of the component's `sensor:` attributes (validated there)."""
         return cls(
             lookback=timedelta(seconds=options.lookback_seconds),
             max_runs=options.max_runs_per_tick,
             page_size=page_size,
             budget=TickBudget(seconds=options.tick_seconds, pages=options.max_pages_per_tick),
+            clock=clock,
         )
 
 
@@ -150,12 +143,13 @@ def _walk(client: SiroClient, cursor: SensorCursor, since: datetime, now: dateti
     not partitions anyway)."""
     if cursor.tie is None:
         lister = _chunk_lister(client, settings.page_size, log)
-        return walk_backlog(lister, since, now, cursor.span, settings.budget, tick_clock, errors=(SiroError,))
+        return walk_backlog(lister, since, now, cursor.span, settings.budget, settings.clock.monotonic,
+                            errors=(SiroError,))
     tie = cursor.tie
     start = tie.created_from or day_start(first_day)
     lister = _tie_lister(client, tie.at, settings.page_size, log)
-    return walk_backlog(lister, start, tie.at + MS, tie.span, settings.budget, tick_clock, errors=(SiroError,),
-                        key=_created_at)
+    return walk_backlog(lister, start, tie.at + MS, tie.span, settings.budget, settings.clock.monotonic,
+                        errors=(SiroError,), key=_created_at)
 
 
 def _created_at(row: tuple[str, datetime, datetime]) -> datetime:
@@ -288,7 +282,7 @@ def _log_tick(
 def build_updated_sensor(settings: PipelineSettings, job: Any) -> SensorDefinition:
     """One instance's `updatedAt` sensor, requesting `job` on the instance's partitions."""
     api_key = settings.api_resource_key
-    tick_settings = SensorSettings.from_options(settings.sensor, settings.page_size)
+    tick_settings = SensorSettings.from_options(settings.sensor, settings.page_size, settings.clock)
     partitions_def = settings.partitions_def
 
     @sensor(
@@ -326,7 +320,7 @@ def evaluate_tick(
 ):
     """One tick: walk the backlog, plan the changes, review pending days, request runs."""
     cursor = SensorCursor.from_json(context.cursor)
-    now, wall = siro_api.now(), wall_clock()
+    now, wall = siro_api.now(), settings.clock.wall()
     since = query_start(cursor, now, settings.lookback)
     kept = format_ts(cursor.watermark) if cursor.watermark else f"none yet (listing from {format_ts(since)})"
     try:
