@@ -18,6 +18,7 @@ from siro_assets.api_client.timestamps import parse_ts
 from siro_assets.pipeline.automation import sensors
 from siro_assets.changes.change_tracking import SensorCursor
 from siro_assets.changes.tick_clock import TickClock
+from siro_assets.pipeline.automation.dagster_gaps import PARTITION_RANGE_START_TAG
 from siro_assets.simulator import SimulatorTransport
 from siro_assets.simulator.clock import to_ms
 from tests.integration.test_sensor import _definitions
@@ -104,7 +105,7 @@ def test_a_20000_change_backlog_drains_over_bounded_ticks_requesting_each_change
             result = sensor.evaluate_tick(context)
             tick_seconds.append(slow_api.now - before)
             cursor = result.cursor
-            requested_days |= {rr.partition_key or rr.tags[sensors.PARTITION_RANGE_START_TAG]
+            requested_days |= {rr.partition_key or rr.tags[PARTITION_RANGE_START_TAG]
                                for rr in result.run_requests or []}
             if SensorCursor.from_json(cursor).watermark >= max(u for _, u in truth):
                 break
