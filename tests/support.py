@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from siro_assets.pipeline.automation.dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
@@ -43,12 +44,15 @@ def http_simulator(token: str, now: datetime = NOW) -> Iterator[str]:
         stop()
 
 
-def sensor_with(page_size: int = 1000, **sensor_options):
+def sensor_with(page_size: int = 1000, clock=None, **sensor_options):
     """The shipped instance's `updatedAt` sensor with other `sensor:` attributes, as a
-    `defs.yaml` would set them (`SensorOptions` fields; `page_size` is `api.page_size`)."""
+    `defs.yaml` would set them (`SensorOptions` fields; `page_size` is `api.page_size`),
+    ticking on `clock` (a `TickClock`; default the real clocks)."""
     from siro_assets.pipeline.automation.jobs import recordings_job
     from siro_assets.pipeline.automation.sensors import build_updated_sensor
     from siro_assets.pipeline.settings import PipelineSettings, SensorOptions
 
     settings = PipelineSettings(sensor=SensorOptions(**sensor_options), page_size=page_size)
+    if clock is not None:
+        settings = replace(settings, clock=clock)
     return build_updated_sensor(settings, recordings_job)

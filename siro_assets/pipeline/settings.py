@@ -16,6 +16,7 @@ from functools import cached_property
 from dagster import AssetKey, DailyPartitionsDefinition, Model, Resolvable
 from pydantic import Field, model_validator
 
+from ..changes.tick_clock import SYSTEM_CLOCK, TickClock
 from ..warehouse.schema import SCHEMA
 
 DEFAULT_KEY_PREFIX = "siro"
@@ -95,6 +96,9 @@ class PipelineSettings:
     tags: tuple[tuple[str, str], ...] = ()
     # Group names by role; unset roles get `<key_prefix>_<role>`.
     group_names: tuple[tuple[str, str], ...] = ()
+    # The sensor tick's clocks (not a YAML attribute): tests and compressed-time runs
+    # pass their own; two settings differing only in clock are the same instance.
+    clock: TickClock = field(default=SYSTEM_CLOCK, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.key_prefix.isidentifier():

@@ -15,9 +15,13 @@ import os
 import time
 from datetime import datetime, timezone
 
+from dataclasses import replace
+
 from dagster import RetryPolicy
 
-from siro_assets.pipeline.automation import jobs, sensors
+from siro_assets import SiroComponent
+from siro_assets.changes.tick_clock import TickClock
+from siro_assets.pipeline.automation import jobs
 
 _start, _speed = (float(v) for v in os.environ["SIRO_E2E_CLOCK"].split(","))
 
@@ -29,6 +33,9 @@ def compressed_now() -> datetime:
 
 # Before the component builds its job: `build_recordings_job` reads the policy then.
 jobs.STEP_RETRY_POLICY = RetryPolicy(max_retries=jobs.STEP_RETRY_POLICY.max_retries, delay=1)
-sensors.wall_clock = compressed_now
+# The component builds its sensor from its settings, so the compressed wall clock rides
+# in on them (the only test-side change to what the shipped defs.yaml loads).
+_settings = SiroComponent.pipeline_settings
+SiroComponent.pipeline_settings = lambda self: replace(_settings(self), clock=TickClock(wall=compressed_now))
 
 from siro_assets.definitions import defs  # noqa: E402,F401

@@ -17,6 +17,8 @@ from dagster import DagsterInstance, build_sensor_context
 from siro_assets.api_client.timestamps import parse_ts
 from siro_assets.pipeline.automation import sensors
 from siro_assets.changes.change_tracking import SensorCursor
+from siro_assets.changes.tick_clock import TickClock
+from siro_assets.pipeline.automation.dagster_gaps import PARTITION_RANGE_START_TAG
 from siro_assets.simulator import SimulatorTransport
 from siro_assets.simulator.clock import to_ms
 from tests.integration.test_sensor import _definitions
@@ -24,8 +26,6 @@ from tests.support import sensor_with, simulated_siro
 
 LATENCY_SECONDS = 0.1
 PAGE_CAP = 25
-# The sensor asking for the API's documented default page size, as a defs.yaml would.
-SENSOR = sensor_with(page_size=PAGE_CAP)
 # A Friday noon, with ten days of a busy organization (about 2,200 recordings a day)
 # behind it: every recording created since, and every older one linked, summarized or
 # deleted since, is a change.
@@ -33,6 +33,12 @@ NOW = datetime(2026, 3, 13, 12, tzinfo=timezone.utc)
 BACKLOG = timedelta(days=10)
 RECORDINGS_PER_DAY = 2200
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def sensor_on(monotonic, page_size: int = PAGE_CAP, **sensor_options):
+    """The sensor asking for the API's documented default page size, as a defs.yaml
+    would, its tick budget timed by `monotonic`."""
+    return sensor_with(page_size=page_size, clock=TickClock(monotonic=monotonic), **sensor_options)
 
 
 class FakeMonotonic:
@@ -55,7 +61,6 @@ def slow_api(monkeypatch) -> FakeMonotonic:
         return answer(self, request)
 
     monkeypatch.setattr(SimulatorTransport, "handle_request", answer_after_latency)
-    monkeypatch.setattr(sensors, "tick_clock", clock)
     return clock
 
 
@@ -91,15 +96,16 @@ def test_a_20000_change_backlog_drains_over_bounded_ticks_requesting_each_change
     lookback = timedelta(seconds=sensors.DEFAULT_LOOKBACK_SECONDS)
     cursor = SensorCursor(watermark=start + lookback).to_json()
     tick_seconds, requested_days = [], set()
+    sensor = sensor_on(slow_api)
     with DagsterInstance.ephemeral() as instance:
         for _ in range(12):
             before = slow_api.now
             context = build_sensor_context(instance=instance, cursor=cursor, resources={"siro_api": siro},
                                            definitions=_definitions(siro, tmp_path))
-            result = SENSOR.evaluate_tick(context)
+            result = sensor.evaluate_tick(context)
             tick_seconds.append(slow_api.now - before)
             cursor = result.cursor
-            requested_days |= {rr.partition_key or rr.tags[sensors.PARTITION_RANGE_START_TAG]
+            requested_days |= {rr.partition_key or rr.tags[PARTITION_RANGE_START_TAG]
                                for rr in result.run_requests or []}
             if SensorCursor.from_json(cursor).watermark >= max(u for _, u in truth):
                 break
@@ -121,7 +127,7 @@ def test_a_millisecond_shared_by_more_recordings_than_a_tick_can_list_is_walked_
 
     t, ids = find_tie(min_size=5)
     # Two rows a page and two pages a tick: the tie alone needs three pages.
-    tie_sensor = sensor_with(page_size=2, max_pages_per_tick=2)
+    tie_sensor = sensor_on(slow_api, page_size=2, max_pages_per_tick=2)
     siro = simulated_siro(t + timedelta(minutes=1), simulator_page_size_cap=2)
     lookback = timedelta(seconds=sensors.DEFAULT_LOOKBACK_SECONDS)
     cursor = SensorCursor(watermark=t + lookback).to_json()  # the listing starts exactly at the tie
@@ -153,10 +159,11 @@ def test_an_outage_in_the_middle_of_a_walk_keeps_the_complete_chunks_and_nothing
     # Twelve pages answer, then Siro is down for longer than the sensor's retries.
     siro = simulated_siro(now, simulator_page_size_cap=PAGE_CAP, simulator_fault_script=["ok"] * 12 + ["503"] * 50)
     lookback = timedelta(seconds=sensors.DEFAULT_LOOKBACK_SECONDS)
+    sensor = sensor_on(slow_api)
     with DagsterInstance.ephemeral() as instance:
         context = build_sensor_context(instance=instance, cursor=SensorCursor(watermark=start + lookback).to_json(),
                                        resources={"siro_api": siro}, definitions=_definitions(siro, tmp_path))
-        result = SENSOR.evaluate_tick(context)
+        result = sensor.evaluate_tick(context)
     watermark = SensorCursor.from_json(result.cursor).watermark
     assert start < watermark < now - timedelta(days=1)
     # Exactly the changes below the new watermark were requested: none skipped, none from
@@ -205,7 +212,7 @@ def test_a_dense_five_day_backlog_with_bulk_resyncs_drains_in_a_handful_of_ticks
     clock = FakeLatencyClock()
     api = _dense_backlog_api(clock, latency=0.3, recordings_per_day=900)
     monkeypatch.setattr(SimulatedSiroApiResource, "simulator_api", lambda self: api)
-    monkeypatch.setattr(sensors, "tick_clock", clock)
+    sensor = sensor_on(clock)
     walks = []
     walk_backlog = sensors.walk_backlog
 
@@ -232,7 +239,7 @@ def test_a_dense_five_day_backlog_with_bulk_resyncs_drains_in_a_handful_of_ticks
             before, requests_before = clock.now, api.request_count
             context = build_sensor_context(instance=instance, cursor=cursor, resources={"siro_api": siro},
                                            definitions=_definitions(siro, tmp_path))
-            cursor = SENSOR.evaluate_tick(context).cursor
+            cursor = sensor.evaluate_tick(context).cursor
             ticks.append((clock.now - before, api.request_count - requests_before, walks[-1].abandoned_pages))
             if walks[-1].reached_now:
                 break

@@ -8,6 +8,7 @@ Simulated time moves in steps; the sensor's wall clock is moved with it.
 
 from __future__ import annotations
 
+import sys
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -16,6 +17,7 @@ from dagster import DagsterInstance, DagsterRunStatus, Definitions, build_sensor
 from siro_assets.simulator.resource import SimulatedSiroApiResource
 from siro_assets.pipeline.automation import sensors
 from siro_assets.changes.change_tracking import SensorCursor
+from siro_assets.changes.tick_clock import TickClock
 from siro_assets.pipeline.automation.dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from siro_assets.pipeline.automation.jobs import (
     STEP_RETRY_POLICY,
@@ -25,7 +27,7 @@ from siro_assets.pipeline.automation.run_status import REQUEST_TAG
 from siro_assets.pipeline.resources import SiroApiResource, WarehouseResource
 from siro_assets.pipeline.writebacks.resource import CrmWritebackResource
 from tests.integration.test_sensor import WORLD, _definitions, days_of, find_late_link, query
-from tests.support import simulated_siro
+from tests.support import sensor_with, simulated_siro
 
 TICK = timedelta(minutes=5)
 
@@ -40,10 +42,14 @@ class FakeWallClock:
         return self.now
 
 
+SENSOR = sensors.recordings_updated_sensor
+
+
 @pytest.fixture
 def wall(monkeypatch) -> FakeWallClock:
+    """Every `tick` of the test runs the shipped sensor on this wall clock."""
     clock = FakeWallClock()
-    monkeypatch.setattr(sensors, "wall_clock", clock)
+    monkeypatch.setattr(sys.modules[__name__], "SENSOR", sensor_with(clock=TickClock(wall=clock)))
     return clock
 
 
@@ -63,7 +69,7 @@ def _job_without_step_pauses():
 def tick(instance, siro: SiroApiResource, cursor: str | None, tmp_path):
     context = build_sensor_context(instance=instance, cursor=cursor, resources={"siro_api": siro},
                                    definitions=_definitions(siro, tmp_path))
-    return sensors.recordings_updated_sensor.evaluate_tick(context)
+    return SENSOR.evaluate_tick(context)
 
 
 def launch(job, instance, run_request, siro: SiroApiResource, warehouse: WarehouseResource):

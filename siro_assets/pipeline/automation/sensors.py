@@ -5,23 +5,24 @@ request when idle; a backlog in `updatedAt` chunks within a time and page budget
 maps each to the day partition of its `createdAt`, and requests `siro_recordings_job`
 (the raw table and everything downstream) for exactly those days. Days stay pending in
 the cursor until a run covering them succeeds, and are requested again if their runs
-failed. The bookkeeping lives in `change_tracking.py`, `backlog_walk.py` and
-`pending_runs.py`; operator notes in `docs/SENSOR.md`.
+failed. A tick is four stages, each data in / data out but for what it reads from the
+instance: `walk_stage` (list), `plan_stage` (new changes by day), `review_stage` (the
+pending requests' runs) and `request_stage` (the ranges and the one new cursor). The
+bookkeeping lives in `siro_assets/changes/`; the requests in `sensor_requests.py`, the
+tick's log in `sensor_log.py`; operator notes in `docs/SENSOR.md`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone
-
 from dagster import (
+    DagsterInstance,
     DailyPartitionsDefinition,
     DefaultSensorStatus,
-    RunRequest,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -32,12 +33,13 @@ from dagster import (
 from ...changes.backlog_walk import DEFAULT_SPAN, TickBudget, Walk, walk_backlog
 from ...changes.change_tracking import ChangePlan, ChangeRange, SensorCursor, build_ranges, plan_changes, query_start
 from ...changes.sensor_cursor import TieWalk
-from .dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from ...changes.tick_clock import SYSTEM_CLOCK, TickClock
 from .jobs import recordings_job
 from ...changes.pending_runs import PendingReview, covers, next_pending, owed_since, review_pending
-from .run_status import REQUEST_TAG, queued_days, request_states
-from ..ingest.refresh import UPDATED_SINCE_TAG
-from ..partitions import day_start, partition_date, partition_key
+from .run_status import queued_days, request_states
+from .sensor_log import log_tick
+from .sensor_requests import run_requests_for
+from ..partitions import day_start, partition_date
 from ..resources import MissingTokenError, SiroApiResource
 from ..settings import DEFAULT_SETTINGS, PipelineSettings, SensorOptions
 from ...api_client import Page, RecordingsQuery, RetryPolicy, SiroClient, SiroError
@@ -55,21 +57,6 @@ SENSOR_ATTEMPTS = 3
 SENSOR_REQUEST_TIMEOUT = 5.0
 SENSOR_MAX_BACKOFF = 2.0
 
-CHANGES_TAG = "siro/changes"
-NEWEST_UPDATED_AT_TAG = "siro/newest_updated_at"
-CHANGED_DAYS_TAG = "siro/changed_days"
-RETRIED_DAYS_TAG = "siro/retried_days"
-
-# Injectable for tests: the tick's time budget runs on `tick_clock` (monotonic seconds),
-# the pending days' backoff on `wall_clock` (the clock Dagster's run records use).
-tick_clock: Callable[[], float] = time.monotonic
-
-
-def wall_clock() -> datetime:
-    """Now, by the wall clock."""
-    return datetime.now(timezone.utc)
-
-
 @dataclass(frozen=True)
 class SensorSettings:
     """Tick-time settings, from the component's `sensor:` attributes (`SensorOptions`):
@@ -77,21 +64,23 @@ class SensorSettings:
     visible late), `max_runs_per_tick` (changed days are merged into at most this many
     partition ranges, each one run), `page_size` (asked for; the server may cap it),
     `tick_seconds` (no page is started after this many seconds of listing; at most 40)
-    and `max_pages_per_tick`."""
+    and `max_pages_per_tick`; `clock` is the tick's `TickClock` (the settings' `clock`)."""
 
     lookback: timedelta
     max_runs: int
     page_size: int
     budget: TickBudget
+    clock: TickClock = SYSTEM_CLOCK
 
     @classmethod
-    def from_options(cls, options: SensorOptions, page_size: int) -> SensorSettings:
+    def from_options(cls, options: SensorOptions, page_size: int, clock: TickClock = SYSTEM_CLOCK) -> SensorSettings:
         """The tick settings of the component's `sensor:` attributes (validated there)."""
         return cls(
             lookback=timedelta(seconds=options.lookback_seconds),
             max_runs=options.max_runs_per_tick,
             page_size=page_size,
             budget=TickBudget(seconds=options.tick_seconds, pages=options.max_pages_per_tick),
+            clock=clock,
         )
 
 
@@ -150,12 +139,13 @@ def _walk(client: SiroClient, cursor: SensorCursor, since: datetime, now: dateti
     not partitions anyway)."""
     if cursor.tie is None:
         lister = _chunk_lister(client, settings.page_size, log)
-        return walk_backlog(lister, since, now, cursor.span, settings.budget, tick_clock, errors=(SiroError,))
+        return walk_backlog(lister, since, now, cursor.span, settings.budget, settings.clock.monotonic,
+                            errors=(SiroError,))
     tie = cursor.tie
     start = tie.created_from or day_start(first_day)
     lister = _tie_lister(client, tie.at, settings.page_size, log)
-    return walk_backlog(lister, start, tie.at + MS, tie.span, settings.budget, tick_clock, errors=(SiroError,),
-                        key=_created_at)
+    return walk_backlog(lister, start, tie.at + MS, tie.span, settings.budget, settings.clock.monotonic,
+                        errors=(SiroError,), key=_created_at)
 
 
 def _created_at(row: tuple[str, datetime, datetime]) -> datetime:
@@ -183,55 +173,6 @@ def _with_walk_progress(cursor: SensorCursor, planned: SensorCursor, walk: Walk)
     return replace(planned, seen=seen, tie=None, watermark=watermark, since=since)
 
 
-def _since_for(r: ChangeRange, owed: Mapping[date, datetime | None]) -> datetime | None:
-    """Where a changes-only run lists from: its oldest change, or the oldest change a
-    still-pending day among its days owes (None: one of them owes the whole day)."""
-    since = min(updated for _, updated in r.pairs)
-    for day in r.changed_days:
-        if day in owed:
-            if owed[day] is None:
-                return None
-            since = min(since, owed[day])
-    return since
-
-
-def run_requests_for(
-    ranges: Iterable[ChangeRange], owed: Mapping[date, datetime | None] | None = None
-) -> list[RunRequest]:
-    """One run request per range of days: a single day by `partition_key`, several days
-    as one run over a partition range (the `dagster/asset_partition_range_*` tags; every
-    asset in `siro_recordings_job` processes a whole range in one run). The run key is
-    also the `siro/request` tag, which the run's automatic retries inherit, so the
-    sensor can tell later whether the request succeeded. A range of new changes only
-    also carries `siro/updated_since`, so its run fetches just the changed recordings:
-    from its oldest change, or from the oldest change ``owed`` (`pending_runs.owed_since`)
-    by a day still pending, since this run replaces that day's request."""
-    owed = owed or {}
-    requests = []
-    for r in ranges:
-        tags = {
-            REQUEST_TAG: r.run_key,
-            CHANGES_TAG: str(r.count),
-            CHANGED_DAYS_TAG: str(len(r.changed_days)),
-        }
-        if r.newest_updated_at is not None:
-            tags[NEWEST_UPDATED_AT_TAG] = format_ts(r.newest_updated_at)
-        if r.retried:
-            tags[RETRIED_DAYS_TAG] = ",".join(partition_key(d) for d in r.retried)
-        elif r.pairs and (since := _since_for(r, owed)) is not None:
-            # Only changes: the run fetches what was updated since the oldest of them and
-            # upserts it (defs/ingest/refresh.py). A day requested again after a failed
-            # run has no such bound and is re-pulled whole.
-            tags[UPDATED_SINCE_TAG] = format_ts(since)
-        if r.first_day == r.last_day:
-            requests.append(RunRequest(run_key=r.run_key, partition_key=partition_key(r.first_day), tags=tags))
-        else:
-            tags[PARTITION_RANGE_START_TAG] = partition_key(r.first_day)
-            tags[PARTITION_RANGE_END_TAG] = partition_key(r.last_day)
-            requests.append(RunRequest(run_key=r.run_key, tags=tags))
-    return requests
-
-
 def _partition_bounds(partitions_def: DailyPartitionsDefinition) -> tuple[date, date | None]:
     # The last partition follows Dagster's wall clock (not the API's), because that is
     # the clock Dagster validates the requested partition keys against.
@@ -239,56 +180,10 @@ def _partition_bounds(partitions_def: DailyPartitionsDefinition) -> tuple[date, 
     return partitions_def.start.date(), partition_date(last) if last else None
 
 
-def _log_tick(
-    context: SensorEvaluationContext,
-    walk: Walk,
-    plan: ChangePlan,
-    review: PendingReview,
-    relied_on: dict[date, str],
-    ranges: list[ChangeRange],
-    requests: int,
-    tie: TieWalk | None,
-    first_day: date,
-) -> None:
-    drained = "backlog drained" if walk.reached_now else f"stopped early ({walk.stopped})"
-    listing = (
-        f"updatedAt >= {format_ts(plan.query_start)}" if tie is None
-        else f"updatedAt = {format_ts(tie.at)} by createdAt (a crowded millisecond)"
-    )
-    context.log.info(
-        f"Listed {plan.listed} recording(s) with {listing} in "
-        f"{walk.chunks} chunk(s), {walk.pages} page(s), {requests} request(s), {drained}: "
-        f"{plan.change_count} new change(s), {plan.duplicates} duplicate(s) dropped, "
-        f"{len(ranges)} run(s) requested."
-    )
-    if walk.tie_at is not None:
-        context.log.warning(
-            f"More recordings share updatedAt {format_ts(walk.tie_at)} than one tick can list: "
-            "the next ticks list that millisecond by createdAt, then go on."
-        )
-    if walk.abandoned_pages:
-        context.log.info(f"{walk.abandoned_pages} page(s) of a chunk too large for the budget were dropped; "
-                         f"next chunk width {walk.span}.")
-    for day, count in plan.skipped.items():
-        context.log.warning(
-            f"Skipping {count} change(s) to recordings created on {day}: outside the partitions "
-            f"definition (partitions_start {first_day}, last partition today)."
-        )
-    for day in sorted(review.due):
-        request = review.due[day]
-        context.log.warning(
-            f"Requesting {day} again (attempt {request.attempt + 1}): no run of request "
-            f"{request.key} succeeded."
-        )
-    if relied_on:
-        context.log.info(f"No new run for {len(relied_on)} day(s) already covered by a queued run: "
-                         + ", ".join(str(d) for d in sorted(relied_on)))
-
-
 def build_updated_sensor(settings: PipelineSettings, job: Any) -> SensorDefinition:
     """One instance's `updatedAt` sensor, requesting `job` on the instance's partitions."""
     api_key = settings.api_resource_key
-    tick_settings = SensorSettings.from_options(settings.sensor, settings.page_size)
+    tick_settings = SensorSettings.from_options(settings.sensor, settings.page_size, settings.clock)
     partitions_def = settings.partitions_def
 
     @sensor(
@@ -317,6 +212,61 @@ def build_updated_sensor(settings: PipelineSettings, job: Any) -> SensorDefiniti
     return recordings_updated_sensor
 
 
+@dataclass(frozen=True)
+class Review:
+    """The review stage's verdict: the pending days' states, the oldest change each day
+    owes, and the days left to a queued run that already covers them (day -> its key)."""
+
+    pending: PendingReview
+    owed: dict[date, datetime | None]
+    relied_on: dict[date, str]
+
+
+def walk_stage(client: SiroClient, cursor: SensorCursor, since: datetime, now: datetime,
+               settings: SensorSettings, first_day: date, log) -> tuple[Walk, int]:
+    """List this tick's backlog (or crowded millisecond); the walk and the requests it took."""
+    with client:
+        walk = _walk(client, cursor, since, now, settings, first_day, log)
+        return walk, client.stats.requests
+
+
+def plan_stage(cursor: SensorCursor, walk: Walk, now: datetime, settings: SensorSettings,
+               bounds: tuple[date, date | None]) -> tuple[ChangePlan, SensorCursor]:
+    """The walk's new changes by day, and the cursor past them (pending days not yet updated)."""
+    plan, planned = plan_changes(
+        cursor, walk.rows, now, settings.lookback, first_day=bounds[0], last_day=bounds[1],
+        listed_through=walk.listed_through if cursor.tie is None else None,
+    )
+    return plan, _with_walk_progress(cursor, planned, walk)
+
+
+def review_stage(instance: DagsterInstance, job_name: str, cursor: SensorCursor, plan: ChangePlan,
+                 wall: datetime) -> Review:
+    """Read the runs of the pending requests and the queued runs back from `instance`."""
+    review = review_pending(cursor.pending, request_states(instance, {p.key for p in cursor.pending.values()}), wall)
+    # The oldest change each day owes: a run that replaces a day's request, or a queued
+    # run the day is left to, must list from there (docs/SENSOR.md, "What a pending day owes").
+    owed = owed_since(review, {d: min(u for _, u in p.pairs) for d, p in plan.partitions.items()})
+    queued = queued_days(instance, job_name) if plan.partitions or review.due else {}
+    relied_on = {
+        d: queued[d].key for d in [*plan.partitions, *review.due] if d in queued and covers(queued[d].since, owed[d])
+    }
+    return Review(review, owed, relied_on)
+
+
+def request_stage(plan: ChangePlan, review: Review, cursor: SensorCursor, planned: SensorCursor,
+                  max_runs: int, wall: datetime) -> tuple[list[ChangeRange], SensorCursor]:
+    """The ranges to request this tick, and the one new cursor (with its pending days)."""
+    ranges = build_ranges(
+        {d: p for d, p in plan.partitions.items() if d not in review.relied_on},
+        {d: p for d, p in review.pending.due.items() if d not in review.relied_on},
+        max_runs,
+    )
+    requested = {d: r.run_key for r in ranges for d in r.requested_days}
+    pending = next_pending(review.pending, requested, review.relied_on, cursor.pending, wall, review.owed)
+    return ranges, replace(planned, pending=pending)
+
+
 def evaluate_tick(
     context: SensorEvaluationContext,
     siro_api: SiroApiResource,
@@ -326,44 +276,21 @@ def evaluate_tick(
 ):
     """One tick: walk the backlog, plan the changes, review pending days, request runs."""
     cursor = SensorCursor.from_json(context.cursor)
-    now, wall = siro_api.now(), wall_clock()
+    now, wall = siro_api.now(), settings.clock.wall()
     since = query_start(cursor, now, settings.lookback)
     kept = format_ts(cursor.watermark) if cursor.watermark else f"none yet (listing from {format_ts(since)})"
     try:
         client = siro_api.client(retry=sensor_retry_policy(siro_api), timeout=SENSOR_REQUEST_TIMEOUT)
     except MissingTokenError as err:
         return SkipReason(f"Siro API error, cursor kept at watermark {kept}: {err}")
-    with client:
-        walk = _walk(client, cursor, since, now, settings, partitions_def.start.date(), context.log)
-        requests = client.stats.requests
-
-    first_day, last_day = _partition_bounds(partitions_def)
-    plan, new_cursor = plan_changes(
-        cursor, walk.rows, now, settings.lookback,
-        first_day=first_day, last_day=last_day, listed_through=walk.listed_through if cursor.tie is None else None,
-    )
-    new_cursor = _with_walk_progress(cursor, new_cursor, walk)
-    review = review_pending(
-        cursor.pending, request_states(context.instance, {p.key for p in cursor.pending.values()}), wall
-    )
-    # The oldest change each day owes: a run that replaces a day's request, or a queued
-    # run the day is left to, must list from there (docs/SENSOR.md, "What a pending day owes").
-    owed = owed_since(review, {d: min(u for _, u in p.pairs) for d, p in plan.partitions.items()})
-    queued = queued_days(context.instance, job_name) if plan.partitions or review.due else {}
-    relied_on = {
-        d: queued[d].key for d in [*plan.partitions, *review.due] if d in queued and covers(queued[d].since, owed[d])
-    }
-    ranges = build_ranges(
-        {d: p for d, p in plan.partitions.items() if d not in relied_on},
-        {d: p for d, p in review.due.items() if d not in relied_on},
-        settings.max_runs,
-    )
-    requested = {d: r.run_key for r in ranges for d in r.requested_days}
-    pending = next_pending(review, requested, relied_on, cursor.pending, wall, owed)
-    new_cursor = replace(new_cursor, pending=pending)
-    _log_tick(context, walk, plan, review, relied_on, ranges, requests, cursor.tie, first_day)
+    walk, requests = walk_stage(client, cursor, since, now, settings, partitions_def.start.date(), context.log)
+    bounds = _partition_bounds(partitions_def)
+    plan, planned = plan_stage(cursor, walk, now, settings, bounds)
+    review = review_stage(context.instance, job_name, cursor, plan, wall)
+    ranges, new_cursor = request_stage(plan, review, cursor, planned, settings.max_runs, wall)
+    log_tick(context.log, walk, plan, review.pending, review.relied_on, ranges, requests, cursor.tie, bounds[0])
     if ranges:
-        return SensorResult(run_requests=run_requests_for(ranges, owed), cursor=new_cursor.to_json())
+        return SensorResult(run_requests=run_requests_for(ranges, review.owed), cursor=new_cursor.to_json())
     # The client keeps the token out of every error it raises, so it is safe to show.
     if walk.error is not None and walk.chunks == 0:
         reason = f"Siro API error, cursor kept at watermark {kept}: {walk.error}"
