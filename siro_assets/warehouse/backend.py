@@ -21,7 +21,7 @@ SQL on it. What DuckLake needs differently lives here and only here:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TypeVar
@@ -97,6 +97,49 @@ _COLUMN_CONSTRAINT = re.compile(r"\s+(?:PRIMARY\s+KEY|UNIQUE)\b", re.IGNORECASE)
 def without_key_constraints(ddl: str) -> str:
     """`ddl` without PRIMARY KEY / UNIQUE constraints, which DuckLake refuses."""
     return _COLUMN_CONSTRAINT.sub("", _TABLE_CONSTRAINT.sub("", ddl))
+
+
+def create_keyed_table(con: duckdb.DuckDBPyConnection, ddl: str) -> None:
+    """Run `ddl` (CREATE TABLE IF NOT EXISTS with a PRIMARY KEY); on a lake without the key,
+    which `upsert_sql` then enforces by MERGE INTO."""
+    con.execute(without_key_constraints(ddl) if is_lake(con) else ddl)
+
+
+def upsert(
+    con: duckdb.DuckDBPyConnection, table: str, *, columns: Sequence[str], source: str, key: Sequence[str],
+    params: Mapping[str, object], updates: str | None = None, where: str | None = None,
+    returning_keys: bool = False,
+) -> list[tuple]:
+    """Upsert `source` (a SELECT of `columns`, in order, with `params`) into `table` keyed by `key`.
+
+    `updates` (a SET list; None: keep the stored row) and `where` (when to update) see the
+    new row as `excluded` and the stored one as `table`. With `returning_keys`, returns the
+    keys of the rows inserted or updated. A file runs INSERT ... ON CONFLICT on the table's
+    PRIMARY KEY; a lake has no keys and runs MERGE INTO on `key`, and since DuckLake has no
+    RETURNING, reads those keys first (in the caller's transaction, so the same rows).
+    """
+    cols = ", ".join(columns)
+    keys = ", ".join(f"{table}.{k}" for k in key)
+    if not is_lake(con):
+        action = (f"DO UPDATE SET {updates}" + (f" WHERE {where}" if where else "")) if updates else "DO NOTHING"
+        tail = f"\nRETURNING {keys}" if returning_keys else ""
+        return con.execute(
+            f"INSERT INTO {table} ({cols})\n{source}\nON CONFLICT ({', '.join(key)}) {action}{tail}", params
+        ).fetchall()
+    match = " AND ".join(f"{table}.{k} = excluded.{k}" for k in key)
+    using = f"({source}) AS excluded({cols})"
+    claimed: list[tuple] = []
+    if returning_keys:
+        kept = f" OR ({where})" if (updates and where) else ("" if not updates else " OR true")
+        claimed = con.execute(
+            f"SELECT {', '.join(f'excluded.{k}' for k in key)} FROM {using} LEFT JOIN {table} ON {match} "
+            f"WHERE {table}.{key[0]} IS NULL{kept}", params
+        ).fetchall()
+    matched = f"WHEN MATCHED{f' AND ({where})' if where else ''} THEN UPDATE SET {updates}\n" if updates else ""
+    values = ", ".join(f"excluded.{c}" for c in columns)
+    con.execute(f"MERGE INTO {table} USING {using} ON {match}\n{matched}"
+                f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({values})", params)
+    return claimed
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
@@ -178,9 +221,11 @@ def create_day_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: s
 __all__ = [
     "claim_table",
     "create_day_table",
+    "create_keyed_table",
     "create_schema",
     "lake_settings_from_env",
     "open_warehouse",
+    "upsert",
     "warehouse_connection",
     "without_key_constraints",
     "write_transaction",
