@@ -25,7 +25,8 @@ from datetime import datetime, timedelta
 
 import duckdb
 
-from ..warehouse.backend import create_keyed_table, upsert
+from ..warehouse.backend import create_keyed_table, upsert, write_transaction
+from ..warehouse.lake import is_lake
 from ..warehouse.schema import SCHEMA
 
 LEASE_TABLE = f"{SCHEMA}.crm_delivery_lease"
@@ -40,6 +41,19 @@ _NAME = "delivery"
 
 # Take the lease if it is free, expired or already ours; otherwise leave it as it is.
 _LEASE_COLUMNS = ("lease", "run_id", "acquired_at", "renewed_at", "expires_at")
+
+
+def _in_transaction(con: duckdb.DuckDBPyConnection, work: Callable[[], None]) -> None:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        work()
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # a failed COMMIT already ended the transaction; its error is the one to raise
+        raise
 
 
 def _take(con: duckdb.DuckDBPyConnection, params: dict) -> None:
@@ -74,7 +88,12 @@ class LeaseHeld(RuntimeError):
 def take(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime, ttl: float) -> tuple[str, datetime]:
     """Take or renew the lease for `run_id` if it is free, expired or ours; returns (holder, expiry)."""
     create_keyed_table(con, LEASE_DDL)
-    _take(con, {"lease": _NAME, "run": run_id, "now": now, "expires": now + timedelta(seconds=ttl)})
+    params = {"lease": _NAME, "run": run_id, "now": now, "expires": now + timedelta(seconds=ttl)}
+    if is_lake(con):
+        # Two runs taking a free lease at once: one loses the COMMIT, re-runs and sees the winner.
+        write_transaction(lambda: _in_transaction(con, lambda: _take(con, params)))
+    else:
+        _take(con, params)
     holder, expires = con.execute(
         f"SELECT run_id, expires_at FROM {LEASE_TABLE} WHERE lease = ?", [_NAME]).fetchall()[0]
     return holder, expires

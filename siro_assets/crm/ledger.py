@@ -20,7 +20,7 @@ import duckdb
 
 from ..transforms import latest_writes_sql
 from ..transforms.writeback_plan import CRM_WRITEBACK_PLAN
-from ..warehouse.backend import create_keyed_table, upsert
+from ..warehouse.backend import create_keyed_table, upsert, write_transaction
 from ..warehouse.schema import SCHEMA, ensure_schema
 from .lease import LEASE_DDL, LIVE_HOLDER_SQL
 from .writes import DELIVERED, FAILED, REJECTED, SKIPPED_UNCHANGED, FieldWrite, Outcome
@@ -141,13 +141,20 @@ def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _transaction(con: duckdb.DuckDBPyConnection, work) -> None:
-    con.execute("BEGIN TRANSACTION")
-    try:
-        work()
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    def once() -> None:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            work()
+            con.execute("COMMIT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # a failed COMMIT already ended the transaction; its error is the one to raise
+            raise
+
+    # On a lake a concurrent writer may win the commit: the whole transaction re-runs.
+    write_transaction(once)
 
 
 # Whether a plan row's connection opts in to clears: its own routing entry decides, else
@@ -373,7 +380,7 @@ def record_intent(
         # DuckDB takes no subquery in DO UPDATE: read the holder first, in the same transaction.
         holder = con.execute(f"SELECT {LIVE_HOLDER_SQL}", {"now": now}).fetchall()[0][0]
         # RETURNING gives the rows inserted or updated: those the WHERE kept are not ours.
-        claimed.extend(_upsert_intents(con, {"rows": json.dumps(rows, default=str), "holder": holder}))
+        claimed[:] = (_upsert_intents(con, {"rows": json.dumps(rows, default=str), "holder": holder}))
 
     _transaction(con, work)
     return set(claimed)

@@ -101,8 +101,12 @@ def without_key_constraints(ddl: str) -> str:
 
 def create_keyed_table(con: duckdb.DuckDBPyConnection, ddl: str) -> None:
     """Run `ddl` (CREATE TABLE IF NOT EXISTS with a PRIMARY KEY); on a lake without the key,
-    which `upsert_sql` then enforces by MERGE INTO."""
-    con.execute(without_key_constraints(ddl) if is_lake(con) else ddl)
+    which `upsert` then keeps by MERGE INTO, with the table's write-guard row (`claim_table`)."""
+    if not is_lake(con):
+        con.execute(ddl)
+        return
+    name = re.search(r"CREATE TABLE IF NOT EXISTS\s+(\S+)", ddl, re.IGNORECASE).group(1)
+    _create_lake_table(con, without_key_constraints(ddl), name, partitioned=False)
 
 
 def upsert(
@@ -126,6 +130,9 @@ def upsert(
         return con.execute(
             f"INSERT INTO {table} ({cols})\n{source}\nON CONFLICT ({', '.join(key)}) {action}{tail}", params
         ).fetchall()
+    # Two MERGEs inserting the same new key would both commit (no key to collide on):
+    # the guard row makes them conflict at COMMIT instead, and the later one re-runs.
+    claim_table(con, table)
     match = " AND ".join(f"{table}.{k} = excluded.{k}" for k in key)
     using = f"({source}) AS excluded({cols})"
     claimed: list[tuple] = []
@@ -193,7 +200,10 @@ def create_day_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: s
     if not is_lake(con):
         con.execute(ddl)
         return
+    _create_lake_table(con, ddl, qualified_name, partitioned=True)
 
+
+def _create_lake_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: str, *, partitioned: bool) -> None:
     def create() -> None:
         if _table_exists(con, qualified_name):
             return  # no statement at all: even a no-op CREATE would be one more catalog write
@@ -203,7 +213,8 @@ def create_day_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: s
             if not _table_exists(con, GUARD_TABLE):
                 con.execute(f"CREATE TABLE {GUARD_TABLE} (table_name VARCHAR NOT NULL, writes BIGINT NOT NULL)")
             con.execute(without_key_constraints(ddl))
-            con.execute(f"ALTER TABLE {qualified_name} SET PARTITIONED BY (partition_date)")
+            if partitioned:
+                con.execute(f"ALTER TABLE {qualified_name} SET PARTITIONED BY (partition_date)")
             # Created with the table, in one transaction: a concurrent creator conflicts, so
             # there is exactly one guard row per table.
             con.execute(f"INSERT INTO {GUARD_TABLE} VALUES (?, 0)", [qualified_name])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import duckdb
 import pytest
 
 from siro_assets.crm.lease import LEASE_TABLE, take
@@ -49,3 +50,29 @@ def test_intents_and_acknowledgements_recorded_twice_read_back_once_on_the_lake(
         assert con.execute(f"SELECT lease, run_id, acquired_at FROM {LEASE_TABLE}").fetchall() == [("delivery", RUN, T0)]
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("lake", ["directory"], indirect=True)
+def test_two_writers_queueing_the_same_new_delivery_at_once_leave_one_row(lake):
+    # No PRIMARY KEY on a lake: without the write guard both inserts would commit.
+    first, second = open_warehouse(lake=lake), open_warehouse(lake=lake)
+    try:
+        ensure_ledger(first)
+        first.execute("BEGIN TRANSACTION")
+        _upsert_outbox(first, WRITES[:1])  # inside the open transaction, not yet committed
+        queue_outbox(second, WRITES[:1], "run-b", T0)  # commits first
+        with pytest.raises(duckdb.Error):
+            first.execute("COMMIT")  # the loser's whole transaction is what `_transaction` re-runs
+        assert second.execute(f"SELECT count(*), any_value(run_id) FROM {OUTBOX_TABLE}").fetchall() == [(1, "run-b")]
+    finally:
+        first.close()
+        second.close()
+
+
+def _upsert_outbox(con, writes):
+    from siro_assets.crm import ledger
+
+    rows = [dict(key=w.delivery_key, now=T0.isoformat(), run=RUN, c=w.connection_id, o=w.object_type,
+                 model=w.crm_model_name, e=w.external_id, name=w.crm_field_name, value=w.value_json,
+                 rec=w.recording_id) for w in writes]
+    ledger._upsert_outbox(con, rows)
