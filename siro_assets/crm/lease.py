@@ -25,6 +25,8 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from ..warehouse.backend import create_keyed_table, upsert, write_transaction
+from ..warehouse.lake import is_lake
 from ..warehouse.schema import SCHEMA
 
 LEASE_TABLE = f"{SCHEMA}.crm_delivery_lease"
@@ -38,14 +40,32 @@ LEASE_DDL = f"""CREATE TABLE IF NOT EXISTS {LEASE_TABLE} (
 _NAME = "delivery"
 
 # Take the lease if it is free, expired or already ours; otherwise leave it as it is.
-_TAKE = f"""
-INSERT INTO {LEASE_TABLE} VALUES ($lease, $run, $now, $now, $expires)
-ON CONFLICT (lease) DO UPDATE SET
-    acquired_at = CASE WHEN {LEASE_TABLE}.run_id = excluded.run_id THEN {LEASE_TABLE}.acquired_at
+_LEASE_COLUMNS = ("lease", "run_id", "acquired_at", "renewed_at", "expires_at")
+
+
+def _in_transaction(con: duckdb.DuckDBPyConnection, work: Callable[[], None]) -> None:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        work()
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # a failed COMMIT already ended the transaction; its error is the one to raise
+        raise
+
+
+def _take(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+    upsert(
+        con, table=LEASE_TABLE, params=params, columns=_LEASE_COLUMNS, key=("lease",),
+        source="SELECT $lease, $run, $now::TIMESTAMPTZ, $now::TIMESTAMPTZ, $expires::TIMESTAMPTZ",
+        updates=f"""acquired_at = CASE WHEN {LEASE_TABLE}.run_id = excluded.run_id THEN {LEASE_TABLE}.acquired_at
                        ELSE excluded.acquired_at END,
-    run_id = excluded.run_id, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at
-WHERE {LEASE_TABLE}.run_id = excluded.run_id OR {LEASE_TABLE}.expires_at <= excluded.renewed_at
-"""
+    run_id = excluded.run_id, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at""",
+        where=f"{LEASE_TABLE}.run_id = excluded.run_id OR {LEASE_TABLE}.expires_at <= excluded.renewed_at",
+    )
+
 
 #: The run holding an unexpired lease at `$now` (none when free or expired), as SQL.
 LIVE_HOLDER_SQL = f"(SELECT run_id FROM {LEASE_TABLE} WHERE lease = '{_NAME}' AND expires_at > $now)"
@@ -67,8 +87,13 @@ class LeaseHeld(RuntimeError):
 
 def take(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime, ttl: float) -> tuple[str, datetime]:
     """Take or renew the lease for `run_id` if it is free, expired or ours; returns (holder, expiry)."""
-    con.execute(LEASE_DDL)
-    con.execute(_TAKE, {"lease": _NAME, "run": run_id, "now": now, "expires": now + timedelta(seconds=ttl)})
+    create_keyed_table(con, LEASE_DDL)
+    params = {"lease": _NAME, "run": run_id, "now": now, "expires": now + timedelta(seconds=ttl)}
+    if is_lake(con):
+        # Two runs taking a free lease at once: one loses the COMMIT, re-runs and sees the winner.
+        write_transaction(lambda: _in_transaction(con, lambda: _take(con, params)))
+    else:
+        _take(con, params)
     holder, expires = con.execute(
         f"SELECT run_id, expires_at FROM {LEASE_TABLE} WHERE lease = ?", [_NAME]).fetchall()[0]
     return holder, expires
@@ -76,7 +101,7 @@ def take(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime, ttl: float)
 
 def release(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Give the lease up, if `run_id` still holds it."""
-    con.execute(LEASE_DDL)
+    create_keyed_table(con, LEASE_DDL)
     con.execute(f"DELETE FROM {LEASE_TABLE} WHERE lease = ? AND run_id = ?", [_NAME, run_id])
 
 

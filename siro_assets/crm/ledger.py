@@ -20,6 +20,7 @@ import duckdb
 
 from ..transforms import latest_writes_sql
 from ..transforms.writeback_plan import CRM_WRITEBACK_PLAN
+from ..warehouse.backend import create_keyed_table, upsert, write_transaction
 from ..warehouse.schema import SCHEMA, ensure_schema
 from .lease import LEASE_DDL, LIVE_HOLDER_SQL
 from .writes import DELIVERED, FAILED, REJECTED, SKIPPED_UNCHANGED, FieldWrite, Outcome
@@ -136,17 +137,24 @@ def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     ensure_schema(con)
     con.execute(CRM_WRITEBACK_PLAN.ddl())
     for statement in DDL:
-        con.execute(statement)
+        create_keyed_table(con, statement)
 
 
 def _transaction(con: duckdb.DuckDBPyConnection, work) -> None:
-    con.execute("BEGIN TRANSACTION")
-    try:
-        work()
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    def once() -> None:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            work()
+            con.execute("COMMIT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # a failed COMMIT already ended the transaction; its error is the one to raise
+            raise
+
+    # On a lake a concurrent writer may win the commit: the whole transaction re-runs.
+    write_transaction(once)
 
 
 # Whether a plan row's connection opts in to clears: its own routing entry decides, else
@@ -334,19 +342,21 @@ _V = "VARCHAR"
 _INTENT_SHAPE = {k: _V for k in ("c", "o", "e", "f", "name", "value", "rec", "key", "run", "now")}
 # Another live run's intent (its run holds the lease) is never overwritten: that run is
 # sending the field, and its outcome is what the ledger must get.
-_INTENT = f"""
-INSERT INTO {STATE_TABLE} ({_FIELD}, crm_field_name, pending_value, pending_recording_id,
-                           pending_delivery_key, pending_run_id, pending_since)
-SELECT c, o, e, f, name, value::JSON, rec, key, run, now::TIMESTAMPTZ FROM {_rows(_INTENT_SHAPE)}
-ON CONFLICT ({_FIELD}) DO UPDATE SET
-    crm_field_name = excluded.crm_field_name, pending_value = excluded.pending_value,
+_INTENT_COLUMNS = (*_FIELD.split(", "), "crm_field_name", "pending_value", "pending_recording_id",
+                   "pending_delivery_key", "pending_run_id", "pending_since")
+
+
+def _upsert_intents(con: duckdb.DuckDBPyConnection, params: dict) -> list[tuple]:
+    return upsert(
+        con, params=params, returning_keys=True, table=STATE_TABLE, columns=_INTENT_COLUMNS, key=_FIELD.split(", "),
+        source=f"SELECT c, o, e, f, name, value::JSON, rec, key, run, now::TIMESTAMPTZ FROM {_rows(_INTENT_SHAPE)}",
+        updates="""crm_field_name = excluded.crm_field_name, pending_value = excluded.pending_value,
     pending_recording_id = excluded.pending_recording_id,
     pending_delivery_key = excluded.pending_delivery_key,
-    pending_run_id = excluded.pending_run_id, pending_since = excluded.pending_since
-WHERE {STATE_TABLE}.pending_run_id IS NULL OR {STATE_TABLE}.pending_run_id = excluded.pending_run_id
-   OR {STATE_TABLE}.pending_run_id IS DISTINCT FROM $holder
-RETURNING {_FIELD}
-"""
+    pending_run_id = excluded.pending_run_id, pending_since = excluded.pending_since""",
+        where=f"""{STATE_TABLE}.pending_run_id IS NULL OR {STATE_TABLE}.pending_run_id = excluded.pending_run_id
+   OR {STATE_TABLE}.pending_run_id IS DISTINCT FROM $holder""",
+    )
 
 
 def record_intent(
@@ -370,7 +380,7 @@ def record_intent(
         # DuckDB takes no subquery in DO UPDATE: read the holder first, in the same transaction.
         holder = con.execute(f"SELECT {LIVE_HOLDER_SQL}", {"now": now}).fetchall()[0][0]
         # RETURNING gives the rows inserted or updated: those the WHERE kept are not ours.
-        claimed.extend(con.execute(_INTENT, {"rows": json.dumps(rows, default=str), "holder": holder}).fetchall())
+        claimed[:] = (_upsert_intents(con, {"rows": json.dumps(rows, default=str), "holder": holder}))
 
     _transaction(con, work)
     return set(claimed)
@@ -381,34 +391,36 @@ _OUTCOME_SHAPE = {**{k: _V for k in ("c", "o", "e", "f", "name", "value", "rec",
 
 # One row per outcome. In `excluded`, `deliveries` is 1 for a delivery and 0 otherwise,
 # which is how the update below tells them apart.
-_OUTCOME = f"""
-INSERT INTO {STATE_TABLE} ({_FIELD}, crm_field_name, acked_value, acked_recording_id,
-    acked_delivery_key, acked_at, deliveries, last_outcome, last_value, last_recording_id,
-    last_http_status, last_error_code, last_error_message, last_fingerprint, last_attempt_at)
-SELECT c, o, e, f, name,
+_OUTCOME_COLUMNS = ('integration_connection_id', 'object_type', 'external_id', 'field_key', 'crm_field_name', 'acked_value', 'acked_recording_id', 'acked_delivery_key', 'acked_at', 'deliveries', 'last_outcome', 'last_value', 'last_recording_id', 'last_http_status', 'last_error_code', 'last_error_message', 'last_fingerprint', 'last_attempt_at')
+
+
+def _upsert_outcomes(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
+    # A failure leaves the CRM's value unknown (the write may have landed): keep the intent.
+    upsert(
+        con, table=STATE_TABLE, params={"rows": json.dumps(rows, default=str)}, columns=_OUTCOME_COLUMNS, key=_FIELD.split(", "),
+        source=f"""SELECT c, o, e, f, name,
        CASE WHEN delivered THEN value::JSON END, CASE WHEN delivered THEN rec END,
        CASE WHEN delivered THEN key END, CASE WHEN delivered THEN now::TIMESTAMPTZ END,
        CASE WHEN delivered THEN 1 ELSE 0 END,
        outcome, value::JSON, rec, status, code, message, fp, now::TIMESTAMPTZ
-FROM {_rows(_OUTCOME_SHAPE)}
-ON CONFLICT ({_FIELD}) DO UPDATE SET
-    crm_field_name = excluded.crm_field_name,
-    acked_value = CASE WHEN excluded.deliveries = 1 THEN excluded.last_value ELSE acked_value END,
-    acked_recording_id = CASE WHEN excluded.deliveries = 1 THEN excluded.last_recording_id ELSE acked_recording_id END,
-    acked_delivery_key = CASE WHEN excluded.deliveries = 1 THEN excluded.acked_delivery_key ELSE acked_delivery_key END,
-    acked_at = CASE WHEN excluded.deliveries = 1 THEN excluded.last_attempt_at ELSE acked_at END,
-    deliveries = deliveries + excluded.deliveries,
-    -- A failure leaves the CRM's value unknown (the write may have landed): keep the intent.
-    pending_value = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_value END,
-    pending_recording_id = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_recording_id END,
-    pending_delivery_key = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_delivery_key END,
-    pending_run_id = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_run_id END,
-    pending_since = CASE WHEN excluded.last_outcome = '{FAILED}' THEN pending_since END,
+FROM {_rows(_OUTCOME_SHAPE)}""",
+        updates=f"""    crm_field_name = excluded.crm_field_name,
+    acked_value = CASE WHEN excluded.deliveries = 1 THEN excluded.last_value ELSE {STATE_TABLE}.acked_value END,
+    acked_recording_id = CASE WHEN excluded.deliveries = 1 THEN excluded.last_recording_id ELSE {STATE_TABLE}.acked_recording_id END,
+    acked_delivery_key = CASE WHEN excluded.deliveries = 1 THEN excluded.acked_delivery_key ELSE {STATE_TABLE}.acked_delivery_key END,
+    acked_at = CASE WHEN excluded.deliveries = 1 THEN excluded.last_attempt_at ELSE {STATE_TABLE}.acked_at END,
+    deliveries = {STATE_TABLE}.deliveries + excluded.deliveries,
+    pending_value = CASE WHEN excluded.last_outcome = '{FAILED}' THEN {STATE_TABLE}.pending_value END,
+    pending_recording_id = CASE WHEN excluded.last_outcome = '{FAILED}' THEN {STATE_TABLE}.pending_recording_id END,
+    pending_delivery_key = CASE WHEN excluded.last_outcome = '{FAILED}' THEN {STATE_TABLE}.pending_delivery_key END,
+    pending_run_id = CASE WHEN excluded.last_outcome = '{FAILED}' THEN {STATE_TABLE}.pending_run_id END,
+    pending_since = CASE WHEN excluded.last_outcome = '{FAILED}' THEN {STATE_TABLE}.pending_since END,
     last_outcome = excluded.last_outcome, last_value = excluded.last_value,
     last_recording_id = excluded.last_recording_id, last_http_status = excluded.last_http_status,
     last_error_code = excluded.last_error_code, last_error_message = excluded.last_error_message,
-    last_fingerprint = excluded.last_fingerprint, last_attempt_at = excluded.last_attempt_at
-"""
+    last_fingerprint = excluded.last_fingerprint, last_attempt_at = excluded.last_attempt_at""",
+    )
+
 
 _LOG_SHAPE = {**{k: _V for k in ("now", "run", "sink", "c", "o", "e", "name", "value", "rec", "pd", "outcome", "code",
                                  "message", "key")}, "status": "INTEGER"}
@@ -444,7 +456,7 @@ def record_outcomes(
     def work() -> None:
         _run(con, _LOG, rows)
         if update_state:
-            _run(con, _OUTCOME, rows)
+            _upsert_outcomes(con, rows)
 
     _transaction(con, work)
 
@@ -473,11 +485,15 @@ def log_orphans(con: duckdb.DuckDBPyConnection, orphans: Sequence[tuple], run_id
 
 
 _OUTBOX_SHAPE = {k: _V for k in ("key", "now", "run", "c", "o", "model", "e", "name", "value", "rec")}
-_OUTBOX = f"""
-INSERT INTO {OUTBOX_TABLE}
-SELECT key, now::TIMESTAMPTZ, run, c, o, model, e, name, value::JSON, rec FROM {_rows(_OUTBOX_SHAPE)}
-ON CONFLICT DO NOTHING
-"""
+_OUTBOX_COLUMNS = ("delivery_key", "queued_at", "run_id", "integration_connection_id", "object_type",
+                   "crm_model_name", "external_id", "crm_field_name", "value", "recording_id")
+
+
+def _upsert_outbox(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
+    upsert(
+        con, table=OUTBOX_TABLE, params={"rows": json.dumps(rows, default=str)}, columns=_OUTBOX_COLUMNS, key=("delivery_key",),
+        source=f"SELECT key, now::TIMESTAMPTZ, run, c, o, model, e, name, value::JSON, rec FROM {_rows(_OUTBOX_SHAPE)}",
+    )
 
 
 def queue_outbox(con: duckdb.DuckDBPyConnection, writes: Sequence[FieldWrite], run_id: str | None, now: datetime) -> None:
@@ -487,7 +503,7 @@ def queue_outbox(con: duckdb.DuckDBPyConnection, writes: Sequence[FieldWrite], r
              model=w.crm_model_name, e=w.external_id, name=w.crm_field_name, value=w.value_json, rec=w.recording_id)
         for w in writes
     ]
-    _transaction(con, lambda: _run(con, _OUTBOX, rows))
+    _transaction(con, lambda: _upsert_outbox(con, rows))
 
 
 # Fields whose current target the CRM rejected or failed on: what the writeback check reports.

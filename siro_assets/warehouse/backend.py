@@ -21,7 +21,7 @@ SQL on it. What DuckLake needs differently lives here and only here:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TypeVar
@@ -99,6 +99,56 @@ def without_key_constraints(ddl: str) -> str:
     return _COLUMN_CONSTRAINT.sub("", _TABLE_CONSTRAINT.sub("", ddl))
 
 
+def create_keyed_table(con: duckdb.DuckDBPyConnection, ddl: str) -> None:
+    """Run `ddl` (CREATE TABLE IF NOT EXISTS with a PRIMARY KEY); on a lake without the key,
+    which `upsert` then keeps by MERGE INTO, with the table's write-guard row (`claim_table`)."""
+    if not is_lake(con):
+        con.execute(ddl)
+        return
+    name = re.search(r"CREATE TABLE IF NOT EXISTS\s+(\S+)", ddl, re.IGNORECASE).group(1)
+    _create_lake_table(con, without_key_constraints(ddl), name, partitioned=False)
+
+
+def upsert(
+    con: duckdb.DuckDBPyConnection, table: str, *, columns: Sequence[str], source: str, key: Sequence[str],
+    params: Mapping[str, object], updates: str | None = None, where: str | None = None,
+    returning_keys: bool = False,
+) -> list[tuple]:
+    """Upsert `source` (a SELECT of `columns`, in order, with `params`) into `table` keyed by `key`.
+
+    `updates` (a SET list; None: keep the stored row) and `where` (when to update) see the
+    new row as `excluded` and the stored one as `table`. With `returning_keys`, returns the
+    keys of the rows inserted or updated. A file runs INSERT ... ON CONFLICT on the table's
+    PRIMARY KEY; a lake has no keys and runs MERGE INTO on `key`, and since DuckLake has no
+    RETURNING, reads those keys first (in the caller's transaction, so the same rows).
+    """
+    cols = ", ".join(columns)
+    keys = ", ".join(f"{table}.{k}" for k in key)
+    if not is_lake(con):
+        action = (f"DO UPDATE SET {updates}" + (f" WHERE {where}" if where else "")) if updates else "DO NOTHING"
+        tail = f"\nRETURNING {keys}" if returning_keys else ""
+        return con.execute(
+            f"INSERT INTO {table} ({cols})\n{source}\nON CONFLICT ({', '.join(key)}) {action}{tail}", params
+        ).fetchall()
+    # Two MERGEs inserting the same new key would both commit (no key to collide on):
+    # the guard row makes them conflict at COMMIT instead, and the later one re-runs.
+    claim_table(con, table)
+    match = " AND ".join(f"{table}.{k} = excluded.{k}" for k in key)
+    using = f"({source}) AS excluded({cols})"
+    claimed: list[tuple] = []
+    if returning_keys:
+        kept = f" OR ({where})" if (updates and where) else ("" if not updates else " OR true")
+        claimed = con.execute(
+            f"SELECT {', '.join(f'excluded.{k}' for k in key)} FROM {using} LEFT JOIN {table} ON {match} "
+            f"WHERE {table}.{key[0]} IS NULL{kept}", params
+        ).fetchall()
+    matched = f"WHEN MATCHED{f' AND ({where})' if where else ''} THEN UPDATE SET {updates}\n" if updates else ""
+    values = ", ".join(f"excluded.{c}" for c in columns)
+    con.execute(f"MERGE INTO {table} USING {using} ON {match}\n{matched}"
+                f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({values})", params)
+    return claimed
+
+
 def _table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
     schema, table = qualified_name.split(".")
     return bool(
@@ -150,7 +200,10 @@ def create_day_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: s
     if not is_lake(con):
         con.execute(ddl)
         return
+    _create_lake_table(con, ddl, qualified_name, partitioned=True)
 
+
+def _create_lake_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: str, *, partitioned: bool) -> None:
     def create() -> None:
         if _table_exists(con, qualified_name):
             return  # no statement at all: even a no-op CREATE would be one more catalog write
@@ -160,7 +213,8 @@ def create_day_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: s
             if not _table_exists(con, GUARD_TABLE):
                 con.execute(f"CREATE TABLE {GUARD_TABLE} (table_name VARCHAR NOT NULL, writes BIGINT NOT NULL)")
             con.execute(without_key_constraints(ddl))
-            con.execute(f"ALTER TABLE {qualified_name} SET PARTITIONED BY (partition_date)")
+            if partitioned:
+                con.execute(f"ALTER TABLE {qualified_name} SET PARTITIONED BY (partition_date)")
             # Created with the table, in one transaction: a concurrent creator conflicts, so
             # there is exactly one guard row per table.
             con.execute(f"INSERT INTO {GUARD_TABLE} VALUES (?, 0)", [qualified_name])
@@ -178,9 +232,11 @@ def create_day_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: s
 __all__ = [
     "claim_table",
     "create_day_table",
+    "create_keyed_table",
     "create_schema",
     "lake_settings_from_env",
     "open_warehouse",
+    "upsert",
     "warehouse_connection",
     "without_key_constraints",
     "write_transaction",
