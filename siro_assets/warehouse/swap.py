@@ -123,11 +123,11 @@ def swap_partitions(
     that lost to a concurrent writer is merged again onto the newer rows (bounded retries).
     """
     return write_transaction(
-        lambda: _swap(con, stage, partitions, fetched_at, organization_id, allow_removals)
+        lambda: _swap(con, stage, partitions, fetched_at, organization_id, allow_removals, op_name)
     )
 
 
-def _swap(con, stage, partitions, fetched_at, organization_id, allow_removals) -> int:
+def _swap(con, stage, partitions, fetched_at, organization_id, allow_removals, op_name) -> int:
     columns = ", ".join(RECORDINGS_COLUMN_NAMES)
     days = {"p": list(partitions)}
     params = {**days, "fetched_at": fetched_at}
