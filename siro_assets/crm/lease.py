@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 import duckdb
 
 from ..warehouse.backend import create_keyed_table, upsert, write_transaction
+from ..warehouse.tables import transaction
 from ..warehouse.lake import is_lake
 from ..warehouse.schema import SCHEMA
 
@@ -44,16 +45,8 @@ _LEASE_COLUMNS = ("lease", "run_id", "acquired_at", "renewed_at", "expires_at")
 
 
 def _in_transaction(con: duckdb.DuckDBPyConnection, work: Callable[[], None]) -> None:
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         work()
-        con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass  # a failed COMMIT already ended the transaction; its error is the one to raise
-        raise
 
 
 def _take(con: duckdb.DuckDBPyConnection, params: dict) -> None:

@@ -21,6 +21,7 @@ import duckdb
 from ..transforms import latest_writes_sql
 from ..transforms.writeback_plan import CRM_WRITEBACK_PLAN
 from ..warehouse.backend import create_keyed_table, upsert, write_transaction
+from ..warehouse.tables import transaction
 from ..warehouse.schema import SCHEMA, ensure_schema
 from .lease import LEASE_DDL, LIVE_HOLDER_SQL
 from .writes import DELIVERED, FAILED, REJECTED, SKIPPED_UNCHANGED, FieldWrite, Outcome
@@ -142,16 +143,8 @@ def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
 
 def _transaction(con: duckdb.DuckDBPyConnection, work) -> None:
     def once() -> None:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             work()
-            con.execute("COMMIT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass  # a failed COMMIT already ended the transaction; its error is the one to raise
-            raise
 
     # On a lake a concurrent writer may win the commit: the whole transaction re-runs.
     write_transaction(once)

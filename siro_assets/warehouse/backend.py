@@ -29,6 +29,7 @@ from typing import TypeVar
 import duckdb
 
 from .connection import open_duckdb, writer_lock
+from .tables import table_exists, transaction
 from .lake import DUCKLAKE, LakeSettings, is_lake, open_lake, retry_lake_conflicts, warehouse_mode
 
 T = TypeVar("T")
@@ -149,17 +150,6 @@ def upsert(
     return claimed
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
-    schema, table = qualified_name.split(".")
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = ? AND table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
-
-
 def create_schema(con: duckdb.DuckDBPyConnection, schema: str) -> None:
     """CREATE SCHEMA IF NOT EXISTS, issued only when missing: on a lake even a no-op CREATE
     is a catalog write, and two first writers creating it at once conflict (retried)."""
@@ -205,12 +195,11 @@ def create_day_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: s
 
 def _create_lake_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: str, *, partitioned: bool) -> None:
     def create() -> None:
-        if _table_exists(con, qualified_name):
+        if table_exists(con, qualified_name):
             return  # no statement at all: even a no-op CREATE would be one more catalog write
         create_schema(con, GUARD_SCHEMA)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            if not _table_exists(con, GUARD_TABLE):
+        with transaction(con):
+            if not table_exists(con, GUARD_TABLE):
                 con.execute(f"CREATE TABLE {GUARD_TABLE} (table_name VARCHAR NOT NULL, writes BIGINT NOT NULL)")
             con.execute(without_key_constraints(ddl))
             if partitioned:
@@ -218,13 +207,6 @@ def _create_lake_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name:
             # Created with the table, in one transaction: a concurrent creator conflicts, so
             # there is exactly one guard row per table.
             con.execute(f"INSERT INTO {GUARD_TABLE} VALUES (?, 0)", [qualified_name])
-            con.execute("COMMIT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass  # a failed COMMIT already ended the transaction; its error is the one to raise
-            raise
 
     write_transaction(create)
 

@@ -1,6 +1,9 @@
-"""Whether a warehouse table exists, asked of DuckDB's catalog the same way everywhere."""
+"""Whether a warehouse table exists, and a transaction block: asked and written the same way everywhere."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 
@@ -9,7 +12,25 @@ def table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
     """Whether `schema.table` exists: readers of a warehouse never written (no run yet)
     answer "nothing there" instead of failing on a missing table."""
     schema, table = qualified_name.split(".")
+    # Of the current database only: a lake connection also attaches its catalog's metadata.
     found = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, table]
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ?",
+        [schema, table],
     ).fetchone()[0]
     return found > 0
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN ... COMMIT around the block, rolled back on any error."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # a failed COMMIT already ended the transaction; its error is the one to raise
+        raise
