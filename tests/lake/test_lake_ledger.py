@@ -70,9 +70,6 @@ def test_two_writers_queueing_the_same_new_delivery_at_once_leave_one_row(lake):
 
 
 def _upsert_outbox(con, writes):
-    from siro_assets.crm import ledger
+    from siro_assets.crm.ledger import outbox_row, upsert_outbox
 
-    rows = [dict(key=w.delivery_key, now=T0.isoformat(), run=RUN, c=w.connection_id, o=w.object_type,
-                 model=w.crm_model_name, e=w.external_id, name=w.crm_field_name, value=w.value_json,
-                 rec=w.recording_id) for w in writes]
-    ledger._upsert_outbox(con, rows)
+    upsert_outbox(con, [outbox_row(w, RUN, T0) for w in writes])

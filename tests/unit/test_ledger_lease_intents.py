@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from siro_assets.crm.lease import LIVE_HOLDER_SQL, release, take
-from siro_assets.crm.ledger import STATE_TABLE, ensure_ledger, log_orphans, orphaned_intents, record_intent
+from siro_assets.crm.ledger import STATE_TABLE, Orphan, ensure_ledger, log_orphans, orphaned_intents, record_intent
 from siro_assets.crm.writes import FieldWrite
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
@@ -52,7 +52,7 @@ def test_a_live_runs_intents_are_not_adoptable(con):
     _a_in_flight(con)
     assert live_holder(con, T0 + timedelta(minutes=1)) == A
     assert orphaned_intents(con, B, T0 + LEASE_TTL - timedelta(seconds=1)) == []
-    log_orphans(con, [("ic", "opportunity", "o1", "Stage", '"v"', "r1", "k", A)], B, T0 + timedelta(minutes=1))
+    log_orphans(con, [Orphan("ic", "opportunity", "o1", "Stage", '"v"', "r1", "k", A)], B, T0 + timedelta(minutes=1))
     assert {run for _, _, run in _pending(con)} == {A}
 
 
@@ -66,7 +66,7 @@ def test_an_expired_leases_intents_are_adopted_once(con):
     _a_in_flight(con)
     later = T0 + LEASE_TTL + timedelta(seconds=1)
     orphans = orphaned_intents(con, B, later)
-    assert sorted((o[2], o[7]) for o in orphans) == [("o1", A), ("o2", A)]
+    assert sorted((o.external_id, o.pending_run_id) for o in orphans) == [("o1", A), ("o2", A)]
     take_lease(con, B, later)
     log_orphans(con, orphans, B, later)
     assert {run for _, _, run in _pending(con)} == {B}
