@@ -44,16 +44,7 @@ def is_sendable(value: Any, *, write_nulls: bool) -> bool:
 
 def decimal_text(number: int | float) -> str:
     """A number as plain decimal text: `42`, `1234.75`, never `1e+20` or `42.0`."""
-    if isinstance(number, bool):
-        raise TypeError("a boolean is not a number")
-    if isinstance(number, int):
-        return str(number)
-    if not math.isfinite(number):
-        raise ValueError(f"{number!r} is not a finite number")
-    if number.is_integer():
-        return str(int(number))
-    # repr gives the shortest text that round-trips; Decimal drops the exponent form.
-    return format(Decimal(repr(number)), "f")
+    return _number_text(number, plain=True)
 
 
 def json_number_text(number: int | float) -> str:
@@ -63,6 +54,12 @@ def json_number_text(number: int | float) -> str:
     notation for magnitudes in [1e-6, 1e21) and in exponent form outside them, the
     ECMAScript rule every JSON producer and reader of these values shares.
     """
+    return _number_text(number, plain=False)
+
+
+def _number_text(number: int | float, *, plain: bool) -> str:
+    """The one walk behind both: a float's shortest round-trip digits, placed in plain
+    notation (always, with `plain`) or in ECMAScript's (exponent form outside [1e-6, 1e21))."""
     if isinstance(number, bool):
         raise TypeError("a boolean is not a number")
     if isinstance(number, int):
@@ -71,17 +68,17 @@ def json_number_text(number: int | float) -> str:
         raise ValueError(f"{number!r} is not a finite number")
     if number == 0:
         return "0"
-    sign, digit_tuple, exponent = Decimal(repr(abs(number))).as_tuple()
+    _, digit_tuple, exponent = Decimal(repr(abs(number))).as_tuple()
     digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
     # The value is 0.<digits> x 10^point, as ECMAScript's Number::toString states it.
     point = len(digit_tuple) + exponent
     k = len(digits)
     prefix = "-" if number < 0 else ""
-    if k <= point <= 21:
+    if k <= point and (plain or point <= 21):
         return prefix + digits + "0" * (point - k)
-    if 0 < point <= 21:
+    if 0 < point < k:
         return prefix + digits[:point] + "." + digits[point:]
-    if -6 < point <= 0:
+    if point <= 0 and (plain or point > -6):
         return prefix + "0." + "0" * -point + digits
     mantissa = digits[0] + ("." + digits[1:] if k > 1 else "")
     return f"{prefix}{mantissa}e{'+' if point - 1 >= 0 else '-'}{abs(point - 1)}"
