@@ -9,16 +9,15 @@ May import `siro_assets.transforms` (the target SQL), `siro_assets.warehouse` (s
 wired in by tests, through an httpx transport).
 """
 
-from .config import CrmConfigError, Routing, dry_run_from_env, load_routing, load_routing_file
+from .config import CrmConfigError, Routing, load_routing, load_routing_file
 from .delivery import Delivery, DeliveryReport, deliver
 from .ledger import LOG_TABLE, OUTBOX_TABLE, STATE_TABLE, ensure_ledger, outstanding
 from .sinks import SinkFactory
-from .writes import OUTCOMES, FieldWrite, Outcome
+from .writes import FieldWrite, Outcome
 
 __all__ = [
     "LOG_TABLE",
     "OUTBOX_TABLE",
-    "OUTCOMES",
     "STATE_TABLE",
     "CrmConfigError",
     "Delivery",
@@ -28,7 +27,6 @@ __all__ = [
     "Routing",
     "SinkFactory",
     "deliver",
-    "dry_run_from_env",
     "ensure_ledger",
     "load_routing",
     "load_routing_file",

@@ -236,10 +236,3 @@ def load_routing(environ: Mapping[str, str] | None = None) -> Routing:
     if path:
         return load_routing_file(path, environ)
     return Routing(connections={DEFAULT_ROUTE: _from_env(environ)})
-
-
-def dry_run_from_env(environ: Mapping[str, str] | None = None) -> bool:
-    """True when `SIRO_CRM_DRY_RUN` is set to 1 / true / yes (any case, spaces ignored);
-    the one place that flag is parsed."""
-    environ = os.environ if environ is None else environ
-    return environ.get("SIRO_CRM_DRY_RUN", "").strip().lower() in {"1", "true", "yes"}

@@ -21,7 +21,6 @@ FAILED = "failed"
 # Only in log rows of earlier versions: unchanged fields are now counted per run.
 SKIPPED_UNCHANGED = "skipped_unchanged"
 DRY_RUN = "dry_run"
-OUTCOMES = (DELIVERED, REJECTED, FAILED, SKIPPED_UNCHANGED, DRY_RUN)
 
 # Reasons for rejecting a value before any write is sent.
 UNKNOWN_FIELD = "unknown_field"
@@ -111,10 +110,3 @@ class CallStats:
 def canonical_json(value: Any) -> str:
     """Minified JSON with unescaped Unicode, as DuckDB's `json()` renders a value."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def is_null_value(value: Any) -> bool:
-    """A null, or an array with nothing but nulls: writing either would clear a CRM field."""
-    if value is None:
-        return True
-    return isinstance(value, list) and all(v is None for v in value)

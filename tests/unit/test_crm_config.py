@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from siro_assets.crm.config import (
-    CrmConfigError, HubSpotSettings, OutboxSettings, SalesforceSettings, dry_run_from_env, load_routing,
+    CrmConfigError, HubSpotSettings, OutboxSettings, SalesforceSettings, load_routing,
 )
 
 SECRET = "s3cr3t-value-never-shown"
@@ -96,20 +96,6 @@ def test_without_a_file_one_sink_from_the_documented_variables():
         load_routing({"SIRO_CRM_SINK": "hubspot"})
     with pytest.raises(CrmConfigError, match="must be one of"):
         load_routing({"SIRO_CRM_SINK": "fax"})
-
-
-def test_dry_run_from_env():
-    assert dry_run_from_env({"SIRO_CRM_DRY_RUN": "1"}) and dry_run_from_env({"SIRO_CRM_DRY_RUN": "true"})
-    assert not dry_run_from_env({}) and not dry_run_from_env({"SIRO_CRM_DRY_RUN": "0"})
-
-
-@pytest.mark.parametrize(("value", "dry"), [(" YES ", True), ("True", True), ("no", False), ("", False)])
-def test_the_resource_from_env_reads_the_dry_run_flag_as_the_routing_does(value, dry):
-    from siro_assets.pipeline.writebacks.resource import crm_resource_from_env
-
-    environ = {"SIRO_CRM_DRY_RUN": value}
-    assert crm_resource_from_env(environ).dry_run is dry
-    assert dry_run_from_env(environ) is dry
 
 
 @pytest.mark.parametrize("ending", ["\n", "\r\n", " \t"])

@@ -2,8 +2,8 @@
 
 Either a routing file (`SIRO_CRM_CONNECTIONS`, whose `{env: NAME}` secrets resolve from
 the run's environment) or one sink for every connection (`SIRO_CRM_SINK` and that sink's
-variables). Secrets are bound with `EnvVar` in `build_resources_from_env`, so the UI shows
-only the variables' names, and are `repr=False` fields.
+variables). A setting left unset is read from the run's environment when the routing is
+built, so secrets never sit in the resource's configuration; set ones are `repr=False`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from pydantic import Field
 
-from ...crm import Delivery, DeliveryReport, Routing, dry_run_from_env, load_routing, load_routing_file
+from ...crm import Delivery, DeliveryReport, Routing, load_routing, load_routing_file
 
 # Settings and the variable each one is read from.
 ENV_FIELDS: dict[str, str] = {
@@ -31,7 +31,6 @@ ENV_FIELDS: dict[str, str] = {
     "writeback_url": "SIRO_CRM_WRITEBACK_URL",
     "crm_token": "SIRO_CRM_TOKEN",
 }
-SECRET_FIELDS = {"salesforce_client_id", "salesforce_client_secret", "hubspot_token", "crm_token"}
 
 
 class CrmWritebackResource(ConfigurableResource):
@@ -86,9 +85,3 @@ class CrmWritebackResource(ConfigurableResource):
         )
         return delivery.run(partitions)
 
-
-def crm_resource_from_env(environ=None) -> CrmWritebackResource:
-    """Bind each documented variable that is set: secrets (and everything else) via `EnvVar`."""
-    environ = os.environ if environ is None else environ
-    bound = {name: EnvVar(variable) for name, variable in ENV_FIELDS.items() if environ.get(variable)}
-    return CrmWritebackResource(**bound, dry_run=dry_run_from_env(environ))
