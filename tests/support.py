@@ -48,7 +48,7 @@ def sensor_with(page_size: int = 1000, clock=None, **sensor_options):
     """The shipped instance's `updatedAt` sensor with other `sensor:` attributes, as a
     `defs.yaml` would set them (`SensorOptions` fields; `page_size` is `api.page_size`),
     ticking on `clock` (a `TickClock`; default the real clocks)."""
-    from siro_assets.pipeline.automation.jobs import recordings_job
+    from tests.default_instance import recordings_job
     from siro_assets.pipeline.automation.sensors import build_updated_sensor
     from siro_assets.pipeline.settings import PipelineSettings, SensorOptions
 

@@ -20,10 +20,7 @@ from ..transforms import DerivedTable
 from ..transforms.table import sql_fingerprint
 from ..warehouse.schema import RECORDINGS_COLUMN_DESCRIPTIONS, RECORDINGS_COLUMNS, SCHEMA
 from ..warehouse.staging import raw_table_sql
-from .settings import DEFAULT_SETTINGS
 
-# The shipped instance's raw asset key; other instances use `PipelineSettings.key`.
-RECORDINGS_KEY = DEFAULT_SETTINGS.key("recordings")
 RECORDINGS_TABLE = f"{SCHEMA}.recordings"
 
 RAW_KINDS = {"siro", "duckdb"}
@@ -61,7 +58,7 @@ def derived_table_schema(table: DerivedTable) -> TableSchema:
     return table_schema((c.name, c.sql_type, c.description) for c in table.columns)
 
 
-def column_lineage(table: DerivedTable, recordings_key: AssetKey = RECORDINGS_KEY) -> TableColumnLineage:
+def column_lineage(table: DerivedTable, recordings_key: AssetKey) -> TableColumnLineage:
     """Each derived column's raw source columns (of `recordings_key`), as `dagster/column_lineage`."""
     return TableColumnLineage(
         deps_by_column={
@@ -90,7 +87,6 @@ __all__ = [
     "DERIVED_KINDS",
     "PARTITION_EXPR",
     "RAW_KINDS",
-    "RECORDINGS_KEY",
     "column_lineage",
     "derived_table_schema",
     "raw_code_version",

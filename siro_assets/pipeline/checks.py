@@ -36,7 +36,7 @@ from dagster import (
 from .automation.dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, PARTITION_TAG
 from .derived.assets import asset_key
 from .resources import WarehouseResource
-from .settings import DEFAULT_SETTINGS, PipelineSettings
+from .settings import PipelineSettings
 from ..transforms import DERIVED_TABLES, RECORDING_CRM, DerivedTable
 from ..warehouse.schema import SCHEMA
 from ..warehouse.tables import table_exists
@@ -273,7 +273,7 @@ def _build_check(table: DerivedTable, rule: _Rule, settings: PipelineSettings) -
     )
 
 
-def derived_table_checks(table: DerivedTable, settings: PipelineSettings = DEFAULT_SETTINGS) -> list[AssetChecksDefinition]:
+def derived_table_checks(table: DerivedTable, settings: PipelineSettings) -> list[AssetChecksDefinition]:
     """The checks of one derived table (see the rules above)."""
     return [_build_check(table, rule, settings) for rule in _rules_for(table)]
 
@@ -341,23 +341,12 @@ def build_audit_job(settings: PipelineSettings, checks: list[AssetChecksDefiniti
     )
 
 
-# The shipped instance's checks and audit job (default settings), for tests.
-raw_asset_checks: list[AssetChecksDefinition] = build_raw_checks(DEFAULT_SETTINGS)
-derived_asset_checks: list[AssetChecksDefinition] = [
-    check for table in DERIVED_TABLES for check in derived_table_checks(table, DEFAULT_SETTINGS)
-]
-asset_checks: list[AssetChecksDefinition] = [*raw_asset_checks, *derived_asset_checks]
-warehouse_audit_job = build_audit_job(DEFAULT_SETTINGS, asset_checks)
 
 __all__ = [
-    "asset_checks",
     "build_asset_checks",
     "build_audit_job",
-    "derived_asset_checks",
     "derived_table_checks",
     "evaluate_offenders",
     "evaluate_rule",
-    "raw_asset_checks",
     "run_scope",
-    "warehouse_audit_job",
 ]

@@ -33,9 +33,8 @@ from dagster import (
     asset_check,
 )
 
-from .catalog import RECORDINGS_KEY
 from .partitions import day_start, partition_key
-from .settings import DEFAULT_SETTINGS, PipelineSettings
+from .settings import PipelineSettings
 
 DEADLINE = time(2, 0)
 """UTC time of day by which yesterday's partition must be complete."""
@@ -74,7 +73,7 @@ def partition_deadline(now: datetime, deadline: time = DEADLINE) -> PartitionDea
 
 
 def evaluate_partition_freshness(
-    instance: DagsterInstance, now: datetime, recordings_key: AssetKey = RECORDINGS_KEY
+    instance: DagsterInstance, now: datetime, recordings_key: AssetKey
 ) -> AssetCheckResult:
     """Pass when the partition due at `now` was materialized after its day ended."""
     due = partition_deadline(now)
@@ -133,7 +132,3 @@ def build_partition_freshness(settings: PipelineSettings) -> tuple[AssetChecksDe
         ),
     )
     return yesterday_partition_complete, schedule
-
-
-# The shipped instance's check and schedule (default settings), for tests.
-yesterday_partition_complete, partition_freshness_schedule = build_partition_freshness(DEFAULT_SETTINGS)

@@ -10,10 +10,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from dagster import PartitionKeyRange
 
-from .settings import DEFAULT_SETTINGS, PARTITION_KEY_FORMAT
-
-# The shipped instance's partitions; every factory uses its own settings' `partitions_def`.
-daily_partitions = DEFAULT_SETTINGS.partitions_def
+from .settings import PARTITION_KEY_FORMAT
 
 
 def partition_date(key: str) -> date:

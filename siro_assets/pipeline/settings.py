@@ -179,7 +179,3 @@ class PipelineSettings:
         return DailyPartitionsDefinition(
             start_date=self.partitions_start, timezone="UTC", end_offset=1, fmt=PARTITION_KEY_FORMAT
         )
-
-
-DEFAULT_SETTINGS = PipelineSettings()
-"""The shipped project's settings (`defs/siro/defs.yaml` with nothing overridden)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from siro_assets.pipeline.catalog import RECORDINGS_KEY
+from tests.default_instance import RECORDINGS_KEY
 from siro_assets.transforms import DERIVED_TABLES
 from siro_assets.warehouse.schema import SCHEMA
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from siro_assets.pipeline.automation.sensors import recordings_updated_sensor
-from siro_assets.pipeline.writebacks.assets import CRM_WRITEBACKS_KEY
+from tests.default_instance import CRM_WRITEBACKS_KEY, recordings_updated_sensor
 
 from .conftest import BACKFILL_PARTITIONS, SIRO_ASSET_PATHS
 

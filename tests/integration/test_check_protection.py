@@ -13,11 +13,11 @@ from pathlib import Path
 from dagster import DagsterEventType, DagsterInstance, Definitions, build_asset_check_context, materialize
 
 from siro_assets.pipeline import checks
-from siro_assets.pipeline.checks import asset_checks, raw_asset_checks, run_scope, warehouse_audit_job
-from siro_assets.pipeline.derived.assets import derived_assets
+from siro_assets.pipeline.checks import run_scope
 from siro_assets.pipeline.ingest import recordings as raw
 from siro_assets.pipeline.resources import WAREHOUSE_POOL
 from siro_assets.warehouse.connection import duckdb_connection
+from tests.default_instance import RECORDINGS_KEY, asset_checks, derived_assets, raw_asset_checks, recordings, warehouse_audit_job
 from tests.support import partition_range_tags, simulated_siro
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,15 +45,15 @@ def test_a_broken_raw_table_stops_the_derived_tables_in_a_real_run(warehouse, mo
 
     monkeypatch.setattr(raw, "swap_partitions", swap_then_duplicate)
     result = materialize(
-        [raw.recordings, *derived_assets, *asset_checks], resources=_resources(warehouse),
+        [recordings, *derived_assets, *asset_checks], resources=_resources(warehouse),
         partition_key=DAY, raise_on_error=False,
     )
     assert not result.success
     outcomes = {e.check_name: e.passed for e in result.get_asset_check_evaluations()
-                if e.asset_key == raw.RECORDINGS_KEY}
+                if e.asset_key == RECORDINGS_KEY}
     assert outcomes["id_unique"] is False
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
-    assert materialized == {raw.RECORDINGS_KEY}
+    assert materialized == {RECORDINGS_KEY}
     # Dagster never starts them: "Dependencies ... failed: ['siro__recordings_id_unique']".
     started = {e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_START}
     assert "siro__recordings_id_unique" in started
@@ -65,7 +65,7 @@ def test_a_broken_raw_table_stops_the_derived_tables_in_a_real_run(warehouse, mo
 
 
 def test_checks_look_at_the_runs_days_and_the_audit_job_at_the_whole_table(warehouse):
-    first = materialize([raw.recordings, *derived_assets], resources=_resources(warehouse),
+    first = materialize([recordings, *derived_assets], resources=_resources(warehouse),
                         tags=partition_range_tags("2026-03-01", "2026-03-02"))
     assert first.success
     with duckdb_connection(warehouse.database) as con:
@@ -73,14 +73,14 @@ def test_checks_look_at_the_runs_days_and_the_audit_job_at_the_whole_table(wareh
         con.execute("INSERT INTO siro.recordings SELECT * FROM siro.recordings "
                     "WHERE partition_date = DATE '2026-03-01' LIMIT 1")
 
-    run = materialize([raw.recordings, *derived_assets, *asset_checks], resources=_resources(warehouse),
+    run = materialize([recordings, *derived_assets, *asset_checks], resources=_resources(warehouse),
                       partition_key="2026-03-03")
     assert run.success  # the run's own day is sound; the broken old day is not its business
     evaluations = run.get_asset_check_evaluations()
     assert evaluations and all(e.passed for e in evaluations)
     assert {e.metadata["scope"].value for e in evaluations} == {"2026-03-03...2026-03-03"}
 
-    defs = Definitions(assets=[raw.recordings, *derived_assets], asset_checks=asset_checks,
+    defs = Definitions(assets=[recordings, *derived_assets], asset_checks=asset_checks,
                        jobs=[warehouse_audit_job], resources=_resources(warehouse))
     audit = defs.resolve_job_def("siro_warehouse_audit_job").execute_in_process(raise_on_error=False)
     outcome = {(e.asset_key.path[-1], e.check_name): e for e in audit.get_asset_check_evaluations()}
@@ -106,7 +106,7 @@ def test_a_429_retry_warning_shows_in_the_runs_event_log(warehouse, tmp_path):
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")  # the instance the README starts
     with DagsterInstance.from_config(str(home)) as instance:
-        result = materialize([raw.recordings], resources=_resources(warehouse, simulator_fault_script=["429"]),
+        result = materialize([recordings], resources=_resources(warehouse, simulator_fault_script=["429"]),
                              partition_key=DAY, instance=instance)
         assert result.success
         warnings = [

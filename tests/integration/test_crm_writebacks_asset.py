@@ -9,10 +9,8 @@ from datetime import date
 import pytest
 from dagster import materialize
 
-from siro_assets.pipeline.derived.assets import derived_assets
 from siro_assets.component.project import project_resources
-from siro_assets.pipeline.writebacks.assets import crm_writebacks
-from siro_assets.pipeline.writebacks.checks import no_outstanding_rejects_or_failures
+from tests.default_instance import crm_writebacks, derived_assets, no_outstanding_rejects_or_failures
 from siro_assets.pipeline.writebacks.resource import CrmWritebackResource
 from fake_crms import FakeCrms, FakeHttpCrm, FakeHubSpot, FakeSalesforce, run_in_thread
 from siro_assets.simulator.clock import WallClock

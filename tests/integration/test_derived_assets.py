@@ -19,9 +19,7 @@ from dagster import (
     materialize,
 )
 
-from siro_assets.pipeline.derived.assets import derived_assets
-from siro_assets.pipeline.checks import derived_asset_checks
-from siro_assets.pipeline.partitions import daily_partitions
+from tests.default_instance import daily_partitions, derived_asset_checks, derived_assets, recordings
 from siro_assets.transforms.crm import OBJECT_TYPES
 from siro_assets.transforms.extractions import VALUE_TYPES
 from siro_assets.warehouse.connection import duckdb_connection
@@ -277,11 +275,10 @@ def test_checks_report_missing_tables(warehouse):
 
 def test_pipeline_from_the_real_raw_asset(warehouse):
     """`siro/recordings*` for a day against the simulator: raw, derived and checks in one run."""
-    from siro_assets.pipeline.ingest import recordings as raw
     from tests.support import simulated_siro
 
     result = materialize(
-        [raw.recordings, *derived_assets, *derived_asset_checks],
+        [recordings, *derived_assets, *derived_asset_checks],
         resources={"siro_api": simulated_siro(), "siro_warehouse": warehouse},
         partition_key="2026-03-02",
     )

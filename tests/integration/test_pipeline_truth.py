@@ -8,9 +8,7 @@ from datetime import date, timedelta
 
 from dagster import materialize
 
-from siro_assets.pipeline.derived.assets import derived_assets
-from siro_assets.pipeline.ingest.recordings import recordings
-from siro_assets.pipeline.checks import asset_checks
+from tests.default_instance import asset_checks, derived_assets, recordings
 from siro_assets.pipeline.partitions import day_start
 from siro_assets.warehouse.connection import duckdb_connection
 from tests.support import NOW, partition_range_tags, simulated_siro

@@ -6,10 +6,9 @@ from datetime import date, datetime, timedelta, timezone
 
 from dagster import AssetSelection, DagsterInstance, build_schedule_context, materialize
 
-from siro_assets.pipeline.ingest.recordings import recordings
 from siro_assets.pipeline.partitions import day_start
 from siro_assets.pipeline.resources import MissingTokenError, SiroApiResource
-from siro_assets.pipeline.automation.schedules import nightly_recordings_schedule
+from tests.default_instance import nightly_recordings_schedule, recordings
 from siro_assets.api_client import SiroMalformedResponseError
 from siro_assets.api_client.timestamps import format_ts
 from siro_assets.warehouse.connection import duckdb_connection
@@ -187,7 +186,7 @@ def test_metadata_and_logs_never_contain_the_token(warehouse):
 
 
 def test_raw_checks_pass_on_ingested_data_and_catch_planted_faults(warehouse):
-    from siro_assets.pipeline.checks import raw_asset_checks
+    from tests.default_instance import raw_asset_checks
 
     result = materialize(
         [recordings, *raw_asset_checks],

@@ -14,11 +14,9 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from dagster import DagsterInstance, Definitions, build_sensor_context
 
-from siro_assets.pipeline.ingest.recordings import recordings
 from siro_assets.changes.change_tracking import SensorCursor
-from siro_assets.pipeline.automation.jobs import recordings_job
 from siro_assets.pipeline.resources import SiroApiResource, WarehouseResource
-from siro_assets.pipeline.automation.sensors import recordings_updated_sensor
+from tests.default_instance import recordings, recordings_job, recordings_updated_sensor
 from siro_assets.simulator import World, WorldConfig
 from siro_assets.api_client.timestamps import format_ts
 

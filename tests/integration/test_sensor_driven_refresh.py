@@ -7,8 +7,7 @@ from datetime import date, timedelta
 
 from dagster import materialize
 
-from siro_assets.pipeline.derived.assets import derived_assets
-from siro_assets.pipeline.ingest.recordings import recordings
+from tests.default_instance import derived_assets, recordings
 from siro_assets.pipeline.ingest.refresh import UPDATED_SINCE_TAG
 from siro_assets.pipeline.partitions import day_start
 from siro_assets.pipeline.resources import WarehouseResource

@@ -19,14 +19,12 @@ from siro_assets.pipeline.automation import sensors
 from siro_assets.changes.change_tracking import SensorCursor
 from siro_assets.changes.tick_clock import TickClock
 from siro_assets.pipeline.automation.dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
-from siro_assets.pipeline.automation.jobs import (
-    STEP_RETRY_POLICY,
-    recordings_pipeline_selection,
-)
+from siro_assets.pipeline.automation.jobs import STEP_RETRY_POLICY
 from siro_assets.pipeline.automation.run_status import REQUEST_TAG
 from siro_assets.pipeline.resources import SiroApiResource, WarehouseResource
 from siro_assets.pipeline.writebacks.resource import CrmWritebackResource
 from tests.integration.test_sensor import WORLD, _definitions, days_of, find_late_link, query
+from tests.default_instance import recordings_pipeline_selection, recordings_updated_sensor
 from tests.support import sensor_with, simulated_siro
 
 TICK = timedelta(minutes=5)
@@ -42,7 +40,7 @@ class FakeWallClock:
         return self.now
 
 
-SENSOR = sensors.recordings_updated_sensor
+SENSOR = recordings_updated_sensor
 
 
 @pytest.fixture

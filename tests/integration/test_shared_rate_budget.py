@@ -43,8 +43,8 @@ def _siro(base_url: str, warehouse: str):
 def _run_worker(base_url: str, warehouse: str, first: str, last: str, start, results) -> None:
     from dagster import materialize
 
-    from siro_assets.pipeline.ingest.recordings import recordings
     from siro_assets.pipeline.resources import WarehouseResource
+    from tests.default_instance import recordings
 
     resources = {"siro_api": _siro(base_url, warehouse), "siro_warehouse": WarehouseResource(database=warehouse)}
     start.wait()
@@ -56,9 +56,8 @@ def _run_worker(base_url: str, warehouse: str, first: str, last: str, start, res
 def _sensor_worker(base_url: str, warehouse: str, runs_done, start, results) -> None:
     from dagster import DagsterInstance, Definitions, build_sensor_context
 
-    from siro_assets.pipeline.automation.jobs import recordings_job
-    from siro_assets.pipeline.ingest.recordings import recordings
     from siro_assets.pipeline.resources import WarehouseResource
+    from tests.default_instance import recordings, recordings_job
     from tests.support import sensor_with
 
     recordings_updated_sensor = sensor_with(page_size=5)

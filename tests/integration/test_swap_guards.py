@@ -8,7 +8,8 @@ from datetime import date, datetime, timezone
 import pytest
 from dagster import materialize
 
-from siro_assets.pipeline.ingest.recordings import build_recordings_asset, recordings
+from siro_assets.pipeline.ingest.recordings import build_recordings_asset
+from tests.default_instance import recordings
 from siro_assets.pipeline.resources import SiroApiResource
 from siro_assets.simulator import FixedClock, SimulatorApi, World, WorldConfig
 from siro_assets.simulator.server import run_in_thread

@@ -11,8 +11,7 @@ from datetime import date
 import pytest
 from dagster import materialize
 
-from siro_assets.pipeline.derived.assets import derived_assets
-from siro_assets.pipeline.ingest.recordings import recordings
+from tests.default_instance import derived_assets, recordings
 from siro_assets.component.project import project_resources
 from siro_assets.simulator import FixedClock, SimulatorApi, World, WorldConfig
 from siro_assets.simulator.server import run_in_thread

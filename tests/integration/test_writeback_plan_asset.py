@@ -11,9 +11,8 @@ from datetime import date
 
 from dagster import AssetKey, build_asset_check_context, materialize
 
-from siro_assets.pipeline.derived.assets import derived_assets
 from siro_assets.pipeline.checks import derived_table_checks
-from siro_assets.pipeline.automation.jobs import recordings_pipeline_selection
+from tests.default_instance import SETTINGS, derived_assets, recordings_pipeline_selection
 from siro_assets.definitions import defs
 from siro_assets.transforms import CRM_WRITEBACK_PLAN, LATEST_WRITES_SQL
 from siro_assets.warehouse.connection import duckdb_connection
@@ -34,7 +33,7 @@ EXTRACTIONS = [
                                                      {"crmModelName": "Lead", "crmFieldName": "Note__c"}]},
     {"name": "unmapped", "value": 3, "mappings": None},
 ]
-CHECKS = derived_table_checks(CRM_WRITEBACK_PLAN)
+CHECKS = derived_table_checks(CRM_WRITEBACK_PLAN, SETTINGS)
 
 
 def seed(warehouse, day, records):

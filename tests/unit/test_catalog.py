@@ -10,11 +10,12 @@ import duckdb
 import pytest
 from dagster import TableColumnDep
 
-from siro_assets.pipeline.catalog import RECORDINGS_KEY, column_lineage, raw_code_version
+from siro_assets.pipeline.catalog import column_lineage, raw_code_version
 from siro_assets.definitions import defs
 from siro_assets.transforms import DERIVED_TABLES, RECORDING_CRM
 from siro_assets.warehouse import staging
 from siro_assets.warehouse.schema import RECORDINGS_COLUMN_DESCRIPTIONS, RECORDINGS_COLUMN_NAMES
+from tests.default_instance import RECORDINGS_KEY
 from tests.raw_payloads import load_raw, recording, ref
 
 DAY = date(2026, 1, 5)
@@ -79,7 +80,7 @@ def test_declared_sources_are_what_the_sql_reads(loaded, table):
 
 
 def test_lineage_points_each_derived_column_at_its_raw_columns():
-    lineage = column_lineage(RECORDING_CRM)
+    lineage = column_lineage(RECORDING_CRM, RECORDINGS_KEY)
     assert set(lineage.deps_by_column) == set(RECORDING_CRM.column_names)
     assert lineage.deps_by_column["engagement_external_id"] == [TableColumnDep(RECORDINGS_KEY, "crm")]
     assert lineage.deps_by_column["recording_id"] == [TableColumnDep(RECORDINGS_KEY, "id")]

@@ -7,9 +7,9 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from dagster import AssetMaterialization, DagsterInstance
 
-from siro_assets.pipeline.catalog import RECORDINGS_KEY
 from siro_assets.pipeline.freshness import evaluate_partition_freshness, partition_deadline
 from siro_assets.pipeline.partitions import partition_key
+from tests.default_instance import RECORDINGS_KEY
 
 
 def _utc(*args) -> datetime:
@@ -52,7 +52,7 @@ def test_fails_when_the_due_partition_was_never_materialized(instance):
     now = datetime.now(timezone.utc)
     due = partition_deadline(now)
     _materialize(instance, due.expected_day - timedelta(days=1))  # another day does not count
-    result = evaluate_partition_freshness(instance, now)
+    result = evaluate_partition_freshness(instance, now, RECORDINGS_KEY)
     assert not result.passed
     assert "never materialized" in result.description
     assert result.metadata["expected_partition"].value == partition_key(due.expected_day)
@@ -63,7 +63,7 @@ def test_passes_when_the_due_partition_was_materialized_after_its_day_ended(inst
     now = datetime.now(timezone.utc)
     due = partition_deadline(now)
     _materialize(instance, due.expected_day)  # recorded now, which is after that day ended
-    result = evaluate_partition_freshness(instance, now)
+    result = evaluate_partition_freshness(instance, now, RECORDINGS_KEY)
     assert result.passed, result.description
     assert result.metadata["dagster/fresh_until_timestamp"].value == due.next_deadline.timestamp()
 
@@ -74,6 +74,6 @@ def test_a_partition_materialized_while_its_day_was_running_is_not_complete(inst
     later = datetime.now(timezone.utc) + timedelta(days=3)
     due = partition_deadline(later)
     _materialize(instance, due.expected_day)
-    result = evaluate_partition_freshness(instance, later)
+    result = evaluate_partition_freshness(instance, later, RECORDINGS_KEY)
     assert not result.passed
     assert "before the day ended" in result.description

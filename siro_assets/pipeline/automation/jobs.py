@@ -13,7 +13,7 @@ from dagster import (
     in_process_executor,
 )
 
-from ..settings import DEFAULT_SETTINGS, PipelineSettings
+from ..settings import PipelineSettings
 
 
 def pipeline_selection(settings: PipelineSettings) -> AssetSelection:
@@ -46,8 +46,3 @@ def build_recordings_job(settings: PipelineSettings) -> Any:
         # concurrency *between* runs is bounded by the instance's warehouse pool.
         executor_def=in_process_executor,
     )
-
-
-# The shipped instance's selection and job (default settings), for tests.
-recordings_pipeline_selection = pipeline_selection(DEFAULT_SETTINGS)
-recordings_job = build_recordings_job(DEFAULT_SETTINGS)

@@ -15,9 +15,8 @@ from dagster import (
     schedule,
 )
 
-from .jobs import recordings_job
 from ..partitions import partition_key
-from ..settings import DEFAULT_SETTINGS, PipelineSettings
+from ..settings import PipelineSettings
 
 
 # Not `build_schedule_from_partitioned_job`: that requests the *last* partition, and
@@ -45,7 +44,3 @@ def build_nightly_schedule(settings: PipelineSettings, job: Any) -> ScheduleDefi
         return RunRequest(partition_key=key, run_key=key)
 
     return nightly_recordings_schedule
-
-
-nightly_recordings_schedule = build_nightly_schedule(DEFAULT_SETTINGS, recordings_job)
-"""The shipped instance's schedule (default settings), for tests."""

@@ -34,14 +34,13 @@ from ...changes.backlog_walk import DEFAULT_SPAN, TickBudget, Walk, walk_backlog
 from ...changes.change_tracking import ChangePlan, ChangeRange, SensorCursor, build_ranges, plan_changes, query_start
 from ...changes.sensor_cursor import TieWalk
 from ...changes.tick_clock import SYSTEM_CLOCK, TickClock
-from .jobs import recordings_job
 from ...changes.pending_runs import PendingReview, covers, next_pending, owed_since, review_pending
 from .run_status import queued_days, request_states
 from .sensor_log import log_tick
 from .sensor_requests import run_requests_for
 from ..partitions import day_start, partition_date
 from ..resources import MissingTokenError, SiroApiResource
-from ..settings import DEFAULT_SETTINGS, PipelineSettings, SensorOptions
+from ..settings import PipelineSettings, SensorOptions
 from ...api_client import Page, RecordingsQuery, RetryPolicy, SiroClient, SiroError
 from ...api_client.timestamps import MS, format_ts, parse_ts
 
@@ -303,7 +302,3 @@ def evaluate_tick(
             f"{plan.duplicates} already requested, {len(new_cursor.pending)} day(s) pending)."
         )
     return SensorResult(skip_reason=SkipReason(reason), cursor=new_cursor.to_json())
-
-
-recordings_updated_sensor = build_updated_sensor(DEFAULT_SETTINGS, recordings_job)
-"""The shipped instance's sensor (default settings), for tests."""

@@ -32,7 +32,7 @@ from ...transforms import (
 from ..catalog import DERIVED_KINDS, column_lineage, derived_table_schema, table_metadata
 from ..partitions import dates_in_range, partition_key
 from ..resources import WarehouseResource
-from ..settings import DEFAULT_SETTINGS, PipelineSettings
+from ..settings import PipelineSettings
 
 # The UI's groups tell the story: the CRM view, the conversation view, the writebacks
 # (roles; `PipelineSettings.group` names each instance's group).
@@ -54,7 +54,7 @@ PLOTTED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def asset_key(table: DerivedTable, settings: PipelineSettings = DEFAULT_SETTINGS) -> AssetKey:
+def asset_key(table: DerivedTable, settings: PipelineSettings) -> AssetKey:
     """The asset key of a derived table: `<key_prefix>/<table name>`."""
     return settings.key(table.name)
 
@@ -98,7 +98,7 @@ def materialize_derived(
     )
 
 
-def build_derived_asset(table: DerivedTable, settings: PipelineSettings = DEFAULT_SETTINGS) -> AssetsDefinition:
+def build_derived_asset(table: DerivedTable, settings: PipelineSettings) -> AssetsDefinition:
     """The asset that rebuilds `table`; its description is the table's description."""
     warehouse_key = settings.warehouse_resource_key
 
@@ -130,7 +130,3 @@ def build_derived_asset(table: DerivedTable, settings: PipelineSettings = DEFAUL
 def build_derived_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
     """One asset per derived table, for one instance."""
     return [build_derived_asset(table, settings) for table in DERIVED_TABLES]
-
-
-derived_assets: list[AssetsDefinition] = build_derived_assets(DEFAULT_SETTINGS)
-"""The shipped instance's derived assets (default settings), for scripts and tests."""

@@ -24,7 +24,7 @@ from ..catalog import RAW_KINDS, raw_code_version, raw_table_schema, table_metad
 from ..freshness import RAW_FRESHNESS_POLICY
 from ..partitions import dates_in_range, partition_key
 from ..resources import SiroApiResource, WarehouseResource
-from ..settings import DEFAULT_SETTINGS, PipelineSettings
+from ..settings import PipelineSettings
 from ...api_client.timestamps import format_ts
 from ...warehouse.schema import SCHEMA
 from ...warehouse.identity import check_organization, recorded_organization
@@ -241,8 +241,3 @@ def materialize_recordings(
             ),
         }
     )
-
-
-recordings = build_recordings_asset(DEFAULT_SETTINGS)
-"""The shipped instance's raw asset (default settings), for scripts and tests."""
-RECORDINGS_KEY = recordings.key

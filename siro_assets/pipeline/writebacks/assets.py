@@ -15,12 +15,8 @@ from ...transforms.table import sql_fingerprint
 from ..catalog import table_metadata, table_schema
 from ..partitions import dates_in_range, partition_key
 from ..resources import WarehouseResource
-from ..settings import DEFAULT_SETTINGS, PipelineSettings
+from ..settings import PipelineSettings
 from .resource import CrmWritebackResource
-
-# The shipped instance's keys; other instances use `PipelineSettings.key`.
-CRM_WRITEBACKS_KEY = DEFAULT_SETTINGS.key("crm_writebacks")
-PLAN_KEY = DEFAULT_SETTINGS.key(CRM_WRITEBACK_PLAN.name)
 
 
 LOG_SCHEMA = table_schema((name, sql_type, description) for name, sql_type, description, _ in LOG_COLUMNS)
@@ -115,7 +111,3 @@ def deliver_writebacks(
         partition_range=f"{partition_key(days[0])}...{partition_key(days[-1])}",
     )
     return MaterializeResult(metadata=metadata)
-
-
-crm_writebacks = build_crm_writebacks_asset(DEFAULT_SETTINGS)
-"""The shipped instance's writeback asset (default settings), for scripts and tests."""

@@ -5,7 +5,7 @@ from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDef
 from ...crm import STATE_TABLE, outstanding
 from ...warehouse.tables import table_exists
 from ..resources import WarehouseResource
-from ..settings import DEFAULT_SETTINGS, PipelineSettings
+from ..settings import PipelineSettings
 
 
 def build_writeback_check(settings: PipelineSettings) -> AssetChecksDefinition:
@@ -49,7 +49,3 @@ def evaluate_outstanding(warehouse: WarehouseResource) -> AssetCheckResult:
             "top_error_codes": MetadataValue.json(dict(top)),
         },
     )
-
-
-no_outstanding_rejects_or_failures = build_writeback_check(DEFAULT_SETTINGS)
-"""The shipped instance's writeback check (default settings), for tests."""
