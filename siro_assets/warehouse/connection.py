@@ -23,6 +23,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import duckdb
@@ -51,15 +52,24 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _RESERVED_SCHEMAS = frozenset({"siro_meta", "information_schema", "pg_catalog"})
 
 
+@lru_cache(maxsize=1)
+def _reserved_keywords() -> frozenset[str]:
+    with duckdb.connect() as con:
+        return frozenset(row[0] for row in con.execute(
+            "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'").fetchall())
+
+
 def checked_schema(name: str) -> str:
-    """`name` if it can be an instance's schema (a lower-case SQL identifier), else ValueError."""
+    """`name` if it can be an instance's schema, else ValueError: a lower-case SQL
+    identifier that is no reserved keyword, so consumers' SQL (and Dagster's DuckDB I/O
+    managers, which do not quote) can write `<schema>.recordings` as is."""
     if not isinstance(name, str) or not _SCHEMA_NAME.fullmatch(name):
         raise ValueError(
             f"warehouse schema must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 "
             f"characters), got {name!r}"
         )
-    if name in _RESERVED_SCHEMAS:
-        raise ValueError(f"warehouse schema {name!r} is reserved; choose another name")
+    if name in _RESERVED_SCHEMAS or name in _reserved_keywords():
+        raise ValueError(f"warehouse schema {name!r} is reserved (by siro-assets or SQL); choose another name")
     return name
 
 
