@@ -40,7 +40,7 @@ from ..pipeline.settings import (
 )
 from ..pipeline.writebacks.resource import CrmWritebackResource
 from ..warehouse.lake import CATALOG_ENV_VAR, DUCKDB, DUCKLAKE
-from ..warehouse.schema import SCHEMA
+from ..warehouse.connection import DEFAULT_SCHEMA, checked_schema
 from .scaffolder import SiroComponentScaffolder
 
 
@@ -101,7 +101,12 @@ class WarehouseArgs(dg.Resolvable, dg.Model):
     data_path: str | None = Field(
         default=None, description="The lake's data files: a directory or s3://bucket/prefix/ (AWS_* for S3)."
     )
-    schema_: str = Field(default=SCHEMA, alias="schema", description="SQL schema of the tables.")
+    schema_: str = Field(
+        default=DEFAULT_SCHEMA,
+        alias="schema",
+        description="SQL schema of the tables (a lower-case identifier); instances sharing one "
+        "warehouse each need their own.",
+    )
 
     _blank = field_validator("path", "data_path", mode="before")(classmethod(lambda cls, v: _blank_to_none(v)))
 
@@ -119,9 +124,10 @@ class WarehouseArgs(dg.Resolvable, dg.Model):
     def resource(self, database: str) -> WarehouseResource:
         """The warehouse resource; a lake's catalog DSN is bound by variable name only."""
         if self.backend != DUCKLAKE:
-            return WarehouseResource(database=database)
+            return WarehouseResource(database=database, table_schema=self.schema_)
         return WarehouseResource(
             database=database,
+            table_schema=self.schema_,
             backend=DUCKLAKE,
             ducklake_catalog=dg.EnvVar(self.catalog_env),
             ducklake_data_path=self.data_path,
@@ -129,13 +135,8 @@ class WarehouseArgs(dg.Resolvable, dg.Model):
 
     @field_validator("schema_")
     @classmethod
-    def _only_supported_schema(cls, value: str) -> str:
-        if value != SCHEMA:
-            raise ValueError(
-                f"warehouse.schema {value!r} is not supported yet: the tables live in schema {SCHEMA!r} "
-                "of each instance's own warehouse file (give each organization its own warehouse.path)"
-            )
-        return value
+    def _schema_is_identifier(cls, value: str) -> str:
+        return checked_schema(value)
 
 
 class WritebacksArgs(dg.Resolvable, dg.Model):
@@ -198,6 +199,7 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
             owners=tuple(self.owners),
             tags=tuple(sorted(self.tags.items())),
             group_names=tuple(sorted(self.group_names.items())),
+            table_schema=self.warehouse.schema_,
         )
 
     def warehouse_path(self) -> str:
@@ -240,7 +242,7 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
                 connections_file=self.writebacks.routing_file, dry_run=self.writebacks.dry_run
             ),
         }
-        reader = _pandas_reader(self.warehouse_path())
+        reader = _pandas_reader(self.warehouse_path(), settings.table_schema)
         if reader is not None:
             resources[settings.reader_io_manager_key] = reader
         return resources
@@ -257,10 +259,11 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
         return defs.map_asset_specs(func=self.get_asset_spec)
 
 
-def _pandas_reader(database: str):
-    """The read-only pandas input manager, when the `pandas` extra is installed."""
+def _pandas_reader(database: str, schema: str):
+    """The read-only pandas input manager of the instance's schema, when the `pandas`
+    extra is installed."""
     try:
         from ..pipeline.pandas_reader import SiroWarehouseReader
     except ImportError:
         return None
-    return SiroWarehouseReader(database=database)
+    return SiroWarehouseReader(database=database, schema=schema)

@@ -28,9 +28,8 @@ import duckdb
 from ..warehouse.backend import create_keyed_table, upsert, write_transaction
 from ..warehouse.tables import transaction
 from ..warehouse.lake import is_lake
-from ..warehouse.schema import SCHEMA
 
-LEASE_TABLE = f"{SCHEMA}.crm_delivery_lease"
+LEASE_TABLE = "crm_delivery_lease"
 LEASE_DDL = f"""CREATE TABLE IF NOT EXISTS {LEASE_TABLE} (
     lease VARCHAR PRIMARY KEY,               -- 'delivery': one lease per warehouse
     run_id VARCHAR NOT NULL,                 -- the run that may send

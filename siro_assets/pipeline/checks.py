@@ -38,10 +38,9 @@ from .derived.assets import asset_key
 from .resources import WarehouseResource
 from .settings import PipelineSettings
 from ..transforms import DERIVED_TABLES, RECORDING_CRM, DerivedTable
-from ..warehouse.schema import SCHEMA
+from ..warehouse.schema import RECORDINGS_TABLE
 from ..warehouse.tables import table_exists
 
-RECORDINGS_TABLE = f"{SCHEMA}.recordings"
 SAMPLE_SIZE = 5
 
 # Recordings that must have no derived rows.
@@ -77,7 +76,8 @@ def describe_scope(scope: DayRange | None) -> str:
 
 @dataclass(frozen=True)
 class _Rule:
-    """One derived-table check: SQL selecting the offending rows as (recording_id, partition_date)."""
+    """One derived-table check: SQL selecting the offending rows as (recording_id, partition_date).
+    `{recordings}` in `description` becomes the instance's raw table (`siro.recordings`)."""
 
     name: str
     description: str
@@ -87,7 +87,7 @@ class _Rule:
 def _orphans(table: DerivedTable, scope: DayRange | None) -> str:
     return f"""
     SELECT d.recording_id, d.partition_date
-    FROM {table.qualified_name} AS d
+    FROM {table.name} AS d
     ANTI JOIN (SELECT id FROM {RECORDINGS_TABLE} AS r WHERE {in_scope("r", scope)}) AS r
         ON r.id = d.recording_id
     WHERE {in_scope("d", scope)}
@@ -97,7 +97,7 @@ def _orphans(table: DerivedTable, scope: DayRange | None) -> str:
 def _removed_rows(table: DerivedTable, scope: DayRange | None) -> str:
     return f"""
     SELECT d.recording_id, d.partition_date
-    FROM {table.qualified_name} AS d
+    FROM {table.name} AS d
     JOIN {RECORDINGS_TABLE} AS r ON r.id = d.recording_id
     WHERE {_REMOVED} AND {in_scope("d", scope)} AND {in_scope("r", scope)}
     """
@@ -108,7 +108,7 @@ def _not_one_row(table: DerivedTable, scope: DayRange | None) -> str:
     # are the two checks above.
     return f"""
     WITH counts AS (
-        SELECT recording_id, count(*) AS n FROM {table.qualified_name} AS d
+        SELECT recording_id, count(*) AS n FROM {table.name} AS d
         WHERE {in_scope("d", scope)}
         GROUP BY recording_id
     )
@@ -132,7 +132,7 @@ def _stats_mismatch(table: DerivedTable, scope: DayRange | None) -> str:
     stats AS (
         SELECT partition_date, count(*) AS n, any_value(recordings) AS recordings,
                any_value(active_recordings) AS active
-        FROM {table.qualified_name} AS d
+        FROM {table.name} AS d
         WHERE {in_scope("d", scope)}
         GROUP BY partition_date
     )
@@ -148,22 +148,22 @@ def _stats_mismatch(table: DerivedTable, scope: DayRange | None) -> str:
 
 _EXIST = _Rule(
     "recording_ids_exist",
-    "Every recording_id in this table exists in siro.recordings.",
+    "Every recording_id in this table exists in {recordings}.",
     _orphans,
 )
 _NO_REMOVED = _Rule(
     "no_deleted_or_purged_rows",
-    "No row belongs to a recording that siro.recordings flags deleted or purged.",
+    "No row belongs to a recording that {recordings} flags deleted or purged.",
     _removed_rows,
 )
 _ONE_ROW = _Rule(
     "one_row_per_recording",
-    "Exactly one row per recording of siro.recordings that is neither deleted nor purged.",
+    "Exactly one row per recording of {recordings} that is neither deleted nor purged.",
     _not_one_row,
 )
 _STATS_MATCH = _Rule(
     "counts_match_recordings",
-    "Each day has one stats row whose recordings / active_recordings match siro.recordings.",
+    "Each day has one stats row whose recordings / active_recordings match {recordings}.",
     _stats_mismatch,
 )
 
@@ -230,7 +230,7 @@ def evaluate_rule(
 ) -> AssetCheckResult:
     """Run one derived-table rule on an open connection (separate from Dagster for tests)."""
     return evaluate_offenders(
-        con, (table.qualified_name, RECORDINGS_TABLE), rule.offenders_sql(table, scope), scope
+        con, (table.name, RECORDINGS_TABLE), rule.offenders_sql(table, scope), scope
     )
 
 
@@ -245,6 +245,7 @@ def _check_from_sql(
     blocking: bool = False,
 ) -> AssetChecksDefinition:
     warehouse_key = settings.warehouse_resource_key
+    description = description.format(recordings=settings.table_name(RECORDINGS_TABLE))
 
     @asset_check(
         asset=asset, name=name, description=description, blocking=blocking, pool=settings.warehouse_pool,
@@ -269,7 +270,7 @@ def _check_from_sql(
 def _build_check(table: DerivedTable, rule: _Rule, settings: PipelineSettings) -> AssetChecksDefinition:
     return _check_from_sql(
         settings, asset_key(table, settings), rule.name, rule.description,
-        (table.qualified_name, RECORDINGS_TABLE), lambda scope: rule.offenders_sql(table, scope),
+        (table.name, RECORDINGS_TABLE), lambda scope: rule.offenders_sql(table, scope),
     )
 
 
@@ -291,7 +292,7 @@ class _RawRule:
 _RAW_RULES = (
     _RawRule(
         "id_unique",
-        "Every recording id appears once in siro.recordings (within the run's days in a run; "
+        "Every recording id appears once in {recordings} (within the run's days in a run; "
         "across all partitions in the audit). Blocking: derived tables never build from duplicates.",
         lambda scope: f"""SELECT id AS recording_id, min(partition_date) AS partition_date
             FROM {RECORDINGS_TABLE} AS r WHERE {in_scope("r", scope)}
@@ -308,7 +309,7 @@ _RAW_RULES = (
     ),
     _RawRule(
         "keys_not_null",
-        "No row of siro.recordings lacks an id or a created_at. "
+        "No row of {recordings} lacks an id or a created_at. "
         "Blocking: derived tables never build from rows without keys.",
         lambda scope: f"""SELECT id AS recording_id, partition_date FROM {RECORDINGS_TABLE} AS r
             WHERE (id IS NULL OR created_at IS NULL) AND {in_scope("r", scope)}""",

@@ -34,6 +34,7 @@ from ..api_client import (
 )
 from ..api_client.pacing import DEFAULT_REQUESTS_PER_MINUTE, SharedRequestPacer, budget_key
 from ..warehouse.backend import open_warehouse, writer_slot
+from ..warehouse.connection import DEFAULT_SCHEMA
 from ..warehouse.lake import CATALOG_ENV_VAR, DATA_PATH_ENV_VAR, DUCKLAKE, LakeSettings
 
 TOKEN_ENV_VAR = "SIRO_API_TOKEN"
@@ -200,6 +201,11 @@ class WarehouseResource(DuckDBResource):
     lock_timeout_seconds: float = Field(
         default=900.0, description="How long to wait for another process's DuckDB lock."
     )
+    table_schema: str = Field(
+        default=DEFAULT_SCHEMA,
+        description="The instance's SQL schema (`warehouse.schema`): every connection's default "
+        "schema, created by the first writer.",
+    )
     backend: str = Field(
         default="duckdb",
         description="`duckdb` (the file `database`) or `ducklake` (SIRO_WAREHOUSE); a lake keeps "
@@ -241,7 +247,8 @@ class WarehouseResource(DuckDBResource):
         lake = self.lake_settings()
         with writer_slot(self.database, lake=lake is not None, timeout=self.lock_timeout_seconds):
             con = open_warehouse(
-                self.database, lake=lake, lock_timeout=self.lock_timeout_seconds, config=self.connection_config
+                self.database, lake=lake, lock_timeout=self.lock_timeout_seconds, config=self.connection_config,
+                schema=self.table_schema,
             )
             try:
                 yield con
@@ -257,6 +264,7 @@ class WarehouseResource(DuckDBResource):
             read_only=True,
             lock_timeout=self.lock_timeout_seconds,
             config=self.connection_config,
+            schema=self.table_schema,
         )
         try:
             yield con

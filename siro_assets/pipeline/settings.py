@@ -17,7 +17,7 @@ from dagster import AssetKey, DailyPartitionsDefinition, Model, Resolvable
 from pydantic import Field, model_validator
 
 from ..changes.tick_clock import SYSTEM_CLOCK, TickClock
-from ..warehouse.schema import SCHEMA
+from ..warehouse.connection import DEFAULT_SCHEMA, checked_schema
 
 DEFAULT_KEY_PREFIX = "siro"
 DEFAULT_PARTITIONS_START = "2026-01-01"
@@ -96,6 +96,9 @@ class PipelineSettings:
     tags: tuple[tuple[str, str], ...] = ()
     # Group names by role; unset roles get `<key_prefix>_<role>`.
     group_names: tuple[tuple[str, str], ...] = ()
+    # The SQL schema of the instance's tables (`warehouse.schema`); every warehouse
+    # connection of the instance makes it the default schema.
+    table_schema: str = DEFAULT_SCHEMA
     # The sensor tick's clocks (not a YAML attribute): tests and compressed-time runs
     # pass their own; two settings differing only in clock are the same instance.
     clock: TickClock = field(default=SYSTEM_CLOCK, compare=False, repr=False)
@@ -103,6 +106,7 @@ class PipelineSettings:
     def __post_init__(self) -> None:
         if not self.key_prefix.isidentifier():
             raise ValueError(f"key_prefix must be a Python-identifier-like name such as siro_west, got {self.key_prefix!r}")
+        checked_schema(self.table_schema)
         try:
             date.fromisoformat(self.partitions_start)
         except ValueError:
@@ -167,10 +171,10 @@ class PipelineSettings:
     def recordings_job_name(self) -> str:
         return f"{self.key_prefix}_recordings_job"
 
-    @property
-    def table_schema(self) -> str:
-        """The SQL schema the tables live in (one warehouse per instance)."""
-        return SCHEMA
+    def table_name(self, name: str) -> str:
+        """`<table_schema>.<name>`: table `name` as a reader outside the pipeline names it
+        (the catalog's `dagster/table_name`, descriptions); the pipeline's SQL says `name`."""
+        return f"{self.table_schema}.{name}"
 
     @cached_property
     def partitions_def(self) -> DailyPartitionsDefinition:

@@ -8,7 +8,7 @@ from datetime import date
 import duckdb
 
 from ..warehouse.backend import claim_table, create_day_table, write_transaction
-from ..warehouse.schema import SCHEMA, ensure_schema
+from ..warehouse.schema import ensure_schema
 from .table import DerivedTable
 
 # Raw recordings per transaction. A rebuild's cost is its rows: bounding the rows per
@@ -25,7 +25,7 @@ def partition_batches(
     days = sorted(set(partitions))
     counts = dict(
         con.execute(
-            f"SELECT partition_date, count(*) FROM {SCHEMA}.recordings "
+            f"SELECT partition_date, count(*) FROM recordings "
             "WHERE partition_date IN (SELECT unnest($p::DATE[])) GROUP BY 1",
             {"p": days},
         ).fetchall()
@@ -62,7 +62,7 @@ def rebuild_partitions(
     # The raw table may not exist yet when a derived asset runs first on a fresh
     # warehouse; an empty one yields empty partitions instead of an error.
     ensure_schema(con)
-    create_day_table(con, table.ddl(), table.qualified_name)
+    create_day_table(con, table.ddl(), table.name)
     columns = ", ".join(table.column_names)
     in_partitions = "partition_date IN (SELECT unnest($partitions::DATE[]))"
     # Row order inside a table means nothing here (every read orders or aggregates), and
@@ -77,10 +77,10 @@ def rebuild_partitions(
             def replace_batch() -> int:
                 con.execute("BEGIN TRANSACTION")
                 try:
-                    claim_table(con, table.qualified_name)
-                    con.execute(f"DELETE FROM {table.qualified_name} WHERE {in_partitions}", params)
+                    claim_table(con, table.name)
+                    con.execute(f"DELETE FROM {table.name} WHERE {in_partitions}", params)
                     inserted = con.execute(
-                        f"INSERT INTO {table.qualified_name} ({columns}) {table.select}", params
+                        f"INSERT INTO {table.name} ({columns}) {table.select}", params
                     ).fetchone()[0]
                     con.execute("COMMIT")
                 except BaseException:

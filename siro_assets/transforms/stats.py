@@ -7,7 +7,6 @@ no recordings, so a plotted series shows a zero rather than a gap.
 
 from __future__ import annotations
 
-from ..warehouse.schema import SCHEMA
 from .table import PARTITION_DATE, Column, DerivedTable
 
 _SELECT = f"""
@@ -18,7 +17,7 @@ r AS (
     SELECT partition_date, deleted, root_data_purged_at, crm, summary,
            entity_extractions, duration_ms,
            deleted IS NOT TRUE AND root_data_purged_at IS NULL AS live
-    FROM {SCHEMA}.recordings
+    FROM recordings
     WHERE partition_date IN (SELECT partition_date FROM days)
 ),
 counts AS (

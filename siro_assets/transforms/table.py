@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ..warehouse.schema import SCHEMA
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class Column:
 
 @dataclass(frozen=True)
 class DerivedTable:
-    """A derived table in schema `siro` and the set-wise SELECT that fills it.
+    """A derived table in an instance's schema and the set-wise SELECT that fills it.
 
     `select` must produce exactly `columns`, in order, for the partitions given as the
     `$partitions` parameter (DATE[]) and nothing else: `rebuild_partitions` deletes
@@ -54,10 +53,17 @@ class DerivedTable:
     per_recording: bool = True
     """True when every row belongs to one recording (has a `recording_id`)."""
 
+    def in_schema(self, schema: str) -> str:
+        """`<schema>.<name>`: the name a reader outside the pipeline queries (catalogs,
+        check descriptions); the pipeline's own SQL says just `name`, in the connection's
+        schema."""
+        return f"{schema}.{self.name}"
+
     @property
     def qualified_name(self) -> str:
-        """`siro.<name>`, the name to query."""
-        return f"{SCHEMA}.{self.name}"
+        """The name the pipeline's SQL uses: `name`, resolved in the connection's schema
+        (the instance's). Kept for callers written when this was `siro.<name>`."""
+        return self.name
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -75,7 +81,7 @@ class DerivedTable:
     def ddl(self) -> str:
         """CREATE TABLE IF NOT EXISTS statement for this table."""
         columns = ",\n    ".join(f"{c.name} {c.sql_type}" for c in self.columns)
-        return f"CREATE TABLE IF NOT EXISTS {self.qualified_name} (\n    {columns}\n)"
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {columns}\n)"
 
 
 def sql_fingerprint(*parts: str) -> str:
@@ -115,7 +121,7 @@ def live_recordings(*columns: str) -> str:
     wanted = ", ".join(("id", "partition_date", *columns))
     return f"""
     SELECT {wanted}
-    FROM {SCHEMA}.recordings
+    FROM recordings
     WHERE partition_date IN (SELECT unnest($partitions::DATE[]))
       AND deleted IS NOT TRUE
       AND root_data_purged_at IS NULL

@@ -57,7 +57,6 @@ to clears: where they do, a `clear` row competes too.
 from __future__ import annotations
 
 from .sql_fragments import IS_BLANK, IS_CRM_REF, VALUE_TEXT, VALUE_TYPE
-from ..warehouse.schema import SCHEMA
 from .table import PARTITION_DATE, RECORDING_ID, Column, DerivedTable, live_recordings
 
 PLAN_STATUSES = ("ready", "unlinked", "no_target", "unknown_model", "no_field", "clear", "blank")
@@ -246,8 +245,8 @@ def latest_writes_sql(clears: str = "FALSE") -> str:
     `clear` row (a JSON null) hold the field there. The default: no connection clears."""
     return f"""
 SELECT p.*
-FROM {CRM_WRITEBACK_PLAN.qualified_name} AS p
-SEMI JOIN {SCHEMA}.recordings AS r
+FROM {CRM_WRITEBACK_PLAN.name} AS p
+SEMI JOIN recordings AS r
     ON r.id = p.recording_id AND r.deleted IS NOT TRUE AND r.root_data_purged_at IS NULL
 WHERE p.plan_status = 'ready' OR (p.plan_status = 'clear' AND ({clears}))
 QUALIFY row_number() OVER (

@@ -28,7 +28,7 @@ from typing import TypeVar
 
 import duckdb
 
-from .connection import open_duckdb, writer_lock
+from .connection import DEFAULT_SCHEMA, open_duckdb, writer_lock
 from .tables import table_exists, transaction
 from .lake import DUCKLAKE, LakeSettings, is_lake, open_lake, retry_lake_conflicts, warehouse_mode
 
@@ -42,16 +42,18 @@ def open_warehouse(
     read_only: bool = False,
     lock_timeout: float = 900.0,
     config: dict | None = None,
+    schema: str = DEFAULT_SCHEMA,
 ) -> duckdb.DuckDBPyConnection:
     """Connect to the lake `lake` names, or else to the DuckDB file `database`.
 
-    Either way the warehouse is the default catalog `warehouse`, in UTC.
+    Either way the warehouse is the default catalog `warehouse` and the instance's
+    `schema` the default schema (created by a writer), in UTC.
     """
     if lake is not None:
-        return open_lake(lake, read_only=read_only, config=config)
+        return open_lake(lake, read_only=read_only, config=config, schema=schema)
     if database is None:
         raise ValueError("open_warehouse needs a DuckDB file path or lake settings")
-    return open_duckdb(database, read_only=read_only, lock_timeout=lock_timeout, config=config)
+    return open_duckdb(database, read_only=read_only, lock_timeout=lock_timeout, config=config, schema=schema)
 
 
 def lake_settings_from_env(env: Mapping[str, str] | None = None) -> LakeSettings | None:
@@ -61,7 +63,8 @@ def lake_settings_from_env(env: Mapping[str, str] | None = None) -> LakeSettings
 
 @contextmanager
 def warehouse_connection(
-    database: str | Path | None = None, *, lake: LakeSettings | None = None, read_only: bool = False
+    database: str | Path | None = None, *, lake: LakeSettings | None = None, read_only: bool = False,
+    schema: str = DEFAULT_SCHEMA,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """`open_warehouse` as a context manager that always closes: the consumers' helper.
 
@@ -74,7 +77,7 @@ def warehouse_connection(
             import os
 
             database = os.environ.get("SIRO_DUCKDB_PATH") or "data/siro.duckdb"
-    con = open_warehouse(database, lake=lake, read_only=read_only)
+    con = open_warehouse(database, lake=lake, read_only=read_only, schema=schema)
     try:
         yield con
     finally:
@@ -170,17 +173,25 @@ GUARD_SCHEMA = "siro_meta"
 GUARD_TABLE = f"{GUARD_SCHEMA}.lake_write_guard"
 
 
-def claim_table(con: duckdb.DuckDBPyConnection, qualified_name: str) -> None:
-    """Inside the caller's write transaction on a lake: bump `qualified_name`'s guard row,
-    so a concurrent write transaction on the same table conflicts at COMMIT (see the
-    module docstring). Nothing on a DuckDB file, whose writers take turns already."""
+def _guard_key(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    # Always `schema.table`, so two instances' `recordings` (schemas siro and west) have
+    # their own guard rows, and a lake written before unqualified names keeps its rows.
+    return name if "." in name else f"{con.execute('SELECT current_schema()').fetchone()[0]}.{name}"
+
+
+def claim_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Inside the caller's write transaction on a lake: bump table `name`'s guard row
+    (unqualified: in the current schema), so a concurrent write transaction on the same
+    table conflicts at COMMIT (see the module docstring). Nothing on a DuckDB file, whose
+    writers take turns already."""
     if not is_lake(con):
         return
+    key = _guard_key(con, name)
     bumped = con.execute(
-        f"UPDATE {GUARD_TABLE} SET writes = writes + 1 WHERE table_name = ?", [qualified_name]
+        f"UPDATE {GUARD_TABLE} SET writes = writes + 1 WHERE table_name = ?", [key]
     ).fetchone()[0]
     if not bumped:  # a table made before the guard existed gets its row now
-        con.execute(f"INSERT INTO {GUARD_TABLE} VALUES (?, 1)", [qualified_name])
+        con.execute(f"INSERT INTO {GUARD_TABLE} VALUES (?, 1)", [key])
 
 
 def create_day_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name: str) -> None:
@@ -206,7 +217,7 @@ def _create_lake_table(con: duckdb.DuckDBPyConnection, ddl: str, qualified_name:
                 con.execute(f"ALTER TABLE {qualified_name} SET PARTITIONED BY (partition_date)")
             # Created with the table, in one transaction: a concurrent creator conflicts, so
             # there is exactly one guard row per table.
-            con.execute(f"INSERT INTO {GUARD_TABLE} VALUES (?, 0)", [qualified_name])
+            con.execute(f"INSERT INTO {GUARD_TABLE} VALUES (?, 0)", [_guard_key(con, qualified_name)])
 
     write_transaction(create)
 

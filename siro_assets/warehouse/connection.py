@@ -7,6 +7,10 @@ yield a catalog `siro` beside the schema `siro`, and every `siro.recordings` wou
 "Ambiguous reference to catalog or schema". With the fixed alias any file name works:
 `siro.duckdb`, names with spaces or non-ASCII letters, names that are SQL keywords.
 
+Every connection then makes the instance's schema (`siro` unless the component's
+`warehouse.schema` says otherwise) its default (`use_schema`), so the package's SQL names
+tables unqualified and two instances sharing one file never see each other's tables.
+
 DuckDB admits one read-write process per file (or several read-only ones). Writers are
 serialised by `writer_lock` (a lock file beside the warehouse) held only around a
 write; waiting on DuckDB's own lock here is the safety net for a process that does not
@@ -16,8 +20,10 @@ take it, such as a DuckDB shell left open on the file.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import duckdb
@@ -34,6 +40,64 @@ logger = logging.getLogger("siro_assets.warehouse")
 
 #: The catalog name every connection gives the warehouse file (see the module docstring).
 WAREHOUSE_CATALOG = "warehouse"
+
+
+#: The schema of the tables unless an instance names another (`warehouse.schema`).
+DEFAULT_SCHEMA = "siro"
+
+# Lower case only: DuckDB matches identifiers case-insensitively but `duckdb_tables()`
+# reports them as created, so "West" and "west" would be one schema with two spellings.
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# Ours (the organization record, the lake's write guard) and DuckDB's own.
+_RESERVED_SCHEMAS = frozenset({"siro_meta", "information_schema", "pg_catalog"})
+
+
+@lru_cache(maxsize=1)
+def _reserved_keywords() -> frozenset[str]:
+    with duckdb.connect() as con:
+        return frozenset(row[0] for row in con.execute(
+            "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'").fetchall())
+
+
+def checked_schema(name: str) -> str:
+    """`name` if it can be an instance's schema, else ValueError: a lower-case SQL
+    identifier that is no reserved keyword, so consumers' SQL (and Dagster's DuckDB I/O
+    managers, which do not quote) can write `<schema>.recordings` as is."""
+    if not isinstance(name, str) or not _SCHEMA_NAME.fullmatch(name):
+        raise ValueError(
+            f"warehouse schema must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 "
+            f"characters), got {name!r}"
+        )
+    if name in _RESERVED_SCHEMAS or name in _reserved_keywords():
+        raise ValueError(f"warehouse schema {name!r} is reserved (by siro-assets or SQL); choose another name")
+    return name
+
+
+def quote_identifier(name: str) -> str:
+    """`name` as a double-quoted SQL identifier (so a keyword such as `order` works too)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def use_schema(con: duckdb.DuckDBPyConnection, schema: str, *, create: bool) -> None:
+    """Make `schema` of the connection's current catalog (the warehouse) its default,
+    creating it first when `create` (a writer) and it is missing.
+
+    Asked before created: on a lake even a no-op CREATE SCHEMA is a catalog write. A
+    reader of a schema never written stays on the catalog's `main`, where none of the
+    tables exists, so it reads "nothing there" exactly as before the first run.
+    """
+    schema = checked_schema(schema)
+    catalog, exists = con.execute(
+        "SELECT current_database(), count(*) FROM duckdb_schemas() "
+        "WHERE database_name = current_database() AND schema_name = ?",
+        [schema],
+    ).fetchone()
+    qualified = f"{quote_identifier(catalog)}.{quote_identifier(schema)}"
+    if not exists and create:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified}")
+        exists = True
+    if exists:
+        con.execute(f"USE {qualified}")
 
 
 class WarehouseLockTimeout(RuntimeError):
@@ -68,12 +132,13 @@ def sql_string(value: str | Path) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _attach(path: Path, *, read_only: bool, config: dict) -> duckdb.DuckDBPyConnection:
+def _attach(path: Path, *, read_only: bool, config: dict, schema: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:", config=config)
     try:
         mode = " (READ_ONLY)" if read_only else ""
         con.execute(f"ATTACH {sql_string(path)} AS {WAREHOUSE_CATALOG}{mode}")
         con.execute(f"USE {WAREHOUSE_CATALOG}")
+        use_schema(con, schema, create=not read_only)
     except BaseException:
         con.close()
         raise
@@ -86,9 +151,10 @@ def open_duckdb(
     read_only: bool = False,
     lock_timeout: float = 900.0,
     config: dict | None = None,
+    schema: str = DEFAULT_SCHEMA,
 ):
-    """Connect to the warehouse file `path` (as catalog `warehouse`), waiting (jittered
-    backoff) while another process holds its lock.
+    """Connect to the warehouse file `path` (as catalog `warehouse`, default schema
+    `schema`), waiting (jittered backoff) while another process holds its lock.
 
     Every connection runs in UTC so that `TIMESTAMPTZ -> DATE` means the UTC day.
     `config` is DuckDB's connection configuration (`memory_limit` defaults to 512MB;
@@ -110,7 +176,7 @@ def open_duckdb(
         reraise=True,
     )
     try:
-        con = retrying(_attach, path, read_only=read_only, config=config)
+        con = retrying(_attach, path, read_only=read_only, config=config, schema=schema)
     except duckdb.IOException as exc:
         if _is_lock_error(exc):
             raise WarehouseLockTimeout(
@@ -134,14 +200,14 @@ def open_duckdb(
 
 @contextmanager
 def duckdb_connection(
-    path: str | Path, *, read_only: bool = False, lock_timeout: float = 900.0
+    path: str | Path, *, read_only: bool = False, lock_timeout: float = 900.0, schema: str = DEFAULT_SCHEMA
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """`open_duckdb` as a context manager that always closes (and so releases the lock).
 
-    The recommended way for consumers to read the warehouse: `siro.recordings` then
-    resolves whatever the file is called.
+    The recommended way for consumers to read the warehouse: `siro.recordings` (or just
+    `recordings`, in the default schema `schema`) then resolves whatever the file is called.
     """
-    con = open_duckdb(path, read_only=read_only, lock_timeout=lock_timeout)
+    con = open_duckdb(path, read_only=read_only, lock_timeout=lock_timeout, schema=schema)
     try:
         yield con
     finally:

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import duckdb
 from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from .connection import DEFAULT_MEMORY_LIMIT, WAREHOUSE_CATALOG, sql_string
+from .connection import DEFAULT_MEMORY_LIMIT, DEFAULT_SCHEMA, WAREHOUSE_CATALOG, sql_string, use_schema
 
 logger = logging.getLogger("siro_assets.warehouse")
 
@@ -179,7 +179,7 @@ def _redacted(message: str, secrets: list[str]) -> str:
     return message
 
 
-def _attach(settings: LakeSettings, read_only: bool, config: dict) -> duckdb.DuckDBPyConnection:
+def _attach(settings: LakeSettings, read_only: bool, config: dict, schema: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:", config=config)
     try:
         _load_extensions(con, LAKE_EXTENSIONS + (S3_EXTENSIONS if settings.on_s3 else ()))
@@ -193,6 +193,7 @@ def _attach(settings: LakeSettings, read_only: bool, config: dict) -> duckdb.Duc
             f"({', '.join(options)})"
         )
         con.execute(f"USE {WAREHOUSE_CATALOG}")
+        use_schema(con, schema, create=not read_only)
         con.execute("SET TimeZone = 'UTC'")
     except BaseException:
         con.close()
@@ -201,9 +202,10 @@ def _attach(settings: LakeSettings, read_only: bool, config: dict) -> duckdb.Duc
 
 
 def open_lake(
-    settings: LakeSettings, *, read_only: bool = False, config: dict | None = None
+    settings: LakeSettings, *, read_only: bool = False, config: dict | None = None, schema: str = DEFAULT_SCHEMA
 ) -> duckdb.DuckDBPyConnection:
-    """Connect to the lake `settings` names, as catalog `warehouse` (so `siro.<table>` works).
+    """Connect to the lake `settings` names, as catalog `warehouse` with default schema
+    `schema` (so `recordings` and `siro.<table>` work).
 
     In UTC like every warehouse connection; `config` is DuckDB's (memory_limit defaults to
     512MB, spill files go to the local scratch directory). Small writes are not inlined
@@ -216,7 +218,7 @@ def open_lake(
     if not settings.on_s3 and not read_only:
         Path(settings.data_path).mkdir(parents=True, exist_ok=True)
     try:
-        return retry_lake_conflicts(lambda: _attach(settings, read_only, config), retry_on=_is_init_race)
+        return retry_lake_conflicts(lambda: _attach(settings, read_only, config, schema), retry_on=_is_init_race)
     except duckdb.Error as exc:
         # `from None`: the original exception's text may quote the DSN or the keys.
         raise LakeConnectError(

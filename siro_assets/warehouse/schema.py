@@ -1,4 +1,6 @@
-"""DuckDB DDL for the `siro` schema: the raw recordings table and its nested types.
+"""DuckDB DDL of an instance's schema (`siro` by default): the raw recordings table and
+its nested types. Table names are unqualified: every warehouse connection's default
+schema is its instance's (`connection.use_schema`).
 
 The nested columns keep the API's camelCase field names so that a reader who knows
 the API finds the same names in `crm.engagement.externalId`; the top-level columns
@@ -7,9 +9,12 @@ are snake_case like every other warehouse table.
 
 from __future__ import annotations
 
-from .backend import create_day_table, create_schema
+from .backend import create_day_table
+from .connection import DEFAULT_SCHEMA
 
-SCHEMA = "siro"
+#: The default schema's name, for the modules that still qualify their tables with it.
+SCHEMA = DEFAULT_SCHEMA
+RECORDINGS_TABLE = "recordings"
 
 OBJECT_REF = "STRUCT(id VARCHAR, externalId VARCHAR)"
 
@@ -116,14 +121,14 @@ RECORDINGS_COLUMN_DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def recordings_ddl(table: str = f"{SCHEMA}.recordings") -> str:
+def recordings_ddl(table: str = RECORDINGS_TABLE) -> str:
     """CREATE TABLE statement for the raw recordings table (or a staging copy of it)."""
     columns = ",\n    ".join(f"{name} {sql_type}" for name, sql_type in RECORDINGS_COLUMNS)
     return f"CREATE TABLE IF NOT EXISTS {table} (\n    {columns}\n)"
 
 
 def ensure_schema(con) -> None:
-    """Create the `siro` schema and the raw table if they do not exist yet (on a lake,
-    partitioned by day; see `backend.create_day_table`)."""
-    create_schema(con, SCHEMA)
-    create_day_table(con, recordings_ddl(), f"{SCHEMA}.recordings")
+    """Create the raw table in the connection's schema if it does not exist yet (on a
+    lake, partitioned by day; see `backend.create_day_table`). The schema itself is
+    created when a writer connects (`connection.use_schema`)."""
+    create_day_table(con, recordings_ddl(), RECORDINGS_TABLE)

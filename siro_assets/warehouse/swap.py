@@ -28,7 +28,7 @@ import duckdb
 from .backend import claim_table, write_transaction
 from .connection import sql_string
 from .identity import claim_organization
-from .schema import RECORDINGS_COLUMN_NAMES, SCHEMA, ensure_schema
+from .schema import RECORDINGS_COLUMN_NAMES, ensure_schema
 
 logger = logging.getLogger("siro_assets.warehouse")
 
@@ -66,7 +66,7 @@ def stage_transaction(con: duckdb.DuckDBPyConnection, stage, organization_id: st
     try:
         con.execute("BEGIN TRANSACTION")
         try:
-            claim_table(con, f"{SCHEMA}.recordings")
+            claim_table(con, "recordings")
             if organization_id is not None:
                 claim_organization(con, organization_id)
             yield
@@ -93,7 +93,7 @@ _KEEP = f"""
 
 _MISSING = f"""
     SELECT partition_date, count(*), list(id ORDER BY id)[:5]
-    FROM {SCHEMA}.recordings AS w
+    FROM recordings AS w
     WHERE {_IN_DAYS}
       AND NOT EXISTS (SELECT 1 FROM stage.recordings AS s WHERE s.id = w.id)
       AND NOT ({_KEEP})
@@ -138,15 +138,15 @@ def _swap(con, stage, partitions, fetched_at, organization_id, allow_removals, o
         if missing:
             logger.warning("Removing recordings the API no longer lists: %s", _counts(missing))
         con.execute(
-            f"DELETE FROM {SCHEMA}.recordings AS w WHERE {_IN_DAYS} AND NOT ({_KEEP})", params
+            f"DELETE FROM recordings AS w WHERE {_IN_DAYS} AND NOT ({_KEEP})", params
         )
         con.execute(
-            f"INSERT INTO {SCHEMA}.recordings ({columns}) SELECT {columns} FROM stage.recordings "
-            f"WHERE id NOT IN (SELECT id FROM {SCHEMA}.recordings WHERE {_IN_DAYS})",
+            f"INSERT INTO recordings ({columns}) SELECT {columns} FROM stage.recordings "
+            f"WHERE id NOT IN (SELECT id FROM recordings WHERE {_IN_DAYS})",
             days,
         )
         rows = con.execute(
-            f"SELECT count(*) FROM {SCHEMA}.recordings WHERE {_IN_DAYS}", days
+            f"SELECT count(*) FROM recordings WHERE {_IN_DAYS}", days
         ).fetchone()[0]
     return rows
 

@@ -8,15 +8,16 @@ from contextlib import contextmanager
 import duckdb
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
-    """Whether `schema.table` exists: readers of a warehouse never written (no run yet)
-    answer "nothing there" instead of failing on a missing table."""
-    schema, table = qualified_name.split(".")
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether table `name` exists: unqualified, in the connection's current schema (the
+    instance's); `schema.table`, in that schema. Readers of a warehouse never written (no
+    run yet) answer "nothing there" instead of failing on a missing table."""
+    schema, _, table = name.rpartition(".")
     # Of the current database only: a lake connection also attaches its catalog's metadata.
     found = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = ? AND table_name = ?",
-        [schema, table],
+        "AND schema_name = coalesce(?, current_schema()) AND table_name = ?",
+        [schema or None, table],
     ).fetchone()[0]
     return found > 0
 

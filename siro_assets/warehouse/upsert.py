@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from .backend import write_transaction
-from .schema import RECORDINGS_COLUMN_NAMES, SCHEMA
+from .schema import RECORDINGS_COLUMN_NAMES
 from .swap import stage_transaction
 
 _NEWEST = "coalesce({}.updated_at, '-infinity'::TIMESTAMPTZ)"
@@ -33,7 +33,7 @@ def _upsert(con: duckdb.DuckDBPyConnection, stage, organization_id: str | None) 
     with stage_transaction(con, stage, organization_id):
         con.execute(
             f"""
-            DELETE FROM {SCHEMA}.recordings AS w
+            DELETE FROM recordings AS w
             WHERE {_STAGED_DAYS}
               AND EXISTS (SELECT 1 FROM stage.recordings AS s
                           WHERE s.id = w.id AND {_NEWEST.format('s')} >= {_NEWEST.format('w')})
@@ -41,9 +41,9 @@ def _upsert(con: duckdb.DuckDBPyConnection, stage, organization_id: str | None) 
         )
         upserted = con.execute(
             f"""
-            INSERT INTO {SCHEMA}.recordings ({columns})
+            INSERT INTO recordings ({columns})
             SELECT {columns} FROM stage.recordings
-            WHERE id NOT IN (SELECT id FROM {SCHEMA}.recordings WHERE {_STAGED_DAYS})
+            WHERE id NOT IN (SELECT id FROM recordings WHERE {_STAGED_DAYS})
             """
         ).fetchone()[0]
     return upserted

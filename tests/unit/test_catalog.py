@@ -10,6 +10,7 @@ import duckdb
 import pytest
 from dagster import TableColumnDep
 
+from siro_assets.warehouse.connection import DEFAULT_SCHEMA, use_schema
 from siro_assets.pipeline.catalog import column_lineage, raw_code_version
 from siro_assets.definitions import defs
 from siro_assets.transforms import DERIVED_TABLES, RECORDING_CRM
@@ -39,6 +40,7 @@ def test_every_derived_column_names_real_raw_sources():
 @pytest.fixture(scope="module")
 def loaded() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
+    use_schema(con, DEFAULT_SCHEMA, create=True)
     rich = {
         "crm": {"integrationConnectionId": "ic", "engagement": ref("se", "E"), "contacts": [ref("sc", "C")]},
         "summary": [{"id": "s1", "name": "Overview", "content": "text"}],
@@ -58,7 +60,7 @@ def _scanned_raw_columns(con: duckdb.DuckDBPyConnection, select: str) -> set[str
 
     def walk(node: dict) -> None:
         info = node.get("extra_info") or {}
-        if isinstance(info, dict) and str(info.get("Table", "")).endswith("siro.recordings"):
+        if isinstance(info, dict) and str(info.get("Table", "")).endswith("recordings"):
             found.update(p.split(".")[0] for p in info.get("Projections", []))
         for child in node.get("children", []):
             walk(child)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 import pytest
 
+from siro_assets.warehouse.connection import DEFAULT_SCHEMA, use_schema
 from siro_assets.crm.lease import LIVE_HOLDER_SQL, release, take
 from siro_assets.crm.ledger import STATE_TABLE, Orphan, ensure_ledger, log_orphans, orphaned_intents, record_intent
 from siro_assets.crm.writes import FieldWrite
@@ -26,6 +27,7 @@ def _write(n: int, value: str = "v") -> FieldWrite:
 def con():
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    use_schema(con, DEFAULT_SCHEMA, create=True)
     ensure_ledger(con)
     return con
 

@@ -18,6 +18,7 @@ import duckdb
 import httpx
 import pytest
 
+from siro_assets.warehouse.connection import DEFAULT_SCHEMA, use_schema
 from siro_assets.api_client import AsyncSiroClient, RequestPacer, RetryPolicy, SiroClient, created_window
 from siro_assets.transforms import DERIVED_TABLES, rebuild_partitions
 from siro_assets.warehouse.staging import RecordingsStage, swap_partitions
@@ -67,6 +68,7 @@ def warehouse_rows(records: list[dict]) -> dict[str, list[tuple]]:
     """Every typed raw column and every derived table after ingesting ``records``."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    use_schema(con, DEFAULT_SCHEMA, create=True)
 
     async def ingest(stage: RecordingsStage) -> None:
         async with AsyncSiroClient("T", "https://siro.test", transport=serve(records), **client_kwargs()) as c:
@@ -102,14 +104,14 @@ def test_null_and_absent_sub_objects_stage_and_derive_identically() -> None:
     without = warehouse_rows(page_records("absent"))
     assert with_nulls == without
     # And the rows say "not linked" for exactly the missing objects, not something else.
-    crm_rows = with_nulls["siro.recording_crm_links"]
+    crm_rows = with_nulls["recording_crm_links"]
     assert {(r[1], r[3]) for r in crm_rows if r[3] in SUB_OBJECTS} == {
         (f"r{n}", key)
         for n, unlinked in enumerate([(), *((k,) for k in SUB_OBJECTS), SUB_OBJECTS])
         for key in SUB_OBJECTS
         if key not in unlinked
     }
-    plan = with_nulls["siro.crm_writeback_plan"]
+    plan = with_nulls["crm_writeback_plan"]
     assert plan and len({row[-2] for row in plan}) > 1  # more than one plan_status occurs
 
 

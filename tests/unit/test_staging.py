@@ -119,7 +119,7 @@ def test_failed_swap_rolls_back_and_keeps_previous_rows(tmp_path, monkeypatch):
             """Fails the INSERT after the DELETE already ran inside the transaction."""
 
             def execute(self, sql, *args):
-                if sql.lstrip().startswith("INSERT INTO siro.recordings"):
+                if sql.lstrip().startswith("INSERT INTO recordings"):
                     raise duckdb.IOException("disk full (simulated)")
                 return real_execute(sql, *args)
 

@@ -17,7 +17,6 @@ from siro_assets.warehouse.connection import WarehouseLockTimeout, WarehouseVers
 
 def _warehouse(path: Path) -> None:
     con = open_duckdb(path, lock_timeout=1)
-    con.execute("CREATE SCHEMA siro")
     con.execute("CREATE TABLE siro.crm_writeback_log AS SELECT range AS id, 'sent' AS status FROM range(500)")
     con.execute("CREATE TABLE siro.recordings AS SELECT range AS id FROM range(20)")
     con.close()

@@ -14,14 +14,14 @@ import duckdb
 
 from ...transforms.writeback_plan import CRM_WRITEBACK_PLAN
 from ...warehouse.backend import create_keyed_table
-from ...warehouse.schema import SCHEMA, ensure_schema
+from ...warehouse.schema import ensure_schema
 from ..lease import LEASE_DDL
 
-STATE_TABLE = f"{SCHEMA}.crm_writeback_state"
-LOG_TABLE = f"{SCHEMA}.crm_writeback_log"
-OUTBOX_TABLE = f"{SCHEMA}.crm_outbox"
-RUNS_TABLE = f"{SCHEMA}.crm_delivery_runs"
-QUEUE_TABLE = f"{SCHEMA}.crm_delivery_queue"
+STATE_TABLE = "crm_writeback_state"
+LOG_TABLE = "crm_writeback_log"
+OUTBOX_TABLE = "crm_outbox"
+RUNS_TABLE = "crm_delivery_runs"
+QUEUE_TABLE = "crm_delivery_queue"
 
 #: The columns that name one CRM field: the state table's key.
 FIELD_COLUMNS = ("integration_connection_id", "object_type", "external_id", "field_key")

@@ -67,7 +67,7 @@ def _plotted_metadata(warehouse: WarehouseResource, table: DerivedTable, days: l
         return {}
     with warehouse.read_connection() as con:
         row = con.execute(
-            f"SELECT {', '.join(names)} FROM {table.qualified_name} WHERE partition_date = ?", [days[0]]
+            f"SELECT {', '.join(names)} FROM {table.name} WHERE partition_date = ?", [days[0]]
         ).fetchone()
     return {name: value for name, value in zip(names, row or (None,) * len(names), strict=True) if value is not None}
 
@@ -75,20 +75,21 @@ def _plotted_metadata(warehouse: WarehouseResource, table: DerivedTable, days: l
 def materialize_derived(
     context: AssetExecutionContext, warehouse: WarehouseResource, table: DerivedTable
 ) -> MaterializeResult:
-    """Rebuild the run's partition range of `table` from `siro.recordings`, in one transaction."""
+    """Rebuild the run's partition range of `table` from the raw table (`recordings` of the
+    warehouse's schema), in one transaction."""
     started = time.monotonic()
     days = dates_in_range(context.partition_key_range)
     with warehouse.get_connection() as con:
         rows = rebuild_partitions(con, table, days)
-        table_rows = con.execute(f"SELECT count(*) FROM {table.qualified_name}").fetchone()[0]
+        table_rows = con.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0]
     first, last = partition_key(days[0]), partition_key(days[-1])
-    context.log.info(f"Rebuilt {table.qualified_name} for {first}..{last}: {rows} row(s)")
+    context.log.info(f"Rebuilt {table.in_schema(warehouse.table_schema)} for {first}..{last}: {rows} row(s)")
     return MaterializeResult(
         metadata={
             # Like siro/recordings: the rows of the partitions this run rebuilt.
             "dagster/row_count": rows,
             "dagster/column_schema": derived_table_schema(table),
-            "dagster/table_name": table.qualified_name,
+            "dagster/table_name": table.in_schema(warehouse.table_schema),
             "table_rows": table_rows,
             "partitions": len(days),
             "partition_range": f"{first}...{last}",
@@ -116,7 +117,7 @@ def build_derived_asset(table: DerivedTable, settings: PipelineSettings) -> Asse
         # Changes with the table's SQL, so the UI marks partitions built by older SQL stale.
         code_version=table.fingerprint(),
         metadata={
-            **table_metadata(table.qualified_name, derived_table_schema(table)),
+            **table_metadata(table.in_schema(settings.table_schema), derived_table_schema(table)),
             "dagster/column_lineage": column_lineage(table, settings.key("recordings")),
         },
         required_resource_keys={warehouse_key},

@@ -26,7 +26,6 @@ from ..partitions import dates_in_range, partition_key
 from ..resources import SiroApiResource, WarehouseResource
 from ..settings import PipelineSettings
 from ...api_client.timestamps import format_ts
-from ...warehouse.schema import SCHEMA
 from ...warehouse.identity import check_organization, recorded_organization
 from ...warehouse.staging import RecordingsStage
 from ...warehouse.swap import swap_partitions
@@ -39,20 +38,20 @@ from ...warehouse.upsert import upsert_recordings
 # stage's 128 MB, a 200,000-recording day peaks at ~360 MiB (`bench/memory.py`).
 SWAP_MEMORY_LIMIT = "160MB"
 
-_PREVIEW_SQL = f"""
+_PREVIEW_SQL = """
 SELECT id, strftime(created_at, '%Y-%m-%d %H:%M:%S.%g') AS created_at, title, deleted,
        crm IS NOT NULL AS linked, len(summary) AS summary_sections,
        len(entity_extractions) AS extractions
-FROM {SCHEMA}.recordings
+FROM recordings
 WHERE partition_date IN (SELECT unnest($p::DATE[]))
 ORDER BY created_at, id
 LIMIT 5
 """
 
-_COUNTS_SQL = f"""
+_COUNTS_SQL = """
 SELECT count(*), count(*) FILTER (WHERE deleted), count(*) FILTER (WHERE crm IS NOT NULL),
        count(*) FILTER (WHERE root_data_purged_at IS NOT NULL)
-FROM {SCHEMA}.recordings
+FROM recordings
 WHERE partition_date IN (SELECT unnest($p::DATE[]))
 """
 
@@ -110,13 +109,13 @@ def build_recordings_asset(settings: PipelineSettings) -> AssetsDefinition:
         kinds=RAW_KINDS,
         code_version=raw_code_version(),
         freshness_policy=RAW_FRESHNESS_POLICY,
-        metadata=table_metadata(f"{SCHEMA}.recordings", RECORDINGS_TABLE_SCHEMA),
+        metadata=table_metadata(settings.table_name("recordings"), RECORDINGS_TABLE_SCHEMA),
         required_resource_keys={api_key, warehouse_key},
     )
     def recordings(context: AssetExecutionContext, config: RecordingsConfig) -> MaterializeResult:
         """Every Siro recording, one row per recording, in the UTC day of its `createdAt`.
 
-        Table `siro.recordings`, one row per `id` (checked by `id_unique`), partition column
+        Table `recordings` of the instance's schema (`siro.recordings` by default), one row per `id` (checked by `id_unique`), partition column
         `partition_date`.
         Typed core columns (`created_at`, `updated_at`, `deleted`, `root_data_purged_at`, ...)
         sit next to `payload`, the whole API object as JSON (unknown fields included), and
@@ -212,7 +211,7 @@ def materialize_recordings(
     return MaterializeResult(
         metadata={
             "dagster/row_count": rows,
-            "dagster/table_name": f"{SCHEMA}.recordings",
+            "dagster/table_name": f"{warehouse.table_schema}.recordings",
             "rows_inserted": inserted,
             "deleted": deleted,
             "linked": linked,

@@ -30,6 +30,11 @@ def log_lineage(plan_key: AssetKey) -> TableColumnLineage:
     })
 
 
+def _bare(name: str) -> str:
+    # The ledger's table without a schema: it lives in the instance's schema.
+    return name.rpartition(".")[2]
+
+
 class WritebackRunConfig(Config):
     """Launchpad options for a writeback run."""
 
@@ -60,9 +65,9 @@ def build_crm_writebacks_asset(settings: PipelineSettings) -> AssetsDefinition:
         # Changes with the ledger's tables and the rule that picks each field's target.
         code_version=sql_fingerprint(*DDL, LATEST_WRITES_SQL),
         metadata={
-            **table_metadata(LOG_TABLE, LOG_SCHEMA),
+            **table_metadata(settings.table_name(_bare(LOG_TABLE)), LOG_SCHEMA),
             "dagster/column_lineage": log_lineage(plan_key),
-            "state_table": STATE_TABLE,
+            "state_table": settings.table_name(_bare(STATE_TABLE)),
         },
         required_resource_keys={warehouse_key, crm_key},
     )

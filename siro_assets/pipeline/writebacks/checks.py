@@ -39,7 +39,7 @@ def evaluate_outstanding(warehouse: WarehouseResource) -> AssetCheckResult:
     if rows:
         named = ", ".join(f"{code} ({n})" for code, n in top)
         description = (f"{rejected} rejected and {failed} failed CRM field(s); top error codes: {named}. "
-                       "See siro.crm_writeback_log and docs/WRITEBACKS.md.")
+                       f"See {warehouse.table_schema}.crm_writeback_log and docs/WRITEBACKS.md.")
     return AssetCheckResult(
         passed=not rows,
         description=description,
