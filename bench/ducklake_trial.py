@@ -39,6 +39,7 @@ import duckdb  # noqa: E402
 
 from siro_assets.simulator import World, WorldConfig  # noqa: E402
 from siro_assets.transforms import DERIVED_TABLES, rebuild_partitions  # noqa: E402
+from siro_assets.warehouse.connection import DEFAULT_SCHEMA, use_schema  # noqa: E402
 from siro_assets.warehouse.schema import ensure_schema  # noqa: E402
 from siro_assets.warehouse.staging import RecordingsStage, swap_partitions  # noqa: E402
 from tests.deploy.postgres_cluster import find_postgres_bin, running_cluster  # noqa: E402
@@ -119,6 +120,7 @@ def main() -> int:
         ):
             timings = {}
             started = time.monotonic()
+            use_schema(con, DEFAULT_SCHEMA, create=True)  # as every warehouse connection does
             ensure_schema(con)
             timings["ensure_schema"] = time.monotonic() - started
             started = time.monotonic()

@@ -17,6 +17,7 @@ import duckdb
 from siro_assets.crm import Delivery, Routing
 from siro_assets.crm.config import HttpSettings, HubSpotSettings, OutboxSettings, SalesforceSettings
 from siro_assets.crm.sinks import SinkFactory
+from siro_assets.warehouse.connection import DEFAULT_SCHEMA, use_schema
 from fake_crms import (
     CrmFaults, FakeCrms, FakeCrmTransport, FakeHttpCrm, FakeHubSpot, FakeSalesforce, SteppingClock,
 )
@@ -64,6 +65,7 @@ class Bed:
         self.routing = routing or Routing(connections=settings())
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
+        use_schema(self.con, DEFAULT_SCHEMA, create=True)  # as every warehouse connection does
         self.connections_opened = 0
         self.runs = 0
         # One connection shared by every delivery of the bed: a lock makes deliveries in

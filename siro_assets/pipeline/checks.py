@@ -246,6 +246,8 @@ def _check_from_sql(
 ) -> AssetChecksDefinition:
     warehouse_key = settings.warehouse_resource_key
     description = description.format(recordings=settings.table_name(RECORDINGS_TABLE))
+    # Qualified, so a missing table is named where it was looked for (`west.recording_crm`).
+    tables = tuple(settings.table_name(table) for table in tables)
 
     @asset_check(
         asset=asset, name=name, description=description, blocking=blocking, pool=settings.warehouse_pool,
