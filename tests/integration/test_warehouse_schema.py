@@ -7,7 +7,6 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pytest
 from dagster import (
     AssetIn,
     AssetKey,
@@ -147,11 +146,6 @@ def test_the_pandas_reader_of_a_west_instance_reads_west(tmp_path):
     assert seen[0]["partition_date"].astype(str).str[:10].tolist() == [DAY]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crm/ledger.py and crm/lease.py still qualify their tables with `siro.` "
-    "(another helper is splitting them; the lead drops the prefix at merge)",
-)
 def test_the_crm_delivery_of_a_west_instance_keeps_its_ledger_in_west(tmp_path):
     path = tmp_path / "warehouse.duckdb"
     defs = build_defs_for_component(_component(path, schema="west"))
