@@ -41,10 +41,12 @@ RETRY_AFTER_SECONDS = 60
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One webhook endpoint: served at `/webhooks/<key_prefix>`, checked by its verifier."""
+    """One webhook endpoint: served at `/webhooks/<key_prefix>`, checked by its verifier,
+    stored into its own inbox (else the app's shared one)."""
 
     key_prefix: str
     verifier: Verifier
+    inbox: Inbox | None = None
 
 
 class _Refused(Exception):
@@ -72,11 +74,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def create_app(endpoints: Sequence[Endpoint], inbox: Inbox, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
-    """The receiver for `endpoints` (distinct key prefixes), storing into `inbox`."""
+def create_app(endpoints: Sequence[Endpoint], inbox: Inbox | None = None, *,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
+    """The receiver for `endpoints` (distinct key prefixes), each storing into its own
+    inbox or, for those without one, into `inbox`."""
     by_prefix = {e.key_prefix: e for e in endpoints}
     if len(by_prefix) != len(endpoints):
         raise ValueError("webhook endpoints need distinct key prefixes")
+    if any(e.inbox is None for e in endpoints) and inbox is None:
+        raise ValueError("every webhook endpoint needs an inbox")
+    inbox_of = {e.key_prefix: e.inbox or inbox for e in endpoints}
+    inboxes = list({id(box): box for box in inbox_of.values()}.values())
 
     async def receive(request: Request) -> JSONResponse:
         prefix = request.path_params["key_prefix"]
@@ -98,7 +106,7 @@ def create_app(endpoints: Sequence[Endpoint], inbox: Inbox, *, max_body_bytes: i
                 raise _Refused(400, f"payload does not match the webhook schema at {', '.join(fields)}") from None
             try:
                 appended = await run_in_threadpool(
-                    inbox.append,
+                    inbox_of[prefix].append,
                     InboxEvent(
                         endpoint=prefix,
                         message_id=delivery.message_id,
@@ -121,7 +129,8 @@ def create_app(endpoints: Sequence[Endpoint], inbox: Inbox, *, max_body_bytes: i
 
     async def health(request: Request) -> JSONResponse:
         try:
-            await run_in_threadpool(inbox.count)
+            for box in inboxes:
+                await run_in_threadpool(box.count)
         except Exception:  # noqa: BLE001 - any inbox failure means "not ready"
             logger.exception("webhook inbox unreadable")
             return JSONResponse({"status": "inbox unavailable"}, status_code=503)
