@@ -89,22 +89,32 @@ def default_inbox_path() -> Path:
     return shipped.inbox.sqlite_path
 
 
-def plan_endpoints(args: argparse.Namespace, environ=os.environ) -> list[Planned]:
-    """The endpoints to serve, from `--endpoint` overrides or the project's instances."""
+def _override(args: argparse.Namespace):
     from .location import InboxLocation
 
-    override = None if args.inbox is None else InboxLocation(sqlite_path=args.inbox.resolve())
+    return None if args.inbox is None else InboxLocation(sqlite_path=args.inbox.resolve())
+
+
+def plan_inbox(args: argparse.Namespace, prefix: str, instances=None):
+    """The inbox of endpoint `prefix`: `--inbox`, else the project's instance's own."""
+    override = _override(args)
+    if override is not None:
+        return override
+    known = {e.key_prefix: e for e in (instances if instances is not None else _instances(args.project))}
+    if prefix not in known:
+        raise StartupError(f"no SiroComponent instance has key_prefix {prefix!r} (instances: "
+                           f"{', '.join(sorted(known)) or 'none'}); pass --inbox to choose its inbox")
+    return known[prefix].inbox
+
+
+def plan_endpoints(args: argparse.Namespace, environ=os.environ) -> list[Planned]:
+    """The endpoints to serve, from `--endpoint` overrides or the project's instances."""
+    override = _override(args)
     if args.endpoint:
         for prefix, variable in args.endpoint:
             _secret(variable, prefix, environ)  # a missing secret is reported before any loading
-        known = {} if override else {e.key_prefix: e for e in _instances(args.project)}
-        planned = []
-        for prefix, variable in args.endpoint:
-            if override is None and prefix not in known:
-                raise StartupError(f"no SiroComponent instance has key_prefix {prefix!r} (instances: "
-                                   f"{', '.join(sorted(known)) or 'none'}); pass --inbox to choose its inbox")
-            planned.append(Planned(prefix, variable, override or known[prefix].inbox))
-        return planned
+        instances = [] if override else _instances(args.project)
+        return [Planned(prefix, variable, plan_inbox(args, prefix, instances)) for prefix, variable in args.endpoint]
     instances = _instances(args.project)
     planned, unset = [], []
     for instance in instances:
