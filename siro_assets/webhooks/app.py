@@ -119,6 +119,13 @@ def create_app(endpoints: Sequence[Endpoint], inbox: Inbox | None = None, *,
                 logger.warning("webhook %s on /webhooks/%s refused: inbox full (503)", delivery.message_id, prefix)
                 return JSONResponse({"error": "inbox full, retry later"}, status_code=503,
                                     headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            except Exception as exc:  # noqa: BLE001 - an unreachable store (PostgreSQL down, disk full)
+                # Not stored, so no 2xx: a 503 asks the sender to retry, as when full. Only
+                # the error's type and message are logged (drivers keep passwords out of them).
+                logger.error("webhook %s on /webhooks/%s refused: inbox unavailable (503): %s: %s",
+                             delivery.message_id, prefix, type(exc).__name__, exc)
+                return JSONResponse({"error": "inbox unavailable, retry later"}, status_code=503,
+                                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
         except _Refused as refused:
             logger.info("webhook on /webhooks/%s refused (%d): %s", prefix, refused.status, refused.reason)
             return JSONResponse({"error": refused.reason}, status_code=refused.status)

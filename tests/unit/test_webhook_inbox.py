@@ -195,3 +195,20 @@ def test_the_location_opens_the_store_the_instance_names(tmp_path, webhook_pg_ds
     with pytest.raises(RuntimeError, match="set INBOX_DSN") as caught:
         pg.open(environ={})
     assert not pg.exists(environ={})
+
+
+def test_a_postgres_inbox_reconnects_after_the_server_dropped_its_connection(webhook_pg_dsn, clock):
+    import psycopg2
+
+    box = PostgresInbox(webhook_pg_dsn, now=clock)
+    try:
+        box.append(event("msg_a"))
+        with psycopg2.connect(webhook_pg_dsn) as admin, admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE application_name = 'siro-webhooks' AND pid <> pg_backend_pid()")
+        with pytest.raises(psycopg2.Error):
+            box.append(event("msg_b"))  # the request in flight fails (no 2xx, the sender retries)
+        assert not box.append(event("msg_b")).duplicate  # the next one reconnects
+        assert box.count() == 2 and "password" not in repr(box)
+    finally:
+        box.close()
