@@ -73,3 +73,22 @@ def test_the_plan_serves_instances_with_a_secret_and_names_an_enabled_ones_missi
     assert (only.key_prefix, only.inbox.sqlite_path) == ("off", tmp_path / "one.sqlite")
     with pytest.raises(StartupError, match="no SiroComponent instance has key_prefix 'west'"):
         plan_endpoints(build_parser().parse_args(["--endpoint", "west=W"]), {"W": GOOD})
+
+
+def test_finding_the_endpoints_needs_no_token_and_imports_no_simulator_even_on_a_simulator_instance():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            "from siro_assets.webhooks.project import project_endpoints\n"
+            "found = project_endpoints()\n"
+            "print(json.dumps([[e.key_prefix, e.secret_env] for e in found]))\n"
+            "print(json.dumps(sorted(m for m in sys.modules if 'simulator' in m)))\n")
+    env = {**os.environ, "SIRO_SIMULATOR": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env.pop("SIRO_API_TOKEN", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    endpoints, simulator_modules = (json.loads(line) for line in out.stdout.strip().splitlines()[-2:])
+    assert endpoints == [["siro", "SIRO_WEBHOOK_SECRET"]] and simulator_modules == []
