@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 def add_project_arguments(p: argparse.ArgumentParser) -> None:
     """`--project` and `--inbox`, shared by serving and replaying."""
     p.add_argument("--project", type=Path, default=None,
-                   help="a path inside the Dagster project whose SiroComponent instances to serve (default: the "
+                   help="a path inside the Dagster project whose SiroComponent instances to use (default: the "
                         "shipped siro_assets project)")
     p.add_argument("--inbox", type=Path, default=None,
                    help="one SQLite inbox file for every endpoint (default: each instance's own inbox)")
