@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
+from typing import Any
 
 from dagster import AssetKey, DailyPartitionsDefinition, Model, Resolvable
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..changes.tick_clock import SYSTEM_CLOCK, TickClock
 from ..warehouse.connection import DEFAULT_SCHEMA, checked_schema
@@ -38,7 +39,18 @@ class WebhookOptions(Resolvable, Model):
     )
     interval_seconds: int = Field(default=5, description="Seconds between inbox ticks (an empty inbox costs nothing).")
     inbox_path: str | None = Field(default=None, description="The inbox file; default beside the warehouse.")
+    inbox_dsn_env: str | None = Field(
+        default=None,
+        description="Variable holding a PostgreSQL libpq DSN: the inbox is then a table in that database "
+        "instead of the SQLite file (receiver and sensor read the variable; never logged).",
+    )
     max_ids_per_run: int = Field(default=200, description="Recording ids per run; the rest go to the next tick's run.")
+
+    @field_validator("inbox_path", "inbox_dsn_env", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # `{{ env('X', '') }}` renders an unset variable as "": that means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 class SensorOptions(Resolvable, Model):

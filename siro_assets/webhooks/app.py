@@ -41,10 +41,12 @@ RETRY_AFTER_SECONDS = 60
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One webhook endpoint: served at `/webhooks/<key_prefix>`, checked by its verifier."""
+    """One webhook endpoint: served at `/webhooks/<key_prefix>`, checked by its verifier,
+    stored into its own inbox (else the app's shared one)."""
 
     key_prefix: str
     verifier: Verifier
+    inbox: Inbox | None = None
 
 
 class _Refused(Exception):
@@ -72,11 +74,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def create_app(endpoints: Sequence[Endpoint], inbox: Inbox, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
-    """The receiver for `endpoints` (distinct key prefixes), storing into `inbox`."""
+def create_app(endpoints: Sequence[Endpoint], inbox: Inbox | None = None, *,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
+    """The receiver for `endpoints` (distinct key prefixes), each storing into its own
+    inbox or, for those without one, into `inbox`."""
     by_prefix = {e.key_prefix: e for e in endpoints}
     if len(by_prefix) != len(endpoints):
         raise ValueError("webhook endpoints need distinct key prefixes")
+    if any(e.inbox is None for e in endpoints) and inbox is None:
+        raise ValueError("every webhook endpoint needs an inbox")
+    inbox_of = {e.key_prefix: e.inbox or inbox for e in endpoints}
+    inboxes = list({id(box): box for box in inbox_of.values()}.values())
 
     async def receive(request: Request) -> JSONResponse:
         prefix = request.path_params["key_prefix"]
@@ -98,7 +106,7 @@ def create_app(endpoints: Sequence[Endpoint], inbox: Inbox, *, max_body_bytes: i
                 raise _Refused(400, f"payload does not match the webhook schema at {', '.join(fields)}") from None
             try:
                 appended = await run_in_threadpool(
-                    inbox.append,
+                    inbox_of[prefix].append,
                     InboxEvent(
                         endpoint=prefix,
                         message_id=delivery.message_id,
@@ -111,6 +119,13 @@ def create_app(endpoints: Sequence[Endpoint], inbox: Inbox, *, max_body_bytes: i
                 logger.warning("webhook %s on /webhooks/%s refused: inbox full (503)", delivery.message_id, prefix)
                 return JSONResponse({"error": "inbox full, retry later"}, status_code=503,
                                     headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            except Exception as exc:  # noqa: BLE001 - an unreachable store (PostgreSQL down, disk full)
+                # Not stored, so no 2xx: a 503 asks the sender to retry, as when full. Only
+                # the error's type and message are logged (drivers keep passwords out of them).
+                logger.error("webhook %s on /webhooks/%s refused: inbox unavailable (503): %s: %s",
+                             delivery.message_id, prefix, type(exc).__name__, exc)
+                return JSONResponse({"error": "inbox unavailable, retry later"}, status_code=503,
+                                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
         except _Refused as refused:
             logger.info("webhook on /webhooks/%s refused (%d): %s", prefix, refused.status, refused.reason)
             return JSONResponse({"error": refused.reason}, status_code=refused.status)
@@ -121,7 +136,8 @@ def create_app(endpoints: Sequence[Endpoint], inbox: Inbox, *, max_body_bytes: i
 
     async def health(request: Request) -> JSONResponse:
         try:
-            await run_in_threadpool(inbox.count)
+            for box in inboxes:
+                await run_in_threadpool(box.count)
         except Exception:  # noqa: BLE001 - any inbox failure means "not ready"
             logger.exception("webhook inbox unreadable")
             return JSONResponse({"status": "inbox unavailable"}, status_code=503)

@@ -85,19 +85,46 @@ def _decoded_secret(secret: str) -> bytes:
     return key
 
 
+def _ordinal(n: int) -> str:
+    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n if n < 20 else n % 10, 'th')}"
+
+
+def decoded_secrets(value: str) -> list[bytes]:
+    """The keys of a secret variable: one `whsec_` value, or several space separated.
+
+    Several is a rotation: Svix keeps the previous secret valid for 24 hours, so the
+    variable holds the new and the old one until the overlap ends. An unusable one is
+    named by its position, never echoed.
+    """
+    parts = value.split()
+    if not parts:
+        raise InvalidSecretError("the webhook secret is empty")
+    keys = []
+    for n, part in enumerate(parts, 1):
+        try:
+            keys.append(_decoded_secret(part))
+        except InvalidSecretError as exc:
+            raise InvalidSecretError(f"{exc} (the {_ordinal(n)} of {len(parts)} space-separated secrets)"
+                                     if len(parts) > 1 else str(exc)) from None
+    return keys
+
+
 class StandardWebhooksVerifier(Verifier):
     """Standard Webhooks / Svix signatures (`v1,<base64 HMAC-SHA256>`), via `standardwebhooks`.
 
     Accepts `svix-id/-timestamp/-signature` (Siro) or `webhook-*` headers, several
     space-separated signatures (Svix sends one per active secret while a secret rotates),
-    and timestamps within `TOLERANCE` of now.
+    and timestamps within `TOLERANCE` of now. The secret may be several space-separated
+    `whsec_` values (old and new during a rotation): a request verifies if it is signed
+    with any of them, each checked by the library.
     """
 
     scheme = "standard-webhooks"
 
     def __init__(self, secret: str) -> None:
-        """Bind to a `whsec_...` secret (the value Siro Admin shows for the endpoint)."""
-        self._webhook = Webhook(_decoded_secret(secret))
+        """Bind to a `whsec_...` secret (the value Siro Admin shows for the endpoint), or
+        to several space-separated ones while a secret rotates."""
+        self._webhooks = tuple(Webhook(key) for key in decoded_secrets(secret))
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> VerifiedDelivery:
         """Verify `body` and its headers; returns the message id and signed timestamp."""
@@ -109,16 +136,17 @@ class StandardWebhooksVerifier(Verifier):
         else:
             raise SignatureError("missing svix-id, svix-timestamp or svix-signature header")
         msg_id, timestamp, signature = values
-        try:
-            # The library expects Standard Webhooks names; the values are the same scheme.
-            self._webhook.verify(
-                body,
-                {"webhook-id": msg_id, "webhook-timestamp": timestamp, "webhook-signature": signature},
-                json_parse=False,
-            )
-        except Exception as exc:  # noqa: BLE001 - malformed input raises ValueError, binascii.Error, ...
-            # Only the library's own messages are passed on ("Message timestamp too old",
-            # "No matching signature found"): they name the check, never the key.
-            reason = str(exc) if type(exc).__name__ == "WebhookVerificationError" else "malformed signature"
-            raise SignatureError(reason) from None
+        # The library expects Standard Webhooks names; the values are the same scheme.
+        standard = {"webhook-id": msg_id, "webhook-timestamp": timestamp, "webhook-signature": signature}
+        reason = "malformed signature"
+        for webhook in self._webhooks:
+            try:
+                webhook.verify(body, standard, json_parse=False)
+                break
+            except Exception as exc:  # noqa: BLE001 - malformed input raises ValueError, binascii.Error, ...
+                # Only the library's own messages are passed on ("Message timestamp too old",
+                # "No matching signature found"): they name the check, never the key.
+                reason = str(exc) if type(exc).__name__ == "WebhookVerificationError" else "malformed signature"
+        else:
+            raise SignatureError(reason)
         return VerifiedDelivery(message_id=msg_id, timestamp=int(float(timestamp)))

@@ -116,6 +116,13 @@ def test_compose_webhooks_service_serves_the_receiver_with_its_secret_and_no_tok
     # Only the receiver holds the signing secret.
     for name in ("code-server", "webserver", "daemon"):
         assert services[name]["environment"][DEFAULT_SECRET_ENV_VAR] == ""
+    # The PostgreSQL inbox's DSN (optional, from deploy/.env) reaches only the receiver and
+    # the code server, where the webhook sensor runs.
+    assert "SIRO_WEBHOOK_INBOX_DSN" in _env_example()
+    for name in ("webserver", "daemon"):
+        assert services[name]["environment"]["SIRO_WEBHOOK_INBOX_DSN"] == ""
+    for name in ("code-server", "webhooks"):
+        assert "SIRO_WEBHOOK_INBOX_DSN" not in services[name]["environment"]
 
 
 def test_kubernetes_receiver_has_the_secret_ref_probe_and_no_token(helm):
@@ -124,7 +131,8 @@ def test_kubernetes_receiver_has_the_secret_ref_probe_and_no_token(helm):
     docs = {doc["kind"]: doc for doc in yaml.safe_load_all((DEPLOY / "helm" / "webhooks.yaml").read_text())}
     assert set(docs) == {"Deployment", "Service"}
     deployment = docs["Deployment"]
-    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    # The PostgreSQL inbox admits several writers: two pods, rolled one at a time.
+    assert deployment["spec"]["replicas"] == 2 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["command"][:3] == ["python", "-m", "siro_assets.webhooks"]
@@ -132,20 +140,19 @@ def test_kubernetes_receiver_has_the_secret_ref_probe_and_no_token(helm):
     assert (args.host, args.port) == ("0.0.0.0", 8788)
     env = {item["name"]: item for item in container["env"]}
     assert env[DEFAULT_SECRET_ENV_VAR]["valueFrom"]["secretKeyRef"] == {"name": "siro-webhook", "key": DEFAULT_SECRET_ENV_VAR}
+    # The inbox is in PostgreSQL: its DSN from a Secret the code server gets too, and no
+    # volume on either side.
+    assert env["SIRO_WEBHOOK_INBOX_DSN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "siro-webhook-inbox", "key": "SIRO_WEBHOOK_INBOX_DSN"}
+    assert "volumes" not in pod and "volumeMounts" not in container and "nodeSelector" not in pod
+    (code_server,) = helm["dagster-user-deployments"]["deployments"]
+    assert {"name": "siro-webhook-inbox"} in code_server["envSecrets"]
     # No API token: neither the variable nor the code server's `siro-api` secret.
     assert "SIRO_API_TOKEN" not in env and "envFrom" not in container
     assert "siro-api" not in (DEPLOY / "helm" / "webhooks.yaml").read_text()
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": 8788}
-    # The inbox beside the warehouse the runs use: same PVC, mount path, node and file path.
-    launcher = helm["runLauncher"]["config"]["k8sRunLauncher"]
-    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == launcher["volumes"][0]["persistentVolumeClaim"]["claimName"]
-    assert container["volumeMounts"][0]["mountPath"] == launcher["volumeMounts"][0]["mountPath"]
-    assert pod["nodeSelector"] == launcher["runK8sConfig"]["podSpecConfig"]["nodeSelector"]
-    (code_server,) = helm["dagster-user-deployments"]["deployments"]
-    runs_env = {item["name"]: item["value"] for item in code_server["env"]}
-    assert env["SIRO_DUCKDB_PATH"]["value"] == runs_env["SIRO_DUCKDB_PATH"]
     service = docs["Service"]
     assert service["spec"]["selector"] == deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["ports"][0]["targetPort"] == "http"

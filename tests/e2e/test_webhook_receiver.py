@@ -56,16 +56,17 @@ def event(n: int) -> dict:
 class Receiver:
     """The receiver process, configured only through the pipeline's environment variables."""
 
-    def __init__(self, tmp_path: Path, *, port: int | None = None, log_level: str = "info") -> None:
+    def __init__(self, tmp_path: Path, *, port: int | None = None, log_level: str = "info",
+                 args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
         self.port = port or _free_port()
         self.warehouse = tmp_path / "data" / "siro.duckdb"
         self.log_path = tmp_path / f"receiver-{self.port}.log"
-        env = {**os.environ, "SIRO_DUCKDB_PATH": str(self.warehouse), "SIRO_WEBHOOK_SECRET": SECRET}
+        env = {**os.environ, "SIRO_DUCKDB_PATH": str(self.warehouse), "SIRO_WEBHOOK_SECRET": SECRET, **(env or {})}
         env.pop("SIRO_SIMULATOR", None)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "siro_assets.webhooks", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", log_level],
+             "--log-level", log_level, *args],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
         )
         self.url = f"http://127.0.0.1:{self.port}"
@@ -228,3 +229,68 @@ def test_the_simulator_delivers_each_event_once_through_duplicates_reordering_an
     assert counts["messages"] == len(expected) and counts["given up"] == 0
     assert counts["attempts"] > counts["acknowledged"], "the late receiver made the sender retry"
     assert SECRET.removeprefix("whsec_") not in sim_log.read_text() + receiver.log()
+
+
+EAST = "whsec_ZWFzdCBvcmdhbml6YXRpb24ncyBzaWduaW5nIHNlY3JldCE="
+WEST = "whsec_d2VzdCBvcmdhbml6YXRpb24ncyBzaWduaW5nIHNlY3JldCE="
+
+
+def two_org_project(root: Path) -> Path:
+    """A project (not installed) holding three instances: east and west with webhooks on,
+    each with its own secret variable and inbox, and north with webhooks off."""
+    (root / "two_orgs" / "defs").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(
+        '[tool.dg]\ndirectory_type = "project"\n\n[tool.dg.project]\nroot_module = "two_orgs"\n'
+        'defs_module = "two_orgs.defs"\n')
+    (root / "two_orgs" / "__init__.py").write_text("")
+    instances = {
+        "east": f"  warehouse: {{path: {root / 'east' / 'east.duckdb'}}}\n"
+                "  webhooks: {enabled: true, secret_env: EAST_WEBHOOK_SECRET}\n",
+        # The token variable is named but unset: loading must never need it.
+        "west": f"  api: {{token_env: WEST_TOKEN_NEVER_SET}}\n  warehouse: {{path: {root / 'west.duckdb'}}}\n"
+                f"  webhooks: {{enabled: true, inbox_path: {root / 'inboxes' / 'west.sqlite'}}}\n",
+        "north": f"  warehouse: {{path: {root / 'north.duckdb'}}}\n",
+    }
+    for prefix, attributes in instances.items():
+        (root / "two_orgs" / "defs" / prefix).mkdir()
+        (root / "two_orgs" / "defs" / prefix / "defs.yaml").write_text(
+            f"type: siro_assets.SiroComponent\nattributes:\n  key_prefix: {prefix}\n{attributes}")
+    return root
+
+
+def test_without_endpoints_the_receiver_serves_every_instance_of_the_project(tmp_path):
+    project = two_org_project(tmp_path / "project")
+    env = {"EAST_WEBHOOK_SECRET": EAST, "SIRO_WEST_WEBHOOK_SECRET": WEST}
+    receiver = Receiver(tmp_path, args=("--project", str(project)), env=env).wait_ready()
+    try:
+        with httpx.Client(timeout=10) as client:
+            def post(prefix: str, secret: str, n: int) -> int:
+                body, headers = signed(event(n), f"msg_{prefix}_{n}", secret=secret)
+                return client.post(f"{receiver.url}/webhooks/{prefix}", content=body, headers=headers).status_code
+
+            assert post("east", EAST, 1) == 200 and post("west", WEST, 2) == 200
+            # Each path checks its own instance's secret only.
+            assert post("east", WEST, 3) == 401 and post("west", EAST, 4) == 401
+            # north has webhooks off and no secret set; siro is not an instance of this project.
+            assert post("north", EAST, 5) == 404 and post("siro", SECRET, 6) == 404
+    finally:
+        receiver.stop()
+    with SqliteInbox(inbox_path_for(project / "east" / "east.duckdb")) as east:
+        assert [(e.endpoint, e.recording_id) for e in east.read_after(0, 10)] == [("east", "rec_1")]
+    with SqliteInbox(project / "inboxes" / "west.sqlite") as west:
+        assert [(e.endpoint, e.recording_id) for e in west.read_after(0, 10)] == [("west", "rec_2")]
+    log = receiver.log()
+    assert "POST /webhooks/east (secret from EAST_WEBHOOK_SECRET)" in log
+    assert "POST /webhooks/west (secret from SIRO_WEST_WEBHOOK_SECRET)" in log
+    assert EAST.removeprefix("whsec_") not in log and WEST.removeprefix("whsec_") not in log
+
+
+def test_an_enabled_instance_without_its_secret_stops_the_receiver_naming_the_variable(tmp_path):
+    project = two_org_project(tmp_path / "project")
+    env = {**os.environ, "EAST_WEBHOOK_SECRET": EAST}
+    env.pop("SIRO_WEST_WEBHOOK_SECRET", None)
+    done = subprocess.run([sys.executable, "-m", "siro_assets.webhooks", "--project", str(project)],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=START_TIMEOUT)
+    assert done.returncode == 2
+    assert "SIRO_WEST_WEBHOOK_SECRET" in done.stderr and "/webhooks/west" in done.stderr
+    assert EAST.removeprefix("whsec_") not in done.stderr + done.stdout

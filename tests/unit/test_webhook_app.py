@@ -174,3 +174,22 @@ def test_the_secret_never_reaches_the_log(client, caplog):
     raw = SECRET.removeprefix("whsec_")
     assert caplog.records, "the receiver logs its decisions"
     assert raw not in caplog.text
+
+
+class _UnreachableInbox(SqliteInbox):
+    def append(self, event):
+        raise OSError("could not connect to server: Connection refused")
+
+
+def test_an_unreachable_inbox_answers_503_and_each_endpoint_uses_its_own_inbox(tmp_path):
+    west = SqliteInbox(tmp_path / "west.sqlite")
+    broken = _UnreachableInbox(tmp_path / "siro.sqlite")
+    endpoints = [Endpoint("siro", StandardWebhooksVerifier(SECRET), broken),
+                 Endpoint("west", StandardWebhooksVerifier(OTHER), west)]
+    with TestClient(create_app(endpoints), raise_server_exceptions=False) as c:
+        response = post(c)
+        assert response.status_code == 503 and "retry-after" in response.headers  # not stored: Svix retries
+        assert post(c, path="/webhooks/west", secret=OTHER).json() == {"status": "stored"}
+    assert [e.endpoint for e in west.read_after(0, 10)] == ["west"] and broken.count() == 0
+    west.close()
+    broken.close()

@@ -1,4 +1,5 @@
-"""The durable webhook inbox: SQLite in WAL mode beside the warehouse, deduplicated and bounded."""
+"""The durable webhook inbox, deduplicated and bounded: the same interface tests on both
+stores (SQLite in WAL mode beside the warehouse, and a PostgreSQL table), then each store's own."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from siro_assets.webhooks.inbox import (
     SqliteInbox,
     inbox_path_for,
 )
+from siro_assets.webhooks.location import InboxLocation
+from siro_assets.webhooks.pg_inbox import PostgresInbox
+from tests.webhook_pg import webhook_pg_dsn, webhook_pg_server  # noqa: F401 - fixtures
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -42,11 +46,27 @@ def clock():
     return Clock(T0)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_inbox(request, tmp_path):
+    """Opens another connection to one store (a second process, a reopened inbox)."""
+    opened = []
+
+    def open_(**options):
+        if request.param == "sqlite":
+            box = SqliteInbox(tmp_path / "w.webhooks.sqlite", **options)
+        else:
+            box = PostgresInbox(request.getfixturevalue("webhook_pg_dsn"), **options)
+        opened.append(box)
+        return box
+
+    yield open_
+    for box in opened:
+        box.close()
+
+
 @pytest.fixture
-def inbox(tmp_path, clock):
-    box = SqliteInbox(tmp_path / "w.webhooks.sqlite", capacity=5, retention=timedelta(days=3), now=clock)
-    yield box
-    box.close()
+def inbox(open_inbox, clock):
+    return open_inbox(capacity=5, retention=timedelta(days=3), now=clock)
 
 
 def test_the_inbox_sits_beside_the_warehouse_named_after_its_stem():
@@ -54,7 +74,8 @@ def test_the_inbox_sits_beside_the_warehouse_named_after_its_stem():
     assert inbox_path_for("/x/y/my warehouse.duckdb") == Path("/x/y/my warehouse.webhooks.sqlite")
 
 
-def test_the_file_is_sqlite_in_wal_mode(inbox, tmp_path):
+def test_the_file_is_sqlite_in_wal_mode(tmp_path):
+    SqliteInbox(tmp_path / "w.webhooks.sqlite").close()
     con = sqlite3.connect(tmp_path / "w.webhooks.sqlite")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     con.close()
@@ -106,24 +127,88 @@ def test_history_older_than_the_retention_is_dropped_and_seq_never_goes_back(inb
     assert [e.message_id for e in inbox.read_after(0, 10)] == ["msg_later"]
 
 
-def test_another_connection_sees_what_append_returned_for(inbox, tmp_path, clock):
+def test_another_connection_sees_what_append_returned_for(inbox, open_inbox, clock):
     # What the receiver acknowledged is committed: a second process's reader sees it.
     inbox.append(event("msg_a"))
-    reader = SqliteInbox(tmp_path / "w.webhooks.sqlite", now=clock)
-    try:
-        assert [e.message_id for e in reader.read_after(0, 10)] == ["msg_a"]
-    finally:
-        reader.close()
+    reader = open_inbox(now=clock)
+    assert [e.message_id for e in reader.read_after(0, 10)] == ["msg_a"]
 
 
-def test_a_reopened_inbox_keeps_its_dedupe_keys_and_sequence(tmp_path, clock):
-    path = tmp_path / "w.webhooks.sqlite"
-    box = SqliteInbox(path, now=clock)
+def test_a_reopened_inbox_keeps_its_dedupe_keys_and_sequence(open_inbox, clock):
+    box = open_inbox(now=clock)
     seq = box.append(event("msg_a")).seq
     box.close()
-    box = SqliteInbox(path, now=clock)
+    box = open_inbox(now=clock)
+    assert box.append(event("msg_a")).duplicate
+    assert box.append(event("msg_b")).seq > seq
+
+
+def test_two_writers_share_one_bound_and_one_dedupe(open_inbox, clock):
+    # Two receiver replicas on one store: one capacity, each id once, across both.
+    first, second = open_inbox(capacity=3, now=clock), open_inbox(capacity=3, now=clock)
+    assert not first.append(event("msg_a")).duplicate
+    assert second.append(event("msg_a")).duplicate
+    second.append(event("msg_b"))
+    first.append(event("msg_c"))
+    with pytest.raises(InboxFull):
+        second.append(event("msg_d"))
+    assert [e.message_id for e in first.read_after(0, 10)] == ["msg_a", "msg_b", "msg_c"]
+
+
+def test_concurrent_appends_commit_in_seq_order_so_a_drain_never_skips_one(open_inbox, clock):
+    # Seqs must be visible in increasing order: a reader that saw seq n never later
+    # finds a new event below n (a PostgreSQL sequence alone would allow that).
+    import threading
+
+    writers = [open_inbox(now=clock) for _ in range(4)]
+    reader = open_inbox(now=clock)
+    stop, skipped, cursor = threading.Event(), [], 0
+    seen: set[int] = set()
+
+    def write(box, w):
+        for n in range(40):
+            box.append(event(f"msg_{w}_{n}", recording_id=f"rec_{w}_{n}"))
+
+    threads = [threading.Thread(target=write, args=(box, w)) for w, box in enumerate(writers)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads) or not stop.is_set():
+        if not any(t.is_alive() for t in threads):
+            stop.set()
+        for e in reader.read_after(cursor, 1000):
+            seen.add(e.seq)
+            cursor = e.seq
+        skipped += [e.seq for e in reader.read_after(0, 1000) if e.seq <= cursor and e.seq not in seen]
+    assert not skipped and len(seen) == 160
+
+
+def test_the_location_opens_the_store_the_instance_names(tmp_path, webhook_pg_dsn):
+    sqlite = InboxLocation.for_instance(inbox_path=None, inbox_dsn_env=None, warehouse_path=tmp_path / "o.duckdb")
+    assert sqlite.sqlite_path == tmp_path / "o.webhooks.sqlite" and not sqlite.exists()
+    with sqlite.open() as box:
+        assert isinstance(box, SqliteInbox) and sqlite.exists()
+    pg = InboxLocation.for_instance(inbox_path="ignored", inbox_dsn_env="INBOX_DSN", warehouse_path="w.duckdb")
+    password = webhook_pg_dsn.split("password=")[1].split()[0]
+    assert "INBOX_DSN" in pg.describe() and password not in pg.describe()
+    with pg.open(environ={"INBOX_DSN": webhook_pg_dsn}) as box:
+        assert isinstance(box, PostgresInbox) and box.count() == 0 and password not in repr(box)
+    with pytest.raises(RuntimeError, match="set INBOX_DSN") as caught:
+        pg.open(environ={})
+    assert not pg.exists(environ={})
+
+
+def test_a_postgres_inbox_reconnects_after_the_server_dropped_its_connection(webhook_pg_dsn, clock):
+    import psycopg2
+
+    box = PostgresInbox(webhook_pg_dsn, now=clock)
     try:
-        assert box.append(event("msg_a")).duplicate
-        assert box.append(event("msg_b")).seq > seq
+        box.append(event("msg_a"))
+        with psycopg2.connect(webhook_pg_dsn) as admin, admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE application_name = 'siro-webhooks' AND pid <> pg_backend_pid()")
+        with pytest.raises(psycopg2.Error):
+            box.append(event("msg_b"))  # the request in flight fails (no 2xx, the sender retries)
+        assert not box.append(event("msg_b")).duplicate  # the next one reconnects
+        assert box.count() == 2 and "password" not in repr(box)
     finally:
         box.close()

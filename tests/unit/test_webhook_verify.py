@@ -44,18 +44,30 @@ def test_several_signatures_pass_if_one_matches_as_during_a_secret_rotation():
 
 
 
-def test_rotation_as_docs_operations_describes_it_one_secret_each_side_of_the_swap():
-    # Svix signs with the old and the new secret during a rotation: the receiver holding
-    # either one passes; a message signed with the new secret only fails on the old one.
-    both = svix_headers()
-    both["svix-signature"] = f"{svix_headers(secret=OTHER)['svix-signature']} {both['svix-signature']}"
-    for held in (SECRET, OTHER):
-        assert StandardWebhooksVerifier(held).verify(BODY, both).message_id == "msg_1"
-    with pytest.raises(SignatureError):
-        StandardWebhooksVerifier(OTHER).verify(BODY, svix_headers())
-    # Two secrets in one variable are not supported today (docs/OPERATIONS.md says so).
-    with pytest.raises(InvalidSecretError):
-        StandardWebhooksVerifier(f"{OTHER} {SECRET}")
+THIRD = "whsec_" + base64.b64encode(b"a third secret nobody registered").decode()
+
+
+def test_a_variable_holding_two_secrets_verifies_either_as_during_a_rotation():
+    # Svix keeps the old secret valid for 24 h after a rotation: the variable holds
+    # "new old" (space separated), and a request signed with only one of them passes.
+    verifier = StandardWebhooksVerifier(f"{SECRET} {OTHER}")
+    assert verifier.verify(BODY, svix_headers(secret=SECRET)).message_id == "msg_1"
+    assert verifier.verify(BODY, svix_headers(secret=OTHER)).message_id == "msg_1"
+    with pytest.raises(SignatureError, match="No matching signature"):
+        verifier.verify(BODY, svix_headers(secret=THIRD))
+    stale = datetime.now(timezone.utc) - TOLERANCE - timedelta(seconds=30)
+    with pytest.raises(SignatureError, match="too old"):
+        verifier.verify(BODY, svix_headers(secret=OTHER, at=stale))
+
+
+def test_two_secrets_hide_both_and_an_unusable_one_is_refused_without_echoing_either():
+    verifier = StandardWebhooksVerifier(f"  {SECRET}   {OTHER} ")
+    for raw in (SECRET.removeprefix("whsec_"), OTHER.removeprefix("whsec_")):
+        assert raw not in repr(verifier) and raw not in str(vars(verifier))
+    with pytest.raises(InvalidSecretError) as caught:
+        StandardWebhooksVerifier(f"{SECRET} whsec_***")
+    assert SECRET.removeprefix("whsec_") not in str(caught.value) and "2nd" in str(caught.value)
+
 
 @pytest.mark.parametrize(
     "tamper",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from dagster import DefaultSensorStatus, RunRequest, SensorDefinition, SensorEvaluationContext, SkipReason, sensor
@@ -15,7 +14,7 @@ from ..settings import PipelineSettings
 from .dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from ...api_client.errors import SiroNotFoundError
 from ...webhooks.drain import drain
-from ...webhooks.inbox import SqliteInbox, inbox_path_for
+from ...webhooks.location import InboxLocation
 from ...webhooks.retry import WebhookCursor, after_attempt
 
 WEBHOOK_SENSOR_NAME = "recordings_webhook_sensor"
@@ -47,12 +46,16 @@ def build_webhook_sensor(
     def recordings_webhook_sensor(context: SensorEvaluationContext):
         """Request one changes-only run for the recordings notified since the cursor."""
         warehouse = getattr(context.resources, warehouse_key)
-        path = Path(options.inbox_path) if options.inbox_path else inbox_path_for(warehouse.database)
-        if not path.exists():
+        # The same choice the receiver makes (webhooks/location.py): a PostgreSQL table
+        # when `inbox_dsn_env` is named (its variable unset fails the tick, naming it),
+        # else the SQLite file beside the warehouse.
+        location = InboxLocation.for_instance(inbox_path=options.inbox_path, inbox_dsn_env=options.inbox_dsn_env,
+                                              warehouse_path=warehouse.database)
+        if not location.is_postgres and not location.exists():
             return SkipReason("No webhook inbox yet.")
         cursor = WebhookCursor.parse(context.cursor)
         now = clock()
-        with SqliteInbox(path) as inbox:
+        with location.open() as inbox:
             drained = drain(inbox, cursor.seq, options.max_ids_per_run, endpoint=settings.key_prefix)
         due = cursor.due(now)
         if drained is None and not due:
