@@ -58,6 +58,11 @@ def records_for(connection: str, n_records: int) -> list[dict]:
     return out
 
 
+def connector(path: Path):
+    """What `Delivery` takes: a fresh connection to `path` per ledger read or write, closed after."""
+    return lambda: contextlib.closing(open_duckdb(path))
+
+
 def main() -> None:
     fields = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     clock = SteppingClock(START)
@@ -72,16 +77,7 @@ def main() -> None:
         "*": OutboxSettings(),
     })
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.duckdb"
-
-        @contextlib.contextmanager
-        def connect():
-            con = open_duckdb(path)
-            try:
-                yield con
-            finally:
-                con.close()
-
+        connect = connector(Path(tmp) / "bench.duckdb")
         per_sink = fields // 4 // len(FIELDS)
         with connect() as con:
             load_raw(con, [r for c in FIELDS for r in records_for(c, per_sink)], [DAY])
@@ -119,16 +115,8 @@ from siro_assets.crm import Delivery, Routing
 from siro_assets.crm.config import OutboxSettings
 from siro_assets.warehouse.connection import open_duckdb
 
-path = sys.argv[1]
-
-@contextlib.contextmanager
-def connect():
-    con = open_duckdb(path)
-    try:
-        yield con
-    finally:
-        con.close()
-
+# The child runs either tree's package, so it cannot import `connector` from this file.
+connect = lambda: contextlib.closing(open_duckdb(sys.argv[1]))
 started = time.perf_counter()
 report = Delivery(connect, Routing(connections={"*": OutboxSettings()}), run_id="bench").run(None)
 print(json.dumps({"seconds": time.perf_counter() - started, "delivered": report.delivered,
@@ -174,13 +162,10 @@ def first_delivery() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = tmp / "plan.duckdb"
-        con = open_duckdb(base)
-        try:
+        with connector(base)() as con:
             ensure_ledger(con)
             con.execute(_RECORDINGS_SQL, {"records": rows // 4})
             con.execute(_PLAN_SQL, {"rows": rows})
-        finally:
-            con.close()
         old, commit = _old_tree(tmp)
         results = {}
         for label, tree in (("ours", ROOT), (f"old ({commit})", old)):

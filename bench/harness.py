@@ -12,12 +12,10 @@ import os
 import platform
 import re
 import resource
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -30,7 +28,6 @@ if str(ROOT) not in sys.path:
 
 from siro_assets.api_client import RequestPacer  # noqa: E402
 from siro_assets.api_client.query import created_window  # noqa: E402
-from siro_assets.api_client.timestamps import format_ts  # noqa: E402
 
 TOKEN = "bench-token"
 # Every enrichment flag, as the pipeline asks.
@@ -80,36 +77,18 @@ def machine() -> str:
             f"load average {load}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
 def simulator_server(*, now: datetime, recordings_per_day: int, page_size_cap: int,
                      rate_limit: int | None = None, latency_ms: float = 0.0,
-                     latency_jitter_ms: float = 0.0) -> Iterator[str]:
-    """`python -m siro_assets.simulator` on a free 127.0.0.1 port in its own process; yields its URL."""
-    port = _free_port()
-    args = [sys.executable, "-m", "siro_assets.simulator", "--port", str(port), "--now", format_ts(now),
-            "--recordings-per-day", str(recordings_per_day), "--page-size-cap", str(page_size_cap),
+                     latency_jitter_ms: float = 0.0) -> AbstractContextManager[str]:
+    """`python -m siro_assets.simulator` on a free 127.0.0.1 port in its own process
+    (accepting `TOKEN`), as the e2e tests start it; yields its URL."""
+    from tests.e2e.processes import simulator
+
+    args = ["--recordings-per-day", str(recordings_per_day), "--page-size-cap", str(page_size_cap),
             "--latency-ms", str(latency_ms), "--latency-jitter-ms", str(latency_jitter_ms)]
     if rate_limit:
         args += ["--rate-limit", str(rate_limit)]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        while "listening" not in proc.stdout.readline():
-            if proc.poll() is not None:
-                raise SystemExit("simulator failed to start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return simulator(TOKEN, now, *args)
 
 
 @dataclass

@@ -12,19 +12,14 @@ import sys
 import time
 from datetime import date
 
-from siro_assets.crm import Delivery, Routing
-from siro_assets.crm.config import HubSpotSettings, SalesforceSettings
+from siro_assets.crm import Delivery
 from siro_assets.pipeline.resources import WarehouseResource
+from tests.e2e.processes import fake_crm_routing
 
 
 def main(argv: list[str]) -> int:
     database, base, run_id, start_at, *days = argv
-    routing = Routing(connections={
-        "ic_sf": SalesforceSettings(login_url=f"{base}/salesforce", client_id="fake-client-id",
-                                    client_secret="fake-client-secret", batch_size=10),
-        "ic_hs": HubSpotSettings(base_url=f"{base}/hubspot", token="fake-hubspot-token", batch_size=10,
-                                 rate_limit_window_seconds=0.01, requests_per_second=1000),
-    })
+    routing = fake_crm_routing(base, batch_size=10)
     warehouse = WarehouseResource(database=database)
     delivery = Delivery(warehouse.get_connection, routing, run_id=run_id)
     time.sleep(max(0.0, float(start_at) - time.time()))

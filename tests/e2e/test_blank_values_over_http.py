@@ -6,26 +6,18 @@ value, and the one only an older recording ever filled gets that older real valu
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 from datetime import date
-from pathlib import Path
 
 import httpx
 import pytest
 
-from siro_assets.crm import Routing
-from siro_assets.crm.config import HubSpotSettings, SalesforceSettings
 from siro_assets.crm.sinks import SinkFactory
 from siro_assets.crm.values import is_blank
 
 from tests.crm_support import SF_ID, Bed, crm_block, extraction, recording
-from tests.e2e.test_fake_crms_cli import _free_port
+from tests.e2e.processes import fake_crm_routing, fake_crms
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 D1, D2 = date(2026, 1, 5), date(2026, 1, 6)
 BLANKS = [None, [None, None], [], [""], ["", " "], "   ", ""]   # newest last: ""
 SF_OPP = crm_block("ic_sf", opportunity=SF_ID["opportunity"])
@@ -87,23 +79,8 @@ def _real(crm: dict, field: str) -> list[dict]:
 
 
 def test_a_blank_never_clears_a_field_in_salesforce_or_hubspot_and_the_older_real_value_is_written():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fake_crms", "--port", str(port), "--fault-rate", "0.2",
-         "--fault-seed", "16"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        line = proc.stdout.readline()
-        assert re.search(rf"http://127\.0\.0\.1:{port}", line), line
-        base = f"http://127.0.0.1:{port}"
-        routing = Routing(connections={
-            "ic_sf": SalesforceSettings(login_url=f"{base}/salesforce", client_id="fake-client-id",
-                                        client_secret="fake-client-secret", max_attempts=8),
-            "ic_hs": HubSpotSettings(base_url=f"{base}/hubspot", token="fake-hubspot-token", max_attempts=8,
-                                     rate_limit_window_seconds=0.01, requests_per_second=1000),
-        })
-        bed = Bed(routing=routing)
+    with fake_crms("--fault-rate", "0.2", "--fault-seed", "16") as base:
+        bed = Bed(routing=fake_crm_routing(base, max_attempts=8))
         first = [*_real(SF_OPP, "Note__c"), *_real(HS_DEAL, "note")]
         bed.load(D1, first)
         assert _deliver_until_settled(bed, [D1]) == 2
@@ -137,6 +114,3 @@ def test_a_blank_never_clears_a_field_in_salesforce_or_hubspot_and_the_older_rea
             ("d1", "description", "older_hs"), ("d1", "note", "real_ic_hs")]
         # Settled: nothing more to send.
         assert _deliver_until_settled(bed, [D1, D2]) == 0
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,48 +15,20 @@ from dagster import DagsterInstance
 
 from siro_assets.pipeline.partitions import day_start
 from siro_assets.simulator import World, WorldConfig
-from siro_assets.api_client.timestamps import format_ts
 from siro_assets.warehouse.connection import duckdb_connection
+from tests.e2e.processes import ROOT, simulator
 from tests.support import NOW
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TOKEN = "e2e-good-token"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def simulator_url():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "siro_assets.simulator", "--port", str(port), "--token", TOKEN,
-         "--now", format_ts(NOW)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if "listening on" in line:
-                break
-            if proc.poll() is not None:
-                raise RuntimeError(f"simulator exited: {line}{proc.stdout.read()}")
-        else:
-            raise RuntimeError("simulator did not start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with simulator(TOKEN, NOW) as base_url:
+        yield base_url
 
 
 @pytest.fixture

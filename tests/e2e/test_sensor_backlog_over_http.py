@@ -7,22 +7,19 @@ days of changes with bulk re-syncs (30-45 recordings on one millisecond).
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
 from tests.support import sensor_with
-from siro_assets.api_client.timestamps import format_ts
 from siro_assets.pipeline.automation import sensors
 from siro_assets.changes.change_tracking import SensorCursor
 from siro_assets.pipeline.resources import SiroApiResource
 from siro_assets.simulator import World, WorldConfig
-from tests.e2e.test_cli_against_http_simulator import ROOT, _free_port
+from tests.e2e.processes import simulator
 from tests.integration.test_sensor import _definitions
 from tests.integration.test_sensor_backlog import _truth
 
@@ -36,27 +33,12 @@ RESYNCS = 4
 
 @pytest.fixture
 def dense_simulator():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "siro_assets.simulator", "--port", str(port), "--token", TOKEN,
-         "--now", format_ts(NOW), "--page-size-cap", "25", "--latency-ms", "20",
-         "--recordings-per-day", str(RECORDINGS_PER_DAY), "--bulk-resyncs-per-day", str(RESYNCS)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if "listening on" in line:
-                break
-            if proc.poll() is not None:
-                raise RuntimeError(f"simulator exited: {line}{proc.stdout.read()}")
-        else:
-            raise RuntimeError("simulator did not start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with simulator(TOKEN, NOW, "--page-size-cap", "25", "--latency-ms", "20",
+                   "--recordings-per-day", str(RECORDINGS_PER_DAY), "--bulk-resyncs-per-day", str(RESYNCS)) as url:
+        # The simulator builds its world on the first request (seconds on a loaded
+        # machine): build it now, so no tick's budget is spent waiting for it.
+        httpx.get(f"{url}/v1/core/recordings", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
+        yield url
 
 
 def test_a_dense_backlog_drains_over_http_in_a_few_ticks(dense_simulator, tmp_path, monkeypatch):

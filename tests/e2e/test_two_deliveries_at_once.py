@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -22,11 +21,10 @@ from siro_assets.transforms import CRM_WRITEBACK_PLAN, rebuild_partitions
 from siro_assets.warehouse.connection import duckdb_connection
 
 from tests.crm_support import crm_block, extraction, recording
-from tests.e2e.test_fake_crms_cli import _free_port
+from tests.e2e.processes import ROOT, fake_crms
 from tests.raw_payloads import load_raw
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 DAYS = [date(2026, 1, 5) + timedelta(days=n) for n in range(4)]
 PER_DAY = 12       # records per CRM per day: 4 days x 12 x 2 fields x 2 CRMs = 192 fields
 
@@ -71,13 +69,7 @@ def _two_at_once(database: Path, base: str, round_: int) -> list[dict]:
 
 
 def test_two_deliveries_started_at_once_never_resend_an_acknowledged_write(tmp_path):
-    port = _free_port()
-    crms = subprocess.Popen([sys.executable, "-m", "fake_crms", "--port", str(port)], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
-    try:
-        line = crms.stdout.readline()
-        assert re.search(rf"http://127\.0\.0\.1:{port}", line), line
-        base = f"http://127.0.0.1:{port}"
+    with fake_crms() as base:
         database = tmp_path / "warehouse.duckdb"
         fields = len(DAYS) * PER_DAY * 2 * 2
 
@@ -113,6 +105,3 @@ def test_two_deliveries_started_at_once_never_resend_an_acknowledged_write(tmp_p
         reports = {f"round{n}-{w}": r["delivered"] for n, pair in ((1, first), (2, second))
                    for w, r in zip("ab", pair)}
         assert runs == sorted(reports.items())
-    finally:
-        crms.terminate()
-        crms.wait(timeout=10)

@@ -14,21 +14,20 @@ import os
 import subprocess
 import sys
 import textwrap
+from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from siro_assets.api_client.timestamps import format_ts
 from siro_assets.pipeline.partitions import day_start
 from siro_assets.simulator import World, WorldConfig
 from siro_assets.warehouse.connection import duckdb_connection
-from tests.e2e.test_cli_against_http_simulator import _free_port
+from tests.e2e.processes import ROOT, simulator
 from tests.support import NOW
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DAY = date(2026, 3, 2)
 ORGS = {
@@ -55,27 +54,12 @@ GRAPHQL = """
 """
 
 
-def _start_simulator(seed: int, org: str, token: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "siro_assets.simulator", "--port", str(port), "--token", token, "--seed", str(seed),
-         "--organization-id", org, "--now", format_ts(NOW)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-    )
-    for line in proc.stdout:
-        if "listening on" in line:
-            return proc, f"http://127.0.0.1:{port}"
-    raise RuntimeError(f"simulator {org} did not start")
-
-
 @pytest.fixture
 def project(tmp_path):
     """A dg-style project with one defs folder per organization, and both simulators."""
-    procs, urls = [], {}
-    try:
-        for prefix, (seed, org, token) in ORGS.items():
-            proc, urls[prefix] = _start_simulator(seed, org, token)
-            procs.append(proc)
+    with ExitStack() as servers:
+        urls = {prefix: servers.enter_context(simulator(token, NOW, "--seed", str(seed), "--organization-id", org))
+                for prefix, (seed, org, token) in ORGS.items()}
         package = tmp_path / "orgs"
         (package / "defs").mkdir(parents=True)
         (package / "__init__.py").write_text("")
@@ -109,10 +93,6 @@ def project(tmp_path):
         env.update({f"{prefix.upper()}_TOKEN": token for prefix, (_, _, token) in ORGS.items()})
         env.update({f"{prefix.upper()}_URL": url for prefix, url in urls.items()})
         yield tmp_path, env, urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=10)
 
 
 def _materialize(tmp_path: Path, env: dict, prefix: str) -> subprocess.CompletedProcess:

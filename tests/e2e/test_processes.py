@@ -1,0 +1,31 @@
+"""The e2e process helper: a server starts on a port the OS picks, answers, and is gone
+once the block ends; one that cannot start fails with its own output."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.processes import fake_crms, served, simulator
+from tests.support import NOW
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_simulator_answers_while_served_and_is_gone_after():
+    with simulator("tok", NOW) as base:
+        response = httpx.get(f"{base}/v1/recordings", headers={"Authorization": "Bearer wrong"}, timeout=10)
+        assert response.status_code == 401
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base}/v1/recordings", timeout=2)
+
+
+def test_the_fake_crms_answer_while_served():
+    with fake_crms() as base:
+        assert httpx.get(f"{base}/_journal", timeout=10).json()["salesforce"] == []
+
+
+def test_a_server_that_cannot_start_fails_with_its_output():
+    with pytest.raises(RuntimeError, match="(?s)did not start.*unrecognized arguments"):
+        with served("fake_crms", "--no-such-option"):
+            pass
