@@ -28,6 +28,7 @@ from pydantic import Field, field_validator, model_validator
 from ..api_client import DEFAULT_BASE_URL
 from ..api_client.pacing import DEFAULT_REQUESTS_PER_MINUTE
 from ..pipeline.build import build_pipeline_definitions
+from ..pipeline.lake_maintenance import LakeMaintenanceOptions, build_lake_maintenance
 from ..pipeline.resources import SiroApiResource, WarehouseResource, default_duckdb_path, rate_budget_path
 from ..pipeline.settings import (
     DEFAULT_KEY_PREFIX,
@@ -102,6 +103,10 @@ class WarehouseArgs(dg.Resolvable, dg.Model):
         default=None, description="The lake's data files: a directory or s3://bucket/prefix/ (AWS_* for S3)."
     )
     schema_: str = Field(default=SCHEMA, alias="schema", description="SQL schema of the tables.")
+    maintenance: LakeMaintenanceOptions = Field(
+        default_factory=LakeMaintenanceOptions,
+        description="A lake's compaction and snapshot-expiry schedule (ducklake only; a file has none).",
+    )
 
     _blank = field_validator("path", "data_path", mode="before")(classmethod(lambda cls, v: _blank_to_none(v)))
 
@@ -254,6 +259,8 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """Assets, checks, jobs, the sensor, the schedules and the resources of this instance."""
         defs = build_pipeline_definitions(self.pipeline_settings(), self.resources())
+        if self.warehouse.backend == DUCKLAKE:
+            defs = dg.Definitions.merge(defs, build_lake_maintenance(self.pipeline_settings(), self.warehouse.maintenance))
         return defs.map_asset_specs(func=self.get_asset_spec)
 
 
