@@ -245,7 +245,7 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
                 connections_file=self.writebacks.routing_file, dry_run=self.writebacks.dry_run
             ),
         }
-        reader = _pandas_reader(self.warehouse_path())
+        reader = _pandas_reader(self.warehouse, self.warehouse_path())
         if reader is not None:
             resources[settings.reader_io_manager_key] = reader
         return resources
@@ -264,10 +264,16 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
         return defs.map_asset_specs(func=self.get_asset_spec)
 
 
-def _pandas_reader(database: str):
-    """The read-only pandas input manager, when the `pandas` extra is installed."""
+def _pandas_reader(warehouse: WarehouseArgs, database: str):
+    """The read-only pandas input manager of the instance's warehouse (file or lake), when
+    the `pandas` extra is installed."""
     try:
         from ..pipeline.pandas_reader import SiroWarehouseReader
     except ImportError:
         return None
-    return SiroWarehouseReader(database=database)
+    if warehouse.backend != DUCKLAKE:
+        return SiroWarehouseReader(database=database)
+    return SiroWarehouseReader(
+        database=database, backend=DUCKLAKE,
+        ducklake_catalog=dg.EnvVar(warehouse.catalog_env), ducklake_data_path=warehouse.data_path,
+    )
