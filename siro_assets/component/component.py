@@ -102,6 +102,11 @@ class WarehouseArgs(dg.Resolvable, dg.Model):
     data_path: str | None = Field(
         default=None, description="The lake's data files: a directory or s3://bucket/prefix/ (AWS_* for S3)."
     )
+    budget_dsn_env: str | None = Field(
+        default=None,
+        description="Lake mode: name of the variable holding the libpq DSN of the PostgreSQL database "
+        "that keeps the token's request budget for every machine; unset: `catalog_env`'s.",
+    )
     schema_: str = Field(default=SCHEMA, alias="schema", description="SQL schema of the tables.")
     maintenance: LakeMaintenanceOptions = Field(
         default_factory=LakeMaintenanceOptions,
@@ -228,6 +233,10 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
                 simulator_start_date=self.partitions_start,
                 simulator_page_size_cap=sim.page_size_cap,
             )
+        if self.warehouse.backend == DUCKLAKE:
+            # Pods on several machines: the budget lives in PostgreSQL, not in a local file.
+            budget = dg.EnvVar(self.warehouse.budget_dsn_env or self.warehouse.catalog_env)
+            return SiroApiResource(**common, token=dg.EnvVar(self.api.token_env), rate_budget_dsn=budget)
         return SiroApiResource(
             **common,
             token=dg.EnvVar(self.api.token_env),
