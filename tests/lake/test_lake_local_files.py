@@ -1,6 +1,6 @@
 """In lake mode no lock file or SQLite file is needed: a pipeline run paces on the token's
 budget in PostgreSQL and writes the lake, and leaves no file beside the warehouse path
-(run stages live in `.staging/` only while a run holds them)."""
+(a run's stage lives in `.staging/` only while the run holds it)."""
 
 from __future__ import annotations
 
@@ -29,9 +29,8 @@ class _PacedSimulator(SimulatedSiroApiResource):
 
 
 def _files_beside(path: Path) -> list[str]:
-    """Every file in the warehouse path's directory, but the (emptied) run stages."""
-    return sorted(str(p.relative_to(path.parent)) for p in path.parent.rglob("*")
-                  if p.is_file() and ".staging" not in p.parts)
+    """Every file in the warehouse path's directory (a run's stage is gone once it ends)."""
+    return sorted(str(p.relative_to(path.parent)) for p in path.parent.rglob("*") if p.is_file())
 
 
 def test_a_lake_instance_paces_on_postgresql_not_on_a_file(tmp_path, monkeypatch):
