@@ -70,8 +70,11 @@ class PostgresRequestPacer(RequestPacer):
     def _connection(self):
         # Called with the thread lock held. A connection must not cross a fork.
         if self._con is None or self._con.closed or self._con_pid != os.getpid():
+            # A holder that hangs mid-transaction (a frozen pod) is cut off by the server,
+            # releasing the row; a waiter gives up rather than wait on it forever.
             con = psycopg2.connect(self._dsn, connect_timeout=self._connect_timeout,
-                                   application_name="siro-request-budget")
+                                   application_name="siro-request-budget",
+                                   options="-c idle_in_transaction_session_timeout=10s -c lock_timeout=30s")
             try:
                 with con, con.cursor() as cur:
                     cur.execute(_CREATE)

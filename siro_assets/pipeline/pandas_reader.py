@@ -39,6 +39,9 @@ class SiroWarehouseReader(ConfigurableIOManager):
         description="DuckDB settings; access_mode READ_ONLY is enforced.",
     )
     schema_: str = Field(default=SCHEMA, alias="schema", description="SQL schema of the siro tables.")
+    lock_timeout_seconds: float = Field(
+        default=900.0, description="A DuckDB file: how long to wait while a writer holds it."
+    )
     backend: str = Field(default=DUCKDB, description="`duckdb` (the file `database`) or `ducklake`.")
     ducklake_catalog: str | None = Field(
         default=None, repr=False, description="libpq DSN of the lake's PostgreSQL catalog (SIRO_DUCKLAKE_CATALOG)."
@@ -75,7 +78,8 @@ class SiroWarehouseReader(ConfigurableIOManager):
             query += f" WHERE {expr} >= ? AND {expr} < ?"
             params = [_naive_utc(window.start), _naive_utc(window.end)]
         config = {k: v for k, v in self.connection_config.items() if k != "access_mode"}
-        con = open_warehouse(self.database, lake=self._lake(), read_only=True, config=config)
+        con = open_warehouse(self.database, lake=self._lake(), read_only=True, config=config,
+                             lock_timeout=self.lock_timeout_seconds)
         try:
             return con.execute(query, params).fetchdf()
         finally:
