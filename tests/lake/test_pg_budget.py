@@ -13,8 +13,8 @@ from siro_assets.api_client.pacing import RequestPacer, budget_key
 from siro_assets.api_client.pg_budget import BUDGET_TABLE, PostgresRequestPacer
 
 TOKEN = "siro-test-token-4f1c0ffee"
-RPM, BURST, PER_PROCESS = 600.0, 5, 20  # 10 requests/s, bursts of 5: about 4 s for both processes
-WINDOW = 1.0
+RPM, BURST, PER_PROCESS = 300.0, 3, 16  # 5 requests/s, bursts of 3: about 6 s for both processes
+WINDOW = 2.0
 
 
 def _send_in_process(dsn: str | None, start, out) -> None:
@@ -51,9 +51,9 @@ def _busiest_window(times: list[float]) -> int:
     return max(sum(1 for t in times[i:] if t < start + WINDOW) for i, start in enumerate(times))
 
 
-# GCRA: any interval of T seconds admits at most BURST + T * rate requests; one more for
-# the sleep's own jitter.
-LIMIT = BURST + int(WINDOW * RPM / 60) + 1
+# GCRA: any interval of T seconds admits at most BURST + T * rate requests; two more for
+# sleeps that overslept on a busy machine (each 0.2 s late lets one more in).
+LIMIT = BURST + int(WINDOW * RPM / 60) + 2
 
 
 def test_two_processes_sharing_the_postgresql_budget_stay_within_it(catalog_dsn):
@@ -82,7 +82,7 @@ def test_the_pacer_never_shows_the_dsn(catalog_dsn):
     assert "password" not in repr(pacer) and catalog_dsn not in repr(pacer)
     # On an injected clock: the burst is free, then one slot per interval.
     got = [round(pacer.reserve(), 3) for _ in range(BURST + 2)]
-    assert got == [0.0] * BURST + [0.1, 0.2], got
+    assert got == [0.0] * BURST + [0.2, 0.4], got
     pacer.close()
 
 
