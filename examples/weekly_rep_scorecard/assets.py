@@ -44,8 +44,9 @@ refresh_when_any_day_changes = AutomationCondition.eager().without(
     },
     automation_condition=refresh_when_any_day_changes,
     io_manager_key="scorecard_io_manager",
-    # Reading holds the warehouse file too: share the pool with the siro writers, so this
-    # run never overlaps one of theirs.
+    # On a DuckDB file, reading holds the file too: share the pool with the siro writers,
+    # so this run never overlaps one of theirs. (On a lake a reader never blocks a writer;
+    # the pool then only orders runs.)
     pool="siro_duckdb",
     # The output is stored partitioned too (in the consumer's own DuckDB file).
     metadata={"partition_expr": "week_start"},

@@ -17,6 +17,8 @@ worker, each CLI run) draws on one budget: a row per token, keyed by a hash of t
 (never the token itself), updated in one ``BEGIN IMMEDIATE`` transaction per request.
 SQLite (standard library) gives the cross-process lock, a crash-safe update and one file
 for any number of tokens, with nothing hand-written to get wrong.
+Its lock holds on one machine only; pods on several machines (lake mode) share
+``pg_budget.PostgresRequestPacer`` instead, the same schedule in a PostgreSQL row.
 
 Clock and sleep functions are injectable so tests can verify pacing on fake time.
 """

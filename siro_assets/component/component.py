@@ -28,6 +28,7 @@ from pydantic import Field, field_validator, model_validator
 from ..api_client import DEFAULT_BASE_URL
 from ..api_client.pacing import DEFAULT_REQUESTS_PER_MINUTE
 from ..pipeline.build import build_pipeline_definitions
+from ..pipeline.lake_maintenance import LakeMaintenanceOptions, build_lake_maintenance
 from ..pipeline.resources import SiroApiResource, WarehouseResource, default_duckdb_path, rate_budget_path
 from ..pipeline.settings import (
     DEFAULT_KEY_PREFIX,
@@ -101,11 +102,20 @@ class WarehouseArgs(dg.Resolvable, dg.Model):
     data_path: str | None = Field(
         default=None, description="The lake's data files: a directory or s3://bucket/prefix/ (AWS_* for S3)."
     )
+    budget_dsn_env: str | None = Field(
+        default=None,
+        description="Lake mode: name of the variable holding the libpq DSN of the PostgreSQL database "
+        "that keeps the token's request budget for every machine; unset: `catalog_env`'s.",
+    )
     schema_: str = Field(
         default=DEFAULT_SCHEMA,
         alias="schema",
         description="SQL schema of the tables (a lower-case identifier); instances sharing one "
         "warehouse each need their own.",
+    )
+    maintenance: LakeMaintenanceOptions = Field(
+        default_factory=LakeMaintenanceOptions,
+        description="A lake's compaction and snapshot-expiry schedule (ducklake only; a file has none).",
     )
 
     _blank = field_validator("path", "data_path", mode="before")(classmethod(lambda cls, v: _blank_to_none(v)))
@@ -225,6 +235,10 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
                 simulator_start_date=self.partitions_start,
                 simulator_page_size_cap=sim.page_size_cap,
             )
+        if self.warehouse.backend == DUCKLAKE:
+            # Pods on several machines: the budget lives in PostgreSQL, not in a local file.
+            budget = dg.EnvVar(self.warehouse.budget_dsn_env or self.warehouse.catalog_env)
+            return SiroApiResource(**common, token=dg.EnvVar(self.api.token_env), rate_budget_dsn=budget)
         return SiroApiResource(
             **common,
             token=dg.EnvVar(self.api.token_env),
@@ -242,7 +256,7 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
                 connections_file=self.writebacks.routing_file, dry_run=self.writebacks.dry_run
             ),
         }
-        reader = _pandas_reader(self.warehouse_path(), settings.table_schema)
+        reader = _pandas_reader(self.warehouse, self.warehouse_path(), settings.table_schema)
         if reader is not None:
             resources[settings.reader_io_manager_key] = reader
         return resources
@@ -256,14 +270,21 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """Assets, checks, jobs, the sensor, the schedules and the resources of this instance."""
         defs = build_pipeline_definitions(self.pipeline_settings(), self.resources())
+        if self.warehouse.backend == DUCKLAKE:
+            defs = dg.Definitions.merge(defs, build_lake_maintenance(self.pipeline_settings(), self.warehouse.maintenance))
         return defs.map_asset_specs(func=self.get_asset_spec)
 
 
-def _pandas_reader(database: str, schema: str):
-    """The read-only pandas input manager of the instance's schema, when the `pandas`
-    extra is installed."""
+def _pandas_reader(warehouse: WarehouseArgs, database: str, schema: str):
+    """The read-only pandas input manager of the instance's warehouse (file or lake) and
+    schema, when the `pandas` extra is installed."""
     try:
         from ..pipeline.pandas_reader import SiroWarehouseReader
     except ImportError:
         return None
-    return SiroWarehouseReader(database=database, schema=schema)
+    if warehouse.backend != DUCKLAKE:
+        return SiroWarehouseReader(database=database, schema=schema)
+    return SiroWarehouseReader(
+        database=database, schema=schema, backend=DUCKLAKE,
+        ducklake_catalog=dg.EnvVar(warehouse.catalog_env), ducklake_data_path=warehouse.data_path,
+    )

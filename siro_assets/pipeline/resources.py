@@ -70,6 +70,14 @@ def _shared_pacer(path: str, key: str, requests_per_minute: float) -> SharedRequ
     return SharedRequestPacer(path, key, requests_per_minute=requests_per_minute)
 
 
+@lru_cache(maxsize=None)
+def _postgres_pacer(dsn: str, key: str, requests_per_minute: float) -> RequestPacer:
+    # One per process, database and token hash: one connection per process.
+    from ..api_client.pg_budget import PostgresRequestPacer
+
+    return PostgresRequestPacer(dsn, key, requests_per_minute=requests_per_minute)
+
+
 class SiroApiResource(ConfigurableResource):
     """Siro's recordings API.
 
@@ -99,6 +107,13 @@ class SiroApiResource(ConfigurableResource):
         default=None,
         description="SQLite file holding the request budget shared by every process using the "
         "same token (beside the warehouse); unset: this process paces on its own.",
+    )
+    rate_budget_dsn: str | None = Field(
+        default=None,
+        repr=False,
+        description="libpq DSN of a PostgreSQL database holding the token's request budget, shared "
+        "by every process on every machine (lake mode: the lake catalog's); takes precedence over "
+        "rate_budget_file.",
     )
     max_concurrent_windows: int = Field(
         default=16,
@@ -144,9 +159,11 @@ class SiroApiResource(ConfigurableResource):
         return token
 
     def _shares_budget(self) -> bool:
-        return bool(self.rate_budget_file)
+        return bool(self.rate_budget_file or self.rate_budget_dsn)
 
     def _pacer(self, token: str) -> RequestPacer:
+        if self._shares_budget() and self.rate_budget_dsn:
+            return _postgres_pacer(self.rate_budget_dsn, budget_key(token.strip()), self.requests_per_minute)
         if self._shares_budget():
             return _shared_pacer(
                 str(Path(self.rate_budget_file).resolve()), budget_key(token.strip()), self.requests_per_minute

@@ -1,7 +1,7 @@
 """One way to open the warehouse, a DuckDB file or a DuckLake, and the statements that differ.
 
-`open_warehouse` / `warehouse_connection` return a connection on which `siro.<table>`
-resolves in both modes; everything else (transforms, swap, upsert, checks) runs the same
+`open_warehouse` (and the consumers' `connection.duckdb_connection`) return a connection
+on which `siro.<table>` resolves in both modes; everything else (transforms, swap, upsert, checks) runs the same
 SQL on it. What DuckLake needs differently lives here and only here:
 
 - tables: DuckLake has no PRIMARY KEY / UNIQUE constraints (and so no `ON CONFLICT`
@@ -21,8 +21,8 @@ SQL on it. What DuckLake needs differently lives here and only here:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TypeVar
 
@@ -59,29 +59,6 @@ def open_warehouse(
 def lake_settings_from_env(env: Mapping[str, str] | None = None) -> LakeSettings | None:
     """The lake SIRO_WAREHOUSE=ducklake selects (with its SIRO_DUCKLAKE_* / AWS_* settings), or None."""
     return LakeSettings.from_env(env) if warehouse_mode(env) == DUCKLAKE else None
-
-
-@contextmanager
-def warehouse_connection(
-    database: str | Path | None = None, *, lake: LakeSettings | None = None, read_only: bool = False,
-    schema: str = DEFAULT_SCHEMA,
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """`open_warehouse` as a context manager that always closes: the consumers' helper.
-
-    With neither argument the documented variables decide (SIRO_WAREHOUSE, SIRO_DUCKLAKE_*,
-    else SIRO_DUCKDB_PATH).
-    """
-    if database is None and lake is None:
-        lake = lake_settings_from_env()
-        if lake is None:
-            import os
-
-            database = os.environ.get("SIRO_DUCKDB_PATH") or "data/siro.duckdb"
-    con = open_warehouse(database, lake=lake, read_only=read_only, schema=schema)
-    try:
-        yield con
-    finally:
-        con.close()
 
 
 def writer_slot(database: str | Path | None, *, lake: bool, timeout: float = 900.0) -> AbstractContextManager:
@@ -230,7 +207,6 @@ __all__ = [
     "lake_settings_from_env",
     "open_warehouse",
     "upsert",
-    "warehouse_connection",
     "without_key_constraints",
     "write_transaction",
     "writer_slot",

@@ -20,6 +20,7 @@ take it, such as a DuckDB shell left open on the file.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,9 @@ logger = logging.getLogger("siro_assets.warehouse")
 
 #: The catalog name every connection gives the warehouse file (see the module docstring).
 WAREHOUSE_CATALOG = "warehouse"
+
+#: The README's warehouse file when SIRO_DUCKDB_PATH is unset.
+DEFAULT_DUCKDB_PATH = "data/siro.duckdb"
 
 
 #: The schema of the tables unless an instance names another (`warehouse.schema`).
@@ -200,14 +204,32 @@ def open_duckdb(
 
 @contextmanager
 def duckdb_connection(
-    path: str | Path, *, read_only: bool = False, lock_timeout: float = 900.0, schema: str = DEFAULT_SCHEMA
+    path: str | Path | None = None,
+    *,
+    lake=None,
+    read_only: bool = False,
+    lock_timeout: float = 900.0,
+    schema: str = DEFAULT_SCHEMA,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """`open_duckdb` as a context manager that always closes (and so releases the lock).
+    """A warehouse connection that always closes (and so releases a file's lock).
 
-    The recommended way for consumers to read the warehouse: `siro.recordings` (or just
-    `recordings`, in the default schema `schema`) then resolves whatever the file is called.
+    The recommended way for consumers to read the warehouse, a DuckDB file or a DuckLake:
+    `siro.recordings` (or just `recordings`, in the default schema `schema`) resolves in
+    both. `path` is a DuckDB file; `lake` a
+    `warehouse.lake.LakeSettings`. With neither, the documented variables decide, as for
+    the pipeline: `SIRO_WAREHOUSE=ducklake` with `SIRO_DUCKLAKE_CATALOG`,
+    `SIRO_DUCKLAKE_DATA_PATH` and `AWS_*`, else the file `SIRO_DUCKDB_PATH`
+    (default `data/siro.duckdb`). A lake reader reads a committed snapshot and never
+    blocks a writer; on a file, close the connection soon, as it holds the file's lock.
     """
-    con = open_duckdb(path, read_only=read_only, lock_timeout=lock_timeout, schema=schema)
+    # Imported here: the lake module builds on this one.
+    from .backend import lake_settings_from_env, open_warehouse
+
+    if path is None and lake is None:
+        lake = lake_settings_from_env()
+        if lake is None:
+            path = os.environ.get("SIRO_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH
+    con = open_warehouse(path, lake=lake, read_only=read_only, lock_timeout=lock_timeout, schema=schema)
     try:
         yield con
     finally:
