@@ -29,7 +29,7 @@ from typing import TypeVar
 import duckdb
 
 from .connection import DEFAULT_SCHEMA, open_duckdb, writer_lock
-from .tables import table_exists, transaction
+from .tables import schema_exists, table_exists, transaction
 from .lake import DUCKLAKE, LakeSettings, is_lake, open_lake, retry_lake_conflicts, warehouse_mode
 
 T = TypeVar("T")
@@ -135,12 +135,7 @@ def create_schema(con: duckdb.DuckDBPyConnection, schema: str) -> None:
     is a catalog write, and two first writers creating it at once conflict (retried)."""
 
     def create() -> None:
-        exists = con.execute(
-            "SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database() "
-            "AND schema_name = ?",
-            [schema],
-        ).fetchone()[0]
-        if not exists:
+        if not schema_exists(con, schema):
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
 
     write_transaction(create)

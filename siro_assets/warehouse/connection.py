@@ -37,6 +37,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from .tables import schema_exists
+
 logger = logging.getLogger("siro_assets.warehouse")
 
 #: The catalog name every connection gives the warehouse file (see the module docstring).
@@ -91,12 +93,9 @@ def use_schema(con: duckdb.DuckDBPyConnection, schema: str, *, create: bool) -> 
     tables exists, so it reads "nothing there" exactly as before the first run.
     """
     schema = checked_schema(schema)
-    catalog, exists = con.execute(
-        "SELECT current_database(), count(*) FROM duckdb_schemas() "
-        "WHERE database_name = current_database() AND schema_name = ?",
-        [schema],
-    ).fetchone()
+    catalog = con.execute("SELECT current_database()").fetchone()[0]
     qualified = f"{quote_identifier(catalog)}.{quote_identifier(schema)}"
+    exists = schema_exists(con, schema)
     if not exists and create:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified}")
         exists = True

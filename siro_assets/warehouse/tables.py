@@ -1,4 +1,4 @@
-"""Whether a warehouse table exists, and a transaction block: asked and written the same way everywhere."""
+"""Whether a warehouse table or schema exists, and a transaction block: asked and written the same way everywhere."""
 
 from __future__ import annotations
 
@@ -18,6 +18,15 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
         "AND schema_name = coalesce(?, current_schema()) AND table_name = ?",
         [schema or None, table],
+    ).fetchone()[0]
+    return found > 0
+
+
+def schema_exists(con: duckdb.DuckDBPyConnection, schema: str) -> bool:
+    """Whether `schema` exists in the connection's current database (the warehouse)."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database() AND schema_name = ?",
+        [schema],
     ).fetchone()[0]
     return found > 0
 

@@ -35,7 +35,7 @@ _KILLED_WRITER = textwrap.dedent(
     class ParkAfterDelete:
         def execute(self, sql, *args):
             result = real(sql, *args)
-            if sql.lstrip().startswith("DELETE FROM siro.recordings"):
+            if sql.lstrip().startswith("DELETE FROM recordings"):
                 print("deleted", flush=True)
                 time.sleep(600)
             return result

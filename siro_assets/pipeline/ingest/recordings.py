@@ -115,8 +115,8 @@ def build_recordings_asset(settings: PipelineSettings) -> AssetsDefinition:
     def recordings(context: AssetExecutionContext, config: RecordingsConfig) -> MaterializeResult:
         """Every Siro recording, one row per recording, in the UTC day of its `createdAt`.
 
-        Table `recordings` of the instance's schema (`siro.recordings` by default), one row per `id` (checked by `id_unique`), partition column
-        `partition_date`.
+        Table `recordings` of the instance's schema (`siro.recordings` by default), one row
+        per `id` (checked by `id_unique`), partition column `partition_date`.
         Typed core columns (`created_at`, `updated_at`, `deleted`, `root_data_purged_at`, ...)
         sit next to `payload`, the whole API object as JSON (unknown fields included), and
         the typed nested columns `crm`, `summary` and `entity_extractions` that derived tables
