@@ -205,13 +205,17 @@ def session(mode: str, changes_wanted: int, work: Path) -> tuple[list[Change], d
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     database = tmp / "siro.duckdb"
     clock = Clock(datetime.now(timezone.utc).replace(microsecond=0))
+    # Generate the world's recent days now, not inside the first API answer or sender pass.
+    webhook_messages(WORLD, clock.origin - timedelta(seconds=1), clock.origin + timedelta(hours=2))
     api = LoggingApi(WORLD, clock, token=TOKEN)
     base_url, stop_api = run_in_thread(api)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_")}
     env.update(DAGSTER_HOME=str(home), SIRO_API_BASE_URL=base_url, SIRO_API_TOKEN=TOKEN,
                SIRO_DUCKDB_PATH=str(database), PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
     if webhooks:
-        env.update(SIRO_WEBHOOKS="1", SIRO_WEBHOOK_SECRET=SECRET)
+        # As defs.yaml recommends with webhooks on: polling every 10 minutes, as the safety net.
+        env.update(SIRO_WEBHOOKS="1", SIRO_WEBHOOK_SECRET=SECRET,
+                   SIRO_SENSOR_INTERVAL_SECONDS=str(POLLING_WITH_WEBHOOKS_SECONDS))
     procs: list[subprocess.Popen] = []
     logs = []
     stop_threads = threading.Event()
@@ -238,8 +242,11 @@ def session(mode: str, changes_wanted: int, work: Path) -> tuple[list[Change], d
                                   cwd=ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT,
                                   start_new_session=True)
         procs.append(daemon)
-        ready = f"Checking for new runs for sensor: {WEBHOOK_SENSOR if webhooks else POLLING_SENSOR}"
-        _wait_for(lambda: ready in daemon_log.read_text(), "dagster-daemon", daemon, daemon_log)
+        # Both sensors have ticked once before the world moves: with webhooks on, polling's
+        # next tick is 10 minutes away, so every change below is the webhooks' to bring.
+        ready = [f"Checking for new runs for sensor: {name}" for name in
+                 ((WEBHOOK_SENSOR, POLLING_SENSOR) if webhooks else (POLLING_SENSOR,))]
+        _wait_for(lambda: all(r in daemon_log.read_text() for r in ready), "dagster-daemon", daemon, daemon_log)
         if webhooks:
             import httpx
 
