@@ -183,17 +183,15 @@ def _attribute(changes: list[Change], runs: list[dict], answered: list[tuple[flo
             continue
         run = writers[-1]
         got = received.get(c.msg_id) if webhooks else None
-        tick_from = got if got is not None else c.at
         last_answer = max((t for t, _ in answered if run["step"] <= t <= run["written"]), default=run["step"])
-        dequeued = run.get("dequeued", run["created"])
-        c.stages = {
-            "receive": (got - c.at) if got is not None else 0.0,
-            "tick": run["created"] - tick_from,
-            "queue": dequeued - run["created"],
-            "start": run["step"] - dequeued,
-            "fetch": last_answer - run["step"],
-            "write": run["written"] - last_answer,
-        }
+        # A changes-only run lists when its step starts, so it can bring a change made after
+        # the run was created: the instants are made monotonic and such stages count 0 s.
+        points, instant = [], c.at
+        for t in (got if got is not None else c.at, run["created"], run.get("dequeued", run["created"]),
+                  run["step"], last_answer, run["written"]):
+            instant = max(instant, t)
+            points.append(instant)
+        c.stages = {stage: b - a for stage, a, b in zip(STAGES, [c.at, *points[:-1]], points)}
 
 
 def session(mode: str, changes_wanted: int, work: Path) -> tuple[list[Change], dict]:

@@ -33,6 +33,11 @@ def test_polling_has_no_receive_stage_and_an_unseen_change_is_not_timed():
     assert polled.stages["receive"] == 0 and polled.stages["tick"] == 30.0
     assert polled.stages["fetch"] == 0 and polled.stages["write"] == 5.0  # no answer seen: all write
     assert unseen.stages == {}
+    # A changes-only run created before the change but listing after it brought it:
+    # the stages before its step count nothing, and they still add up.
+    late = Change("o", "rec_3", 0, at=132.5, seen=140.0)
+    _attribute([late], [_run(130.0, 131.0, 134.0, 139.0)], [], {}, webhooks=False)
+    assert late.stages == {"receive": 0, "tick": 0, "queue": 0, "start": 1.5, "fetch": 0, "write": 5.0}
     lines = report("polling", [polled, unseen], {"runs": 1, "api_requests": 3}, 60)
     assert "1/2 changes timed" in lines[0] and "p95 39.0 s" in lines[1] and "60 (the updatedAt sensor every 60 s)" in lines[3]
 
