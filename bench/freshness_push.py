@@ -164,6 +164,15 @@ def _runs(home: Path) -> list[dict]:
     return sorted(found, key=lambda r: r["written"])
 
 
+def _in_flight(home: Path) -> bool:
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    statuses = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+                DagsterRunStatus.STARTED]
+    with DagsterInstance.from_config(str(home)) as instance:
+        return bool(instance.get_runs(RunsFilter(statuses=statuses)))
+
+
 def _received(inbox: Path) -> dict[str, float]:
     from siro_assets.webhooks.inbox import SqliteInbox
 
@@ -221,9 +230,13 @@ def session(mode: str, changes_wanted: int, work: Path) -> tuple[list[Change], d
     sender = None
     try:
         # The updatedAt sensor lists from the simulated start, not from the wall clock's
-        # now minus its lookback (`cursor --set` stores it stopped: start it again).
+        # now minus its lookback (`cursor --set` stores it stopped: start it again). With
+        # webhooks it stays stopped: on a fresh instance its first tick would request a
+        # catch-up run that races the webhook runs, where in production it ticks every
+        # 10 minutes as the safety net (tests/integration/test_lost_webhooks.py).
         cursor = json.dumps({"v": 1, "watermark": None, "seen": {}, "since": format_ts(clock.origin)})
-        for cmd in (["cursor", POLLING_SENSOR, "--set", cursor], ["start", POLLING_SENSOR]):
+        commands = [["cursor", POLLING_SENSOR, "--set", cursor]] + ([] if webhooks else [["start", POLLING_SENSOR]])
+        for cmd in commands:
             subprocess.run([str(BIN / "dagster"), "sensor", *cmd, "-m", "siro_assets.definitions"],
                            cwd=ROOT, env=env, check=True, capture_output=True, text=True)
         if webhooks:
@@ -240,11 +253,12 @@ def session(mode: str, changes_wanted: int, work: Path) -> tuple[list[Change], d
                                   cwd=ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT,
                                   start_new_session=True)
         procs.append(daemon)
-        # Both sensors have ticked once before the world moves: with webhooks on, polling's
-        # next tick is 10 minutes away, so every change below is the webhooks' to bring.
-        ready = [f"Checking for new runs for sensor: {name}" for name in
-                 ((WEBHOOK_SENSOR, POLLING_SENSOR) if webhooks else (POLLING_SENSOR,))]
-        _wait_for(lambda: all(r in daemon_log.read_text() for r in ready), "dagster-daemon", daemon, daemon_log)
+        # The sensor has ticked once, and (polling) its first run is over, before the world
+        # moves: the changes then meet the sensor at a random phase of its interval.
+        name = WEBHOOK_SENSOR if webhooks else POLLING_SENSOR
+        ticked = (f"Sensor {name} skipped", f"Creating new run for {name}")
+        _wait_for(lambda: any(m in daemon_log.read_text() for m in ticked), "dagster-daemon", daemon, daemon_log)
+        _wait_for(lambda: not _in_flight(home), "the first tick's runs", daemon, daemon_log)
         if webhooks:
             import httpx
 
