@@ -16,8 +16,9 @@ the run that wrote it, split into:
 - fetch: -> the last API answer the step got before its write
 - write: -> the raw table's materialization (the swap/upsert committed)
 
-The run that wrote a change is the latest run whose `siro/recordings` materialization
-precedes the moment a read-only reader of the warehouse first saw the row.
+The run that wrote a change is the one whose raw step started last before a read-only
+reader of the warehouse first saw the row; the row's time is that run's `siro/recordings`
+materialization, or the reader's sighting if that came first.
 """
 
 from __future__ import annotations
@@ -187,17 +188,21 @@ def _attribute(changes: list[Change], runs: list[dict], answered: list[tuple[flo
     for c in changes:
         if c.seen is None:
             continue
-        writers = [r for r in runs if r["written"] <= c.seen + 0.05 and r["written"] >= c.at]
+        # Raw steps write one at a time (the DuckDB pool): the writer is the run whose raw
+        # step started last before the row was seen. Its materialization event can be
+        # logged just after the reader saw the commit, so the row's time is the earlier.
+        writers = [r for r in runs if r["step"] <= c.seen and r["written"] >= c.at]
         if not writers:
             continue
-        run = writers[-1]
+        run = max(writers, key=lambda r: r["step"])
+        end = min(run["written"], c.seen)
         got = received.get(c.msg_id) if webhooks else None
-        last_answer = max((t for t, _ in answered if run["step"] <= t <= run["written"]), default=run["step"])
+        last_answer = max((t for t, _ in answered if run["step"] <= t <= end), default=run["step"])
         # A changes-only run lists when its step starts, so it can bring a change made after
         # the run was created: the instants are made monotonic and such stages count 0 s.
         points, instant = [], c.at
         for t in (got if got is not None else c.at, run["created"], run.get("dequeued", run["created"]),
-                  run["step"], last_answer, run["written"]):
+                  run["step"], last_answer, end):
             instant = max(instant, t)
             points.append(instant)
         c.stages = {stage: b - a for stage, a, b in zip(STAGES, [c.at, *points[:-1]], points)}

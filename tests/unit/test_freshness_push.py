@@ -42,6 +42,12 @@ def test_polling_has_no_receive_stage_and_an_unseen_change_is_not_timed():
     assert "1/2 changes timed" in lines[0] and "p95 39.0 s" in lines[1] and "60 (the updatedAt sensor every 60 s)" in lines[3]
 
 
+def test_a_materialization_logged_after_the_reader_saw_the_row_still_names_its_run():
+    change = Change("m", "rec_1", 0, at=100.0, seen=110.0)
+    _attribute([change], [_run(101.0, 102.0, 104.0, 111.5)], [(108.0, "/x")], {}, webhooks=False)
+    assert change.stages["write"] == 2.0 and change.total == 10.0
+
+
 def test_percentiles_are_inclusive():
     assert _pct([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0
     assert _pct([7.0], 95) == 7.0
