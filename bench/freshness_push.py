@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -264,6 +265,9 @@ def session(mode: str, changes_wanted: int, work: Path) -> tuple[list[Change], d
         ticked = (f"Sensor {name} skipped", f"Creating new run for {name}")
         _wait_for(lambda: any(m in daemon_log.read_text() for m in ticked), "dagster-daemon", daemon, daemon_log)
         _wait_for(lambda: not _in_flight(home), "the first tick's runs", daemon, daemon_log)
+        # Right after a tick is the worst phase for polling: start at a seeded random point
+        # of the polling (or webhook) interval instead.
+        time.sleep(random.Random(mode).uniform(0, 5 if webhooks else POLLING_DEFAULT_SECONDS))
         if webhooks:
             import httpx
 
