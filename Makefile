@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test dev simulator bench clean
+.PHONY: demo test dev dev-webhooks simulator bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(STAMP)
 ## The Dagster UI on the simulator (http://127.0.0.1:3000), with the schedule and sensor daemon.
 dev: $(STAMP)
 	SIRO_SIMULATOR=1 DAGSTER_HOME=$(CURDIR) $(BIN)/dg dev
+
+## `make dev` with Siro's webhooks: the simulator over HTTP sends signed webhooks to a
+## receiver on 127.0.0.1:8788, and the UI's webhook sensor drains them every 5 s.
+dev-webhooks: $(STAMP)
+	DAGSTER_HOME=$(CURDIR) $(BIN)/python scripts/dev_webhooks.py
 
 ## The simulator as an HTTP server on 127.0.0.1:8787.
 simulator: $(STAMP)

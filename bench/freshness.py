@@ -5,6 +5,11 @@ launcher), waits for a recording's `updatedAt` to move in the simulated world, a
 how long the change takes to land in DuckDB through the `recordings_updated_sensor`.
 
     .venv/bin/python bench/freshness.py [--interval 5] [--timeout 300] [--keep]
+    .venv/bin/python bench/freshness.py --webhooks [--quick] [--changes 40]
+
+`--webhooks` compares the two paths side by side in one run (see `freshness_push.py`):
+N changes through a real daemon with webhooks on, then N through polling at its default
+interval, each with p50/p95/max seconds and where the seconds go.
 
 Not a test (pytest does not collect `bench/`). The simulator's clock is the wall clock
 plus an offset chosen so that a known event happens ~`--lead` seconds after start; the
@@ -122,7 +127,15 @@ def main() -> int:
                     help="start the cursor this many hours before the simulated start (a catch-up burst first)")
     ap.add_argument("--max-runs", type=int, default=10, help="SIRO_SENSOR_MAX_RUNS_PER_TICK")
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
+    ap.add_argument("--webhooks", action="store_true",
+                    help="webhooks vs polling at the default interval, N changes each (freshness_push.py)")
+    ap.add_argument("--changes", type=int, default=None, help="--webhooks: changes per mode (default 40, --quick 8)")
+    ap.add_argument("--quick", action="store_true", help="--webhooks: a small run (8 changes per mode)")
     args = ap.parse_args()
+    if args.webhooks:
+        from freshness_push import compare_modes
+
+        return compare_modes(changes=args.changes or (8 if args.quick else 40), keep=args.keep)
 
     tmp = Path(tempfile.mkdtemp(prefix="siro-freshness-"))
     home = tmp / "dagster_home"

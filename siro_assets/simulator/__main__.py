@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     hooks.add_argument("--webhook-duplicate-rate", type=float, default=0.15)
     hooks.add_argument("--webhook-delay-rate", type=float, default=0.2)
     hooks.add_argument("--webhook-reorder-rate", type=float, default=0.15)
+    hooks.add_argument("--webhook-drop-fraction", type=float, default=0.0,
+                       help="never send this fraction of the messages (seeded); polling must catch them")
     hooks.add_argument("--webhook-retry-scale", type=float, default=1 / 60,
                        help="Svix's retry schedule (5 s, 5 min, 30 min, 2 h, ...) times this (default 1/60)")
     return p
@@ -65,6 +67,7 @@ def start_webhook_sender(args: argparse.Namespace, world: World, clock) -> tuple
         duplicate_rate=args.webhook_duplicate_rate,
         delay_rate=args.webhook_delay_rate,
         reorder_rate=args.webhook_reorder_rate,
+        drop_rate=args.webhook_drop_fraction,
     )
     sender = WebhookSender(args.webhook_url, secret, world, clock, since=args.webhook_since, faults=faults,
                            retry_schedule=scaled_schedule(args.webhook_retry_scale))
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             sender_thread.join(timeout=10)
             stats = sender.stats
             print(f"webhooks: {stats['messages']} messages, {stats['attempts']} attempts, "
-                  f"{stats['acknowledged']} acknowledged, {stats['given_up']} given up", flush=True)
+                  f"{stats['acknowledged']} acknowledged, {stats['given_up']} given up, {stats['dropped']} dropped",
+                  flush=True)
             stop_api()
 
     serve_until_signalled(stop)

@@ -92,7 +92,8 @@ class DeliveryFaults:
 
     A delayed message waits up to `max_delay_seconds`; a reordered one is held
     `reorder_hold_seconds`, so later events overtake it; a duplicated one is sent again
-    (same id) shortly after its first copy.
+    (same id) shortly after its first copy; a dropped one (`drop_rate`) is never sent,
+    as when Siro's endpoint was disabled or a message expired: polling must catch it.
     """
 
     seed: int = 0
@@ -101,6 +102,11 @@ class DeliveryFaults:
     max_delay_seconds: float = 3.0
     reorder_rate: float = 0.15
     reorder_hold_seconds: float = 5.0
+    drop_rate: float = 0.0
+
+    def dropped(self, msg_id: str) -> bool:
+        """Whether `msg_id` is never sent (its own draw, so the other faults do not shift)."""
+        return self.drop_rate > 0 and random.Random(f"{self.seed}:{msg_id}:drop").random() < self.drop_rate
 
     def first_sends(self, msg_id: str) -> list[float]:
         """Seconds after discovery at which each copy of `msg_id` is first sent."""
@@ -163,6 +169,8 @@ class WebhookSender:
         self._order = itertools.count()
         self._lock = threading.Lock()
         self.stats: Counter[str] = Counter()
+        #: The messages never sent (`DeliveryFaults.drop_rate`), in event order.
+        self.dropped: list[WebhookMessage] = []
         #: Called after each attempt with (msg_id, attempt number, status or None).
         self.observer: Callable[[str, int, int | None], None] | None = None
 
@@ -181,6 +189,10 @@ class WebhookSender:
                 start = self._monotonic()
                 for message in webhook_messages(self.world, self._seen_until, now):
                     self.stats["messages"] += 1
+                    if self.faults.dropped(message.msg_id):
+                        self.stats["dropped"] += 1
+                        self.dropped.append(message)
+                        continue
                     for copy, offset in enumerate(self.faults.first_sends(message.msg_id)):
                         self._push(start + offset, _Attempt(message, copy, 1))
                 self._seen_until = now

@@ -178,3 +178,36 @@ def test_the_payload_sent_is_exactly_the_signed_bytes():
     by_id = {m.msg_id: m.payload for m in webhook_messages(WORLD, SINCE, NOW)}
     for mid, payload, _ in receiver.requests:
         assert json.loads(json.dumps(payload)) == by_id[mid]
+
+
+def test_a_drop_fraction_never_sends_some_messages_always_the_same_ones():
+    receiver, ticker = Receiver(), Ticker()
+    s = sender(receiver, ticker, faults=DeliveryFaults(seed=3, drop_rate=0.3))
+    drain(s, ticker)
+    messages = webhook_messages(WORLD, SINCE, NOW)
+    sent = {mid for mid, _, _ in receiver.requests}
+    dropped = {m.msg_id for m in s.dropped}
+    assert sent | dropped == {m.msg_id for m in messages} and not sent & dropped
+    assert 0.15 * len(messages) <= len(dropped) <= 0.45 * len(messages), (len(dropped), len(messages))
+    assert s.stats["dropped"] == len(dropped) and s.stats["messages"] == len(messages)
+
+    again, ticker2 = Receiver(), Ticker()
+    s2 = sender(again, ticker2, faults=DeliveryFaults(seed=3, drop_rate=0.3))
+    drain(s2, ticker2)
+    assert [m.msg_id for m in s2.dropped] == [m.msg_id for m in s.dropped], "seeded: the same drops every time"
+    # Dropping draws apart from the other faults: the messages still sent go out as without drops.
+    undropped, ticker3 = Receiver(), Ticker()
+    drain(sender(undropped, ticker3, faults=DeliveryFaults(seed=3)), ticker3)
+    assert [mid for mid, _, _ in receiver.requests] == [mid for mid, _, _ in undropped.requests if mid not in dropped]
+
+
+def test_the_cli_passes_the_drop_fraction_to_the_sender():
+    from siro_assets.simulator.__main__ import build_parser, start_webhook_sender
+
+    args = build_parser().parse_args(["--webhook-url", "http://127.0.0.1:9/webhooks/siro", "--webhook-secret", SECRET,
+                                      "--webhook-seed", "3", "--webhook-drop-fraction", "0.3"])
+    s, stop, thread = start_webhook_sender(args, WORLD, FixedClock(NOW))
+    stop.set()
+    thread.join(timeout=5)
+    s.close()
+    assert s.faults == DeliveryFaults(seed=3, drop_rate=0.3)

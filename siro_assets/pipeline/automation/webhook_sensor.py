@@ -8,6 +8,7 @@ from typing import Any
 
 from dagster import DefaultSensorStatus, RunRequest, SensorDefinition, SensorEvaluationContext, SkipReason, sensor
 
+from ...changes.change_tracking import group_days
 from ..partitions import partition_key
 from ..ingest.refresh import RECORDING_IDS_TAG
 from ..settings import PipelineSettings
@@ -64,11 +65,11 @@ def build_webhook_sensor(
         ids = list(dict.fromkeys((drained.ids if drained else ()) + due))
         # The run's partitions are the recordings' createdAt days, which the events do
         # not carry: one light request per id (no enrichment) learns them.
-        days, found, missing = set(), [], []
+        day_of, found, missing = {}, [], []
         with getattr(context.resources, api_key).client() as client:
             for recording_id in ids:
                 try:
-                    days.add(client.get_recording(recording_id).created_at.date())
+                    day_of[recording_id] = client.get_recording(recording_id).created_at.date()
                     found.append(recording_id)
                 except SiroNotFoundError:
                     missing.append(recording_id)
@@ -79,16 +80,24 @@ def build_webhook_sensor(
         for recording_id in given_up:
             context.log.info(f"Recording {recording_id} still not found; given up, left to the updatedAt sensor.")
         context.update_cursor(next_cursor.serialize())
-        if not days:
+        if not found:
             return SkipReason("No notified recording exists yet.")
-        return RunRequest(
-            # A drained range is unique; a retries-only run is unique by its tick's time.
-            run_key=drained.run_key if drained else f"webhooks:{seq}:retry:{now.isoformat()}",
-            tags={
-                RECORDING_IDS_TAG: ",".join(found),
-                PARTITION_RANGE_START_TAG: partition_key(min(days)),
-                PARTITION_RANGE_END_TAG: partition_key(max(days)),
-            },
-        )
+        # A run rebuilds every day of its range, so days apart get runs of their own (at
+        # most the polling sensor's runs per tick; the closest are merged past that).
+        ranges = group_days(day_of.values(), settings.sensor.max_runs_per_tick)
+        # A drained range is unique; a retries-only run is unique by its tick's time.
+        key = drained.run_key if drained else f"webhooks:{seq}:retry:{now.isoformat()}"
+        requests = []
+        for first, last in ranges:
+            in_range = [rid for rid in found if first <= day_of[rid] <= last]
+            requests.append(RunRequest(
+                run_key=key if len(ranges) == 1 else f"{key}:{partition_key(first)}",
+                tags={
+                    RECORDING_IDS_TAG: ",".join(in_range),
+                    PARTITION_RANGE_START_TAG: partition_key(first),
+                    PARTITION_RANGE_END_TAG: partition_key(last),
+                },
+            ))
+        return requests
 
     return recordings_webhook_sensor
