@@ -80,7 +80,8 @@ def test_the_pool_name_is_the_one_the_assets_use(compose):
 
 def test_compose_has_the_services_and_only_runs_mount_the_warehouse(compose):
     services = compose["services"]
-    assert set(services) == {"postgres", "init", "code-server", "webserver", "daemon", "webhooks"}
+    assert set(services) == {"postgres", "init", "code-server", "webserver", "daemon", "webhooks",
+                             "minio", "lake-catalog", "lake-bucket"}
     mounts = {name: [v.split(":")[0] for v in svc.get("volumes", [])] for name, svc in services.items()}
     # The receiver mounts it for its inbox only (it never opens the DuckDB file).
     assert [name for name, volumes in mounts.items() if "warehouse" in volumes] == ["code-server", "webhooks"]
@@ -290,3 +291,59 @@ def test_helm_lake_mode_admits_several_writers_and_documents_its_secrets(helm_la
     for secret in ("siro-lake", "siro-lake-s3"):
         assert f"kubectl create secret generic {secret} " in text
     assert "SIRO_DUCKLAKE_CATALOG=" in text and "AWS_SECRET_ACCESS_KEY=" in text
+
+
+def test_compose_lake_profile_runs_an_s3_store_and_the_catalog_database(compose):
+    services = compose["services"]
+    lake_services = {name for name, svc in services.items() if "lake" in svc.get("profiles", [])}
+    assert lake_services == {"minio", "lake-catalog", "lake-bucket"}
+    minio = services["minio"]
+    # Credentials from deploy/.env, the same pair the lake's S3 client uses; MinIO's
+    # built-in default pair must never be what it starts with.
+    assert minio["environment"] == {"MINIO_ROOT_USER": "${AWS_ACCESS_KEY_ID:-}",
+                                    "MINIO_ROOT_PASSWORD": "${AWS_SECRET_ACCESS_KEY:-}"}
+    assert 'test -n "$$MINIO_ROOT_PASSWORD"' in " ".join(minio["entrypoint"] + minio["command"])
+    assert "ports" not in minio, "the object store is reached by the code server only"
+    assert any(v.startswith("lake-data:") for v in minio["volumes"]) and "lake-data" in compose["volumes"]
+    bucket = " ".join(services["lake-bucket"]["entrypoint"])
+    assert "mc mb --ignore-existing" in bucket and "${SIRO_LAKE_BUCKET:-siro-lake}" in bucket
+    assert services["lake-bucket"]["depends_on"]["minio"]["condition"] == "service_healthy"
+    catalog = " ".join(services["lake-catalog"]["command"])
+    assert "createdb" in catalog and "${SIRO_LAKE_DATABASE:-siro_lake}" in catalog
+    assert services["lake-catalog"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # The code server waits for both when the profile is on, and ignores them when it is off.
+    deps = services["code-server"]["depends_on"]
+    for name in ("lake-catalog", "lake-bucket"):
+        assert deps[name] == {"condition": "service_completed_successfully", "required": False}
+    assert deps["init"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_lake_settings_reach_the_code_server_only_and_resolve_to_the_profiles_services(compose):
+    from siro_assets.warehouse.backend import lake_settings_from_env
+    from siro_assets.warehouse.lake import CATALOG_ENV_VAR, DATA_PATH_ENV_VAR
+
+    services = compose["services"]
+    env = services["code-server"]["environment"]
+    assert "dbname=${SIRO_LAKE_DATABASE:-siro_lake}" in env[CATALOG_ENV_VAR]
+    assert "host=postgres" in env[CATALOG_ENV_VAR] and "password=${DAGSTER_POSTGRES_PASSWORD}" in env[CATALOG_ENV_VAR]
+    assert env[DATA_PATH_ENV_VAR] == "s3://${SIRO_LAKE_BUCKET:-siro-lake}/warehouse/"
+    assert env["AWS_ENDPOINT_URL"] == "${AWS_ENDPOINT_URL-http://minio:9000}"
+    for name in ("webserver", "daemon", "webhooks"):
+        for secret in LAKE_SECRET_VARS:
+            assert services[name]["environment"][secret] == "", (name, secret)
+    # deploy/.env.example's lake block (commented out: file mode is the default), with
+    # compose's defaults filled in, is a lake on the profile's MinIO.
+    example = _env_example()
+    assert example["SIRO_WAREHOUSE"] == "ducklake"
+    resolved = {**example, CATALOG_ENV_VAR: "host=postgres port=5432 dbname=siro_lake user=dagster password=x",
+                DATA_PATH_ENV_VAR: "s3://siro-lake/warehouse/", "AWS_ENDPOINT_URL": "http://minio:9000"}
+    lake = lake_settings_from_env(resolved)
+    assert lake.on_s3 and lake.aws_access_key_id == example["AWS_ACCESS_KEY_ID"]
+    assert len(example["AWS_SECRET_ACCESS_KEY"]) >= 8, "MinIO refuses a root password under 8 characters"
+    assert "COMPOSE_PROFILES=lake" in (DEPLOY / ".env.example").read_text()
+
+
+def test_the_image_carries_the_lake_extensions():
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(r"pip install [\'\"]?\.\[ducklake\][\'\"]?", text), \
+        "lake mode LOADs the extensions from the duckdb-extension-* wheels (no network at run time)"
