@@ -261,12 +261,14 @@ def writers(services, tmp: Path, days: list[date], per_day: int, counts: tuple[i
         result = _run_writers(target, days, n, per_day, tmp / f"w-{label.replace(' ', '')}-{n}")
         lines.append((label, n, result))
     base = next(r["per_s"] for label, n, r in lines if label.startswith("lake") and n == 1 and not r["error"])
-    print(f"{'':14} {'writers':>7} {'wall':>8} {'recordings/s':>13} {'vs 1 lake writer':>17} {'re-runs':>8}")
+    print(f"{'':14} {'writers':>7} {'wall':>8} {'recordings/s':>13} {'vs 1 lake writer':>17} {'re-runs':>8} "
+          f"{'rows':>7}")
     for label, n, r in lines:
         if r["error"]:
             print(f"{label:14} {n:7} FAILED: {r['error']}")
             continue
-        print(f"{label:14} {n:7} {r['wall']:7.2f}s {r['per_s']:13,.0f} {r['per_s'] / base:16.2f}x {r['retries']:8}")
+        print(f"{label:14} {n:7} {r['wall']:7.2f}s {r['per_s']:13,.0f} {r['per_s'] / base:16.2f}x {r['retries']:8} "
+              f"{r['rows']:7}")
 
 
 # --- 3. read latency while a writer commits --------------------------------------------------------
