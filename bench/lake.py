@@ -20,7 +20,8 @@ Real services, as the lake tests use them: a throwaway PostgreSQL cluster from
    of every recording). On a lake the reads go on; on a file a reader cannot open the file
    while the writer holds it (and a reader holding it makes the writer wait).
 
-    python bench/lake.py [--quick] [--days N] [--per-day N] [--writers 1,2,4] [--parts backfill,writers,reader]
+    python bench/lake.py [--quick] [--days N] [--per-day N] [--writers 1,2,4]
+        [--parts backfill,writers,reader] [--swap-only]
 """
 
 from __future__ import annotations
@@ -200,7 +201,8 @@ def _size_mib(kind: str, target, services) -> float:
 
 # --- 2. one, two and four writers on different days -----------------------------------------------
 
-def _writer(target, days: list[str], per_day: int, scratch: str, edited: int, start, out) -> None:
+def _writer(target, days: list[str], per_day: int, scratch: str, edited: int, swap_only: bool, start,
+            out) -> None:
     """A machine of its own: stages its days, waits for the others, then writes them."""
     retries = _count_retries()
     try:
@@ -215,7 +217,8 @@ def _writer(target, days: list[str], per_day: int, scratch: str, edited: int, st
                 con = _open(target)
                 try:
                     rows += swap_partitions(con, stage, [day])
-                    _rebuild_all(con, [day])
+                    if not swap_only:
+                        _rebuild_all(con, [day])
                 finally:
                     con.close()
             stage.close()
@@ -224,11 +227,12 @@ def _writer(target, days: list[str], per_day: int, scratch: str, edited: int, st
         out.put({"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}", "retries": retries.count})
 
 
-def _run_writers(target, days: list[date], writers: int, per_day: int, scratch: Path, *, edited: int = 0) -> dict:
+def _run_writers(target, days: list[date], writers: int, per_day: int, scratch: Path, *, edited: int = 0,
+                 swap_only: bool = False) -> dict:
     share = [days[k::writers] for k in range(writers)]
     start, out = MP.Barrier(writers), MP.Queue()
     procs = [MP.Process(target=_writer, args=(target, [d.isoformat() for d in mine], per_day,
-                                              str(scratch / f"writer{k}"), edited, start, out))
+                                              str(scratch / f"writer{k}"), edited, swap_only, start, out))
              for k, mine in enumerate(share)]
     for p in procs:
         p.start()
@@ -245,9 +249,11 @@ def _run_writers(target, days: list[date], writers: int, per_day: int, scratch: 
             "error": None}
 
 
-def writers(services, tmp: Path, days: list[date], per_day: int, counts: tuple[int, ...]) -> None:
-    print(f"\n## 2. writers on different days: {len(days)} days at ~{per_day:,}/day, swap + every derived "
-          "table per day, one connection per day")
+def writers(services, tmp: Path, days: list[date], per_day: int, counts: tuple[int, ...],
+            swap_only: bool = False) -> None:
+    work = "the raw swap only (what runs outside the pool on a lake)" if swap_only else "swap + every derived table"
+    print(f"\n## 2. writers on different days: {len(days)} days at ~{per_day:,}/day, {work} per day, "
+          "one connection per day")
     seed = [days[0] - timedelta(days=7)]
     lines = []
     plan = [("file", 1, "DuckDB file"), ("file", 2, "DuckDB file")]
@@ -258,7 +264,8 @@ def writers(services, tmp: Path, days: list[date], per_day: int, counts: tuple[i
         if label == "lake, turns":
             target = (*target, str(tmp / f"turns-{n}.lock"))
         _seed(target, seed, per_day, tmp)
-        result = _run_writers(target, days, n, per_day, tmp / f"w-{label.replace(' ', '')}-{n}")
+        result = _run_writers(target, days, n, per_day, tmp / f"w-{label.replace(' ', '')}-{n}",
+                              swap_only=swap_only)
         lines.append((label, n, result))
     base = next(r["per_s"] for label, n, r in lines if label.startswith("lake") and n == 1 and not r["error"])
     print(f"{'':14} {'writers':>7} {'wall':>8} {'recordings/s':>13} {'vs 1 lake writer':>17} {'re-runs':>8} "
@@ -349,6 +356,7 @@ def main() -> None:
     ap.add_argument("--per-day", type=int, help="recordings per day (default 5,000, --quick 1,000)")
     ap.add_argument("--writers", default="1,2,4", help="writer counts on the lake (default 1,2,4)")
     ap.add_argument("--parts", default="backfill,writers,reader", help="which parts to run, in order")
+    ap.add_argument("--swap-only", action="store_true", help="writers part: the raw swap alone, no derived tables")
     args = ap.parse_args()
     quick = args.quick or quick_mode()
     per_day = args.per_day or (1000 if quick else 5000)
@@ -358,7 +366,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, lake_services(Path(tmp)) as services:
         tmp = Path(tmp)
         parts = {"backfill": lambda: backfill_and_derived(services, tmp, days, per_day),
-                 "writers": lambda: writers(services, tmp, days, per_day, counts),
+                 "writers": lambda: writers(services, tmp, days, per_day, counts, args.swap_only),
                  "reader": lambda: reader_latency(services, tmp, days, per_day)}
         for part in args.parts.split(","):
             parts[part]()
