@@ -18,10 +18,9 @@ from dagster import (
 
 from ..transforms import DerivedTable
 from ..transforms.table import sql_fingerprint
-from ..warehouse.schema import RECORDINGS_COLUMN_DESCRIPTIONS, RECORDINGS_COLUMNS, SCHEMA
+from ..warehouse.schema import RECORDINGS_COLUMN_DESCRIPTIONS, RECORDINGS_COLUMNS
 from ..warehouse.staging import raw_table_sql
 
-RECORDINGS_TABLE = f"{SCHEMA}.recordings"
 
 RAW_KINDS = {"siro", "duckdb"}
 DERIVED_KINDS = {"duckdb"}

@@ -59,11 +59,6 @@ class DerivedTable:
         schema."""
         return f"{schema}.{self.name}"
 
-    @property
-    def qualified_name(self) -> str:
-        """The name the pipeline's SQL uses: `name`, resolved in the connection's schema
-        (the instance's). Kept for callers written when this was `siro.<name>`."""
-        return self.name
 
     @property
     def column_names(self) -> tuple[str, ...]:

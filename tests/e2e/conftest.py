@@ -8,12 +8,11 @@ import pytest
 
 from tests.default_instance import RECORDINGS_KEY
 from siro_assets.transforms import DERIVED_TABLES
-from siro_assets.warehouse.schema import SCHEMA
 
 from .dagster_ui import BACKFILL_TIMEOUT, DagsterUi
 
 BACKFILL_PARTITIONS = ["2026-03-01", "2026-03-02"]
-SIRO_ASSET_PATHS = [RECORDINGS_KEY.path, *[[SCHEMA, table.name] for table in DERIVED_TABLES]]
+SIRO_ASSET_PATHS = [RECORDINGS_KEY.path, *[[*RECORDINGS_KEY.path[:-1], table.name] for table in DERIVED_TABLES]]
 
 LAUNCH_BACKFILL = """
 mutation Launch($params: LaunchBackfillParams!) {

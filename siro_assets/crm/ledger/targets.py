@@ -48,7 +48,7 @@ WITH targets AS ({TARGETS_SQL}),
 in_run AS (
     SELECT DISTINCT integration_connection_id, object_type, external_id,
            lower(trim(crm_field_name)) AS field_key
-    FROM {CRM_WRITEBACK_PLAN.qualified_name}
+    FROM {CRM_WRITEBACK_PLAN.name}
     WHERE plan_status = 'ready'
       AND ($partitions IS NULL OR partition_date IN (SELECT unnest($partitions::DATE[])))
 )
