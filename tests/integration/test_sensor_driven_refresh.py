@@ -35,7 +35,7 @@ def _snapshot(warehouse) -> dict[str, list[tuple]]:
     with duckdb_connection(warehouse.database, read_only=True) as con:
         out = {"recordings": con.execute(f"SELECT {columns} FROM siro.recordings ORDER BY id").fetchall()}
         for table in DERIVED_TABLES:
-            out[table.name] = con.execute(f"SELECT * FROM {table.qualified_name} ORDER BY ALL").fetchall()
+            out[table.name] = con.execute(f"SELECT * FROM {table.name} ORDER BY ALL").fetchall()
     return out
 
 

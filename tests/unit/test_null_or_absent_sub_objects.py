@@ -87,7 +87,7 @@ def warehouse_rows(records: list[dict]) -> dict[str, list[tuple]]:
     }
     for table in DERIVED_TABLES:
         rebuild_partitions(con, table, [DAY])
-        out[table.qualified_name] = con.execute(f"SELECT * FROM {table.qualified_name} ORDER BY ALL").fetchall()
+        out[table.name] = con.execute(f"SELECT * FROM {table.name} ORDER BY ALL").fetchall()
     con.close()
     return out
 

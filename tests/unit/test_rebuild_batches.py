@@ -31,7 +31,7 @@ def _load(con) -> None:
 
 
 def _dump(con, table):
-    return con.execute(f"SELECT * FROM {table.qualified_name} ORDER BY ALL").fetchall()
+    return con.execute(f"SELECT * FROM {table.name} ORDER BY ALL").fetchall()
 
 
 def test_partition_batches_bound_recordings_per_transaction(con):

@@ -34,7 +34,7 @@ def rows(con, table, columns="*", where="TRUE"):
     if columns == "*":
         columns = ", ".join(c for c in table.column_names if c != "partition_date")
     return con.execute(
-        f"SELECT {columns} FROM {table.qualified_name} WHERE {where} ORDER BY ALL"
+        f"SELECT {columns} FROM {table.name} WHERE {where} ORDER BY ALL"
     ).fetchall()
 
 
@@ -298,7 +298,7 @@ PER_RECORDING = [t for t in DERIVED_TABLES if t.per_recording]
 
 
 def _ids(con, table):
-    return sorted({r[0] for r in con.execute(f"SELECT recording_id FROM {table.qualified_name}").fetchall()})
+    return sorted({r[0] for r in con.execute(f"SELECT recording_id FROM {table.name}").fetchall()})
 
 
 def test_deleted_and_purged_recordings_have_no_derived_rows(con):
