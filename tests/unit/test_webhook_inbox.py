@@ -4,46 +4,24 @@ stores (SQLite in WAL mode beside the warehouse, and a PostgreSQL table), then e
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from siro_assets.webhooks.inbox import (
     Appended,
-    InboxEvent,
     InboxFull,
     SqliteInbox,
     inbox_path_for,
 )
 from siro_assets.webhooks.location import InboxLocation
 from siro_assets.webhooks.pg_inbox import PostgresInbox
-from tests.webhook_pg import webhook_pg_dsn, webhook_pg_server  # noqa: F401 - fixtures
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
-
-
-class Clock:
-    def __init__(self, t: datetime) -> None:
-        self.t = t
-
-    def __call__(self) -> datetime:
-        return self.t
+from tests.inbox_support import T0, clock, inbox_event  # noqa: F401 - fixture
+from tests.webhook_pg import webhook_pg_dsn  # noqa: F401 - fixture
 
 
-def event(msg_id: str, recording_id: str = "rec_1", endpoint: str = "siro", kind: str = "recordingProcessed"):
-    return InboxEvent(
-        endpoint=endpoint,
-        message_id=msg_id,
-        event_type=f"integrations.{kind}",
-        recording_id=recording_id,
-        payload={"recordingId": recording_id, "eventType": f"integrations.{kind}"},
-    )
-
-
-@pytest.fixture
-def clock():
-    return Clock(T0)
+event = inbox_event
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
