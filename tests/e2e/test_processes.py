@@ -3,6 +3,8 @@ once the block ends; one that cannot start fails with its own output."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -29,3 +31,15 @@ def test_a_server_that_cannot_start_fails_with_its_output():
     with pytest.raises(RuntimeError, match="(?s)did not start.*unrecognized arguments"):
         with served("fake_crms", "--no-such-option"):
             pass
+
+
+def test_the_environment_reaches_the_server_and_its_last_words_are_kept():
+    output: list[str] = []
+    with simulator("tok", NOW, "--webhook-url", "http://127.0.0.1:9/webhooks/siro",
+                   env={"SIRO_WEBHOOK_SECRET": "whsec_dGVzdC1zZWNyZXQtb2YtMzItYnl0ZXMtZm9yLXRoZS1zZW5kZXI="},
+                   output=output):
+        deadline = time.monotonic() + 30
+        while not any("sending webhooks" in line for line in output):  # it found the secret in its environment
+            assert time.monotonic() < deadline, output
+            time.sleep(0.05)
+    assert "webhooks: " in output[-1]  # the summary it prints when stopped
