@@ -190,3 +190,12 @@ def test_a_postgres_inbox_reconnects_after_the_server_dropped_its_connection(web
         assert box.count() == 2 and "password" not in repr(box)
     finally:
         box.close()
+
+
+def test_both_stores_run_one_store_logic_and_differ_only_in_their_dialect():
+    # The SQLite file and the PostgreSQL table must not drift apart: the dedupe, trim,
+    # capacity and read code is one (`SqlInbox`); each store gives only its dialect.
+    from siro_assets.webhooks.inbox import SqlInbox
+
+    for method in ("append", "read_after", "count"):
+        assert getattr(SqliteInbox, method) is getattr(PostgresInbox, method) is getattr(SqlInbox, method)
