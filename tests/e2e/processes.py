@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -106,3 +107,15 @@ def fake_crm_routing(base: str, *, http: bool = False, **settings) -> Routing:
     if http:
         connections["ic_http"] = HttpSettings(url=f"{base}/http", token="fake-http-token", **settings)
     return Routing(connections=connections)
+
+
+def command_env(tmp: Path, **variables: str) -> dict[str, str]:
+    """The environment for a Dagster command a test starts: this process's without its
+    `SIRO_*` variables (the test names those it means), `DAGSTER_HOME` a fresh
+    `tmp/dagster_home` holding the repository's dagster.yaml, plus `variables`."""
+    home = tmp / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_")}
+    env.update(DAGSTER_HOME=str(home), **variables)
+    return env
