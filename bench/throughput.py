@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +32,7 @@ from siro_assets.api_client.timestamps import format_ts
 from siro_assets.pipeline.ingest.fetch_days import stage_days
 from siro_assets.warehouse.connection import duckdb_connection
 from siro_assets.warehouse.staging import RecordingsStage, swap_partitions
+from tests.e2e.processes import command_env
 
 BIN = Path(sys.executable).parent
 
@@ -85,14 +84,9 @@ def raw_step(url: str, days: list[date], db: Path) -> tuple[int, float]:
 
 
 def whole_command(url: str, days: list[date], tmp: Path) -> tuple[int, float]:
-    home = tmp / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     db = tmp / "command.duckdb"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_")}
-    env.update(DAGSTER_HOME=str(home), SIRO_API_BASE_URL=url, SIRO_API_TOKEN=TOKEN,
-               SIRO_DUCKDB_PATH=str(db), SIRO_PARTITIONS_START="2026-01-01", VIRTUAL_ENV=str(BIN.parent),
-               PYTHONPATH=str(ROOT))
+    env = command_env(tmp, SIRO_API_BASE_URL=url, SIRO_API_TOKEN=TOKEN, SIRO_DUCKDB_PATH=str(db),
+                      SIRO_PARTITIONS_START="2026-01-01", VIRTUAL_ENV=str(BIN.parent), PYTHONPATH=str(ROOT))
     # The raw asset and its direct children, the six derived tables: not the CRM
     # writebacks further down, which deliver to a CRM (dlt does nothing of the kind).
     command = [str(BIN / "dg"), "launch", "--assets", 'key:"siro/recordings"+ and not key:"siro/crm_writebacks"',

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from siro_assets.pipeline.resources import WarehouseResource
+from tests.postgres_fixtures import postgres_server  # noqa: F401 - the session's one PostgreSQL cluster
 
 
 @pytest.fixture

@@ -1,36 +1,20 @@
-"""A throwaway PostgreSQL cluster for the webhook inbox tests: one per session, a fresh
-database per test (`tests/deploy/postgres_cluster.py` starts it). Skips where the
-server binaries are missing."""
+"""PostgreSQL for the webhook inbox tests: a fresh database per test in the session's one
+cluster (`postgres_server`, tests/postgres_fixtures.py via tests/conftest.py)."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from tests.deploy.postgres_cluster import find_postgres_bin, running_cluster
+from tests.postgres_fixtures import fresh_database
 
 
 @pytest.fixture(scope="session")
-def webhook_pg_server():
-    """One PostgreSQL cluster on 127.0.0.1 for the session."""
-    bin_dir = find_postgres_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries not found (apt-get install -y postgresql)")
-    with running_cluster(bin_dir, database="postgres_admin") as server:
-        yield server
+def webhook_pg_server(postgres_server):
+    """The session's cluster, under the name the inbox tests have imported."""
+    return postgres_server
 
 
 @pytest.fixture
-def webhook_pg_dsn(webhook_pg_server) -> str:
+def webhook_pg_dsn(postgres_server) -> str:
     """A libpq DSN of a fresh, empty database."""
-    import psycopg2
-
-    s = webhook_pg_server
-    name = "inbox_" + uuid.uuid4().hex[:10]
-    admin = psycopg2.connect(host=s.host, port=s.port, user=s.user, password=s.password, dbname=s.database)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    admin.close()
-    return f"host={s.host} port={s.port} user={s.user} password={s.password} dbname={name}"
+    return fresh_database(postgres_server, "inbox_")

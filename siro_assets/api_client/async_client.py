@@ -5,38 +5,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar, Unpack
 
 import httpx
 from tenacity import AsyncRetrying
 
-from .core import (
-    CALLER_IDENTITY_PATH,
-    DEFAULT_BASE_URL,
-    RECORDINGS_PATH,
-    ClientCore,
-    Page,
-    RawPage,
-    TransientFailure,
-    recording_path,
-)
+from . import endpoints
+from .core import DEFAULT_BASE_URL, RECORDINGS_PATH, ClientCore, Page, RawPage, TransientFailure
+from .endpoints import EnrichmentFlags
 from .models import CallerIdentity, Recording, SummarySection
 from .pacing import RequestPacer
 from .paging import PageWalk
-from .query import RecordingsQuery, enrichment_params
+from .query import RecordingsQuery
 from .retry import RetryPolicy
-from .shapes import (
-    ShapeCheck,
-    list_of_objects_shape,
-    list_page_cursor,
-    list_page_shape,
-    object_shape,
-    recording_shape,
-    unwrap_list,
-    unwrap_recording,
-)
+from .shapes import ShapeCheck, list_page_cursor, list_page_shape
 
 __all__ = ["AsyncSiroClient"]
+
+T = TypeVar("T")
 
 
 # Bodies at least this big are parsed in a worker thread, not on the event loop.
@@ -139,10 +125,13 @@ class AsyncSiroClient(ClientCore):
         except TransientFailure as exc:
             raise self._exhausted("GET", RECORDINGS_PATH, params, exc) from exc.cause
 
+    async def _call(self, call: endpoints.Call[T]) -> T:
+        _, parsed = await self._get(call.path, call.params, call.shape)
+        return call.result(parsed)
+
     async def caller_identity(self) -> CallerIdentity:
         """Which organization and token the client authenticates as (cheap token check)."""
-        _, parsed = await self._get(CALLER_IDENTITY_PATH, {}, object_shape)
-        return CallerIdentity.model_validate(parsed)
+        return await self._call(endpoints.caller_identity())
 
     async def aiter_recording_pages(self, query: RecordingsQuery) -> AsyncIterator[Page]:
         """Yield every page for ``query``, following ``cursor`` until it is null or missing."""
@@ -211,37 +200,19 @@ class AsyncSiroClient(ClientCore):
             for record in page.records:
                 yield Recording.model_validate(record)
 
-    async def get_recording(
-        self,
-        recording_id: str,
-        *,
-        show_crm_links: bool = False,
-        show_summary: bool = False,
-        show_entity_extractions: bool = False,
-        show_evaluation_score: bool = False,
-        show_followups: bool = False,
-    ) -> Recording:
-        """Fetch one recording; raises ``SiroNotFoundError`` for an unknown id."""
-        params = enrichment_params(
-            show_crm_links=show_crm_links,
-            show_summary=show_summary,
-            show_entity_extractions=show_entity_extractions,
-            show_evaluation_score=show_evaluation_score,
-            show_followups=show_followups,
-        )
-        _, parsed = await self._get(recording_path(recording_id), params, recording_shape)
-        return Recording.model_validate(unwrap_recording(parsed))
+    async def get_recording(self, recording_id: str, **flags: Unpack[EnrichmentFlags]) -> Recording:
+        """Fetch one recording (``show_*`` flags: `EnrichmentFlags`); raises
+        ``SiroNotFoundError`` for an unknown id."""
+        return await self._call(endpoints.recording(recording_id, **flags))
 
-    async def get_recording_json(self, recording_id: str, **flags: bool) -> dict[str, Any]:
+    async def get_recording_json(self, recording_id: str, **flags: Unpack[EnrichmentFlags]) -> dict[str, Any]:
         """One recording as the API's JSON object (unknown fields kept), for staging as
         a list page would be; raises ``SiroNotFoundError`` for an unknown id."""
-        _, parsed = await self._get(recording_path(recording_id), enrichment_params(**flags), recording_shape)
-        return unwrap_recording(parsed)
+        return await self._call(endpoints.recording_json(recording_id, **flags))
 
     async def get_summaries(self, recording_id: str) -> list[SummarySection]:
         """Fetch a recording's AI summary sections (``[]`` if it has none)."""
-        _, parsed = await self._get(recording_path(recording_id, "/summaries"), {}, list_of_objects_shape)
-        return [SummarySection.model_validate(item) for item in unwrap_list(parsed)]
+        return await self._call(endpoints.summaries(recording_id))
 
 
 async def _abandon(*tasks: asyncio.Task) -> None:

@@ -3,36 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar, Unpack
 
 import httpx
 from tenacity import Retrying
 
-from .core import (
-    CALLER_IDENTITY_PATH,
-    DEFAULT_BASE_URL,
-    RECORDINGS_PATH,
-    ClientCore,
-    Page,
-    TransientFailure,
-    recording_path,
-)
+from . import endpoints
+from .core import DEFAULT_BASE_URL, RECORDINGS_PATH, ClientCore, Page, TransientFailure
+from .endpoints import EnrichmentFlags
 from .models import CallerIdentity, Recording, SummarySection
 from .pacing import RequestPacer
 from .paging import PageWalk
-from .query import RecordingsQuery, enrichment_params
+from .query import RecordingsQuery
 from .retry import RetryPolicy
-from .shapes import (
-    ShapeCheck,
-    list_of_objects_shape,
-    list_page_shape,
-    object_shape,
-    recording_shape,
-    unwrap_list,
-    unwrap_recording,
-)
+from .shapes import ShapeCheck, list_page_shape
 
 __all__ = ["SiroClient"]
+
+T = TypeVar("T")
 
 
 class SiroClient(ClientCore):
@@ -81,10 +69,13 @@ class SiroClient(ClientCore):
         except TransientFailure as exc:
             raise self._exhausted("GET", path, params, exc) from exc.cause
 
+    def _call(self, call: endpoints.Call[T]) -> T:
+        _, parsed = self._get(call.path, call.params, call.shape)
+        return call.result(parsed)
+
     def caller_identity(self) -> CallerIdentity:
         """Which organization and token the client authenticates as (cheap token check)."""
-        _, parsed = self._get(CALLER_IDENTITY_PATH, {}, object_shape)
-        return CallerIdentity.model_validate(parsed)
+        return self._call(endpoints.caller_identity())
 
     def iter_recording_pages(self, query: RecordingsQuery) -> Iterator[Page]:
         """Yield every page for ``query``, following ``cursor`` until it is null or missing.
@@ -104,28 +95,11 @@ class SiroClient(ClientCore):
             for record in page.records:
                 yield Recording.model_validate(record)
 
-    def get_recording(
-        self,
-        recording_id: str,
-        *,
-        show_crm_links: bool = False,
-        show_summary: bool = False,
-        show_entity_extractions: bool = False,
-        show_evaluation_score: bool = False,
-        show_followups: bool = False,
-    ) -> Recording:
-        """Fetch one recording; raises ``SiroNotFoundError`` for an unknown id."""
-        params = enrichment_params(
-            show_crm_links=show_crm_links,
-            show_summary=show_summary,
-            show_entity_extractions=show_entity_extractions,
-            show_evaluation_score=show_evaluation_score,
-            show_followups=show_followups,
-        )
-        _, parsed = self._get(recording_path(recording_id), params, recording_shape)
-        return Recording.model_validate(unwrap_recording(parsed))
+    def get_recording(self, recording_id: str, **flags: Unpack[EnrichmentFlags]) -> Recording:
+        """Fetch one recording (``show_*`` flags: `EnrichmentFlags`); raises
+        ``SiroNotFoundError`` for an unknown id."""
+        return self._call(endpoints.recording(recording_id, **flags))
 
     def get_summaries(self, recording_id: str) -> list[SummarySection]:
         """Fetch a recording's AI summary sections (``[]`` if it has none)."""
-        _, parsed = self._get(recording_path(recording_id, "/summaries"), {}, list_of_objects_shape)
-        return [SummarySection.model_validate(item) for item in unwrap_list(parsed)]
+        return self._call(endpoints.summaries(recording_id))

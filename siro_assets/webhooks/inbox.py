@@ -15,7 +15,8 @@ import json
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = [
     "Inbox",
     "InboxEvent",
     "InboxFull",
+    "SqlInbox",
     "SqliteInbox",
     "StoredEvent",
     "inbox_path_for",
@@ -118,8 +120,96 @@ def _to_us(t: datetime) -> int:
     return (t - _EPOCH) // _US
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS webhook_events (
+class SqlInbox(Inbox):
+    """The inbox's logic on one SQL table, for any DB-API store; a subclass gives the dialect.
+
+    The dialect: `_transaction` (where appends serialise), `_placeholder`, the table and
+    arrival-time column names, and how an arrival time is stored (`_stamp`/`_unstamp`).
+    The SQL here is written with `?` placeholders and `{table}`/`{received}` names.
+    """
+
+    _table: str
+    _received: str
+    _placeholder = "?"
+
+    def __init__(self, capacity: int, retention: timedelta, now: Callable[[], datetime]) -> None:
+        self.capacity = capacity
+        self.retention = retention
+        self._now = now
+        self._lock = threading.Lock()
+
+    @abstractmethod
+    def _transaction(self, *, append: bool) -> AbstractContextManager[Any]:
+        """A cursor in one transaction: committed on leaving, rolled back on an exception.
+        With `append`, the transaction excludes every other append until it ends (so the
+        capacity check holds and seqs commit in increasing order)."""
+
+    @abstractmethod
+    def _stamp(self, t: datetime) -> Any:
+        """An arrival time as the store keeps it."""
+
+    @abstractmethod
+    def _unstamp(self, value: Any) -> datetime:
+        """A stored arrival time as an aware UTC datetime."""
+
+    def _sql(self, text: str) -> str:
+        return text.format(table=self._table, received=self._received).replace("?", self._placeholder)
+
+    def append(self, event: InboxEvent) -> Appended:
+        """See `Inbox.append`; also drops history older than the retention."""
+        now = self._now()
+        full = None
+        with self._lock, self._transaction(append=True) as cur:
+            cur.execute(self._sql("SELECT seq FROM {table} WHERE endpoint = ? AND message_id = ?"),
+                        (event.endpoint, event.message_id))
+            known = cur.fetchone()
+            if known:
+                return Appended(seq=int(known[0]), duplicate=True)
+            cur.execute(self._sql("DELETE FROM {table} WHERE {received} < ?"), (self._stamp(now - self.retention),))
+            cur.execute(self._sql("SELECT count(*) FROM {table}"))
+            (held,) = cur.fetchone()
+            if held >= self.capacity:
+                full = held  # commit the trim, then refuse
+            else:
+                cur.execute(
+                    self._sql("INSERT INTO {table} (endpoint, message_id, event_type, recording_id, {received},"
+                              " payload) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq"),
+                    (event.endpoint, event.message_id, event.event_type, event.recording_id, self._stamp(now),
+                     json.dumps(event.payload, separators=(",", ":"))),
+                )
+                # fetchall: SQLite finishes an INSERT ... RETURNING only once its rows are all read.
+                ((seq,),) = cur.fetchall()
+        if full is not None:
+            raise InboxFull(f"the webhook inbox holds {full} events (capacity {self.capacity})")
+        return Appended(seq=int(seq), duplicate=False)
+
+    def read_after(self, seq: int, limit: int, *, endpoint: str | None = None) -> list[StoredEvent]:
+        """See `Inbox.read_after`."""
+        sql = ("SELECT seq, endpoint, message_id, event_type, recording_id, {received}, payload"
+               " FROM {table} WHERE seq > ?")
+        params: list[Any] = [seq]
+        if endpoint is not None:
+            sql += " AND endpoint = ?"
+            params.append(endpoint)
+        sql += " ORDER BY seq LIMIT ?"
+        params.append(limit)
+        with self._lock, self._transaction(append=False) as cur:
+            cur.execute(self._sql(sql), params)
+            rows = cur.fetchall()
+        return [
+            StoredEvent(endpoint=ep, message_id=mid, event_type=et, recording_id=rid, payload=json.loads(body),
+                        seq=int(s), received_at=self._unstamp(at))
+            for s, ep, mid, et, rid, at, body in rows
+        ]
+
+    def count(self) -> int:
+        """See `Inbox.count`."""
+        with self._lock, self._transaction(append=False) as cur:
+            cur.execute(self._sql("SELECT count(*) FROM {table}"))
+            return int(cur.fetchone()[0])
+
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS webhook_events (
     -- AUTOINCREMENT: a seq is never reused, even after the newest rows are trimmed.
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
     endpoint       TEXT    NOT NULL,
@@ -134,7 +224,7 @@ CREATE INDEX IF NOT EXISTS webhook_events_received ON webhook_events (received_a
 """
 
 
-class SqliteInbox(Inbox):
+class SqliteInbox(SqlInbox):
     """The inbox in one SQLite file (WAL mode, `synchronous=FULL`).
 
     WAL lets a reader in another process drain while the receiver writes; FULL makes
@@ -152,73 +242,41 @@ class SqliteInbox(Inbox):
         busy_timeout: timedelta = timedelta(seconds=10),
     ) -> None:
         """Open (creating if needed) the inbox file at `path`."""
+        super().__init__(capacity, retention, now)
         self.path = Path(path)
-        self.capacity = capacity
-        self.retention = retention
-        self._now = now
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
         self._con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._con.execute(f"PRAGMA busy_timeout = {int(busy_timeout.total_seconds() * 1000)}")
         self._con.execute("PRAGMA journal_mode = WAL")
         self._con.execute("PRAGMA synchronous = FULL")
         self._con.executescript(_SCHEMA)
 
-    def append(self, event: InboxEvent) -> Appended:
-        """See `Inbox.append`; also drops history older than the retention."""
-        now_us = _to_us(self._now())
-        with self._lock:
-            con = self._con
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                known = con.execute(
-                    "SELECT seq FROM webhook_events WHERE endpoint = ? AND message_id = ?",
-                    (event.endpoint, event.message_id),
-                ).fetchone()
-                if known:
-                    con.execute("ROLLBACK")
-                    return Appended(seq=known[0], duplicate=True)
-                cutoff = now_us - self.retention // _US
-                con.execute("DELETE FROM webhook_events WHERE received_at_us < ?", (cutoff,))
-                (held,) = con.execute("SELECT count(*) FROM webhook_events").fetchone()
-                if held >= self.capacity:
-                    con.execute("COMMIT")  # keep the trim
-                    raise InboxFull(f"the webhook inbox holds {held} events (capacity {self.capacity})")
-                cur = con.execute(
-                    "INSERT INTO webhook_events (endpoint, message_id, event_type, recording_id,"
-                    " received_at_us, payload) VALUES (?, ?, ?, ?, ?, ?)",
-                    (event.endpoint, event.message_id, event.event_type, event.recording_id,
-                     now_us, json.dumps(event.payload, separators=(",", ":"))),
-                )
+    _table = "webhook_events"
+    _received = "received_at_us"
+
+    @contextmanager
+    def _transaction(self, *, append: bool) -> Iterator[sqlite3.Cursor]:
+        # Autocommit otherwise: a read needs no transaction of its own.
+        con = self._con
+        cur = con.cursor()
+        try:
+            if append:
+                cur.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write
+            yield cur
+            if con.in_transaction:
                 con.execute("COMMIT")
-                return Appended(seq=int(cur.lastrowid), duplicate=False)
-            except BaseException:
-                if con.in_transaction:
-                    con.execute("ROLLBACK")
-                raise
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
 
-    def read_after(self, seq: int, limit: int, *, endpoint: str | None = None) -> list[StoredEvent]:
-        """See `Inbox.read_after`."""
-        sql = ("SELECT seq, endpoint, message_id, event_type, recording_id, received_at_us, payload"
-               " FROM webhook_events WHERE seq > ?")
-        params: list[Any] = [seq]
-        if endpoint is not None:
-            sql += " AND endpoint = ?"
-            params.append(endpoint)
-        sql += " ORDER BY seq LIMIT ?"
-        params.append(limit)
-        with self._lock:
-            rows = self._con.execute(sql, params).fetchall()
-        return [
-            StoredEvent(endpoint=ep, message_id=mid, event_type=et, recording_id=rid,
-                        payload=json.loads(body), seq=s, received_at=_EPOCH + us * _US)
-            for s, ep, mid, et, rid, us, body in rows
-        ]
+    def _stamp(self, t: datetime) -> int:
+        return _to_us(t)
 
-    def count(self) -> int:
-        """See `Inbox.count`."""
-        with self._lock:
-            return int(self._con.execute("SELECT count(*) FROM webhook_events").fetchone()[0])
+    def _unstamp(self, value: int) -> datetime:
+        return _EPOCH + value * _US
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

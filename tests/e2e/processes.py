@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,13 +30,20 @@ _ADDRESS = re.compile(r"http://127\.0\.0\.1:(\d+)")
 
 
 @contextmanager
-def served(module: str, *args: str, timeout: float = 60.0) -> Iterator[str]:
-    """`python -m <module> --port 0 <args>` from the repository root; yields its base URL."""
+def served(module: str, *args: str, timeout: float = 60.0, env: dict[str, str] | None = None,
+           output: list[str] | None = None) -> Iterator[str]:
+    """`python -m <module> --port 0 <args>` from the repository root; yields its base URL.
+
+    `env` is added to this process's environment. The server's output lines are appended
+    to `output` as they come; once the block has ended they are all there, the last
+    words it said on stopping included.
+    """
     proc = subprocess.Popen(
         [sys.executable, "-m", module, "--port", "0", *args], cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    output: list[str] = []
+    output = [] if output is None else output
     bound: list[int] = []
     said = threading.Event()
 
@@ -48,7 +56,8 @@ def served(module: str, *args: str, timeout: float = 60.0) -> Iterator[str]:
                 said.set()
         said.set()
 
-    threading.Thread(target=read, name=f"{module} output", daemon=True).start()
+    reader = threading.Thread(target=read, name=f"{module} output", daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + timeout
         if not said.wait(timeout) or not bound:
@@ -62,6 +71,7 @@ def served(module: str, *args: str, timeout: float = 60.0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        reader.join(timeout=10)  # the pipe closed with the process: the rest is read
 
 
 def _wait_for_connection(proc: subprocess.Popen, port: int, deadline: float) -> None:
@@ -74,9 +84,10 @@ def _wait_for_connection(proc: subprocess.Popen, port: int, deadline: float) -> 
     raise RuntimeError(f"{proc.args[2]} accepts no connection on port {port} (exit {proc.poll()})")
 
 
-def simulator(token: str, now: datetime, *args: str) -> AbstractContextManager[str]:
-    """The Siro simulator at the frozen clock `now` (more CLI options in `args`)."""
-    return served("siro_assets.simulator", "--token", token, "--now", format_ts(now), *args)
+def simulator(token: str, now: datetime, *args: str, **options) -> AbstractContextManager[str]:
+    """The Siro simulator at the frozen clock `now` (more CLI options in `args`; `env`,
+    `output` as for `served`)."""
+    return served("siro_assets.simulator", "--token", token, "--now", format_ts(now), *args, **options)
 
 
 def fake_crms(*args: str) -> AbstractContextManager[str]:
@@ -96,3 +107,15 @@ def fake_crm_routing(base: str, *, http: bool = False, **settings) -> Routing:
     if http:
         connections["ic_http"] = HttpSettings(url=f"{base}/http", token="fake-http-token", **settings)
     return Routing(connections=connections)
+
+
+def command_env(tmp: Path, **variables: str) -> dict[str, str]:
+    """The environment for a Dagster command a test starts: this process's without its
+    `SIRO_*` variables (the test names those it means), `DAGSTER_HOME` a fresh
+    `tmp/dagster_home` holding the repository's dagster.yaml, plus `variables`."""
+    home = tmp / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_")}
+    env.update(DAGSTER_HOME=str(home), **variables)
+    return env

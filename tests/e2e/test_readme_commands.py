@@ -7,8 +7,6 @@ simulator serving HTTP). `make dev` is `dg dev`, which loads what `dg check defs
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -18,6 +16,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from siro_assets.warehouse.connection import duckdb_connection
+from tests.e2e.processes import command_env
 from tests.support import http_simulator
 
 pytestmark = pytest.mark.e2e
@@ -28,13 +27,8 @@ TOKEN = "readme-commands-test-token"
 
 
 def _env(tmp_path: Path, **variables: str) -> dict[str, str]:
-    home = tmp_path / "dagster_home"
-    home.mkdir(exist_ok=True)
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_")}
     # As the Makefile runs them: DAGSTER_HOME set, the venv activated.
-    env.update(DAGSTER_HOME=str(home), VIRTUAL_ENV=str(BIN.parent), **variables)
-    return env
+    return command_env(tmp_path, VIRTUAL_ENV=str(BIN.parent), **variables)
 
 
 def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:

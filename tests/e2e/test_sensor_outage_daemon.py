@@ -10,7 +10,6 @@ loads `compressed_clock_defs`, whose sensor backoff runs on the same compressed 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from siro_assets.api_client.timestamps import format_ts
 from siro_assets.simulator import SimulatorApi, World, WorldConfig
 from siro_assets.simulator.server import run_in_thread
 from siro_assets.warehouse.connection import duckdb_connection
+from tests.e2e.processes import command_env
 
 pytestmark = pytest.mark.e2e
 
@@ -91,14 +91,11 @@ def test_an_outage_of_every_run_loses_no_change(tmp_path):
     api = _TokenOutageApi(WORLD, clock, token=TOKEN)
     api.down.set()
     base_url, stop = run_in_thread(api)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     database = tmp_path / "warehouse.duckdb"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIRO_")}
-    env.update(DAGSTER_HOME=str(home), SIRO_API_BASE_URL=base_url, SIRO_API_TOKEN=TOKEN,
-               SIRO_DUCKDB_PATH=str(database), SIRO_SENSOR_INTERVAL_SECONDS="5",
-               SIRO_E2E_CLOCK=f"{started},{SPEED}", PYTHONPATH=str(ROOT))
+    env = command_env(tmp_path, SIRO_API_BASE_URL=base_url, SIRO_API_TOKEN=TOKEN,
+                      SIRO_DUCKDB_PATH=str(database), SIRO_SENSOR_INTERVAL_SECONDS="5",
+                      SIRO_E2E_CLOCK=f"{started},{SPEED}", PYTHONPATH=str(ROOT))
+    home = env["DAGSTER_HOME"]
     log = open(tmp_path / "daemon.log", "w")
     daemon = subprocess.Popen(
         [str(BIN / "dagster-daemon"), "run", "-m", "tests.e2e.compressed_clock_defs"],

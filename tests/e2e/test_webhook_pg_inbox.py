@@ -22,7 +22,7 @@ from siro_assets.webhooks.pg_inbox import PostgresInbox
 from tests.e2e.test_webhook_receiver import SECRET, Receiver, signed
 from tests.integration.test_sensor import find_late_link
 from tests.support import simulated_siro
-from tests.webhook_pg import webhook_pg_dsn, webhook_pg_server  # noqa: F401 - fixtures
+from tests.webhook_pg import webhook_pg_dsn  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.e2e
 

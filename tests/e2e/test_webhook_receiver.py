@@ -20,6 +20,7 @@ from standardwebhooks import Webhook
 from siro_assets.simulator import World, WorldConfig
 from siro_assets.simulator.webhook_sender import DeliveryFaults, webhook_messages
 from siro_assets.webhooks.inbox import SqliteInbox, inbox_path_for
+from tests.e2e.processes import simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -186,49 +187,43 @@ def test_a_receiver_killed_right_after_its_2xx_has_every_acknowledged_event(tmp_
 
 def test_the_simulator_delivers_each_event_once_through_duplicates_reordering_and_a_late_receiver(tmp_path):
     port = _free_port()
-    sim_log = tmp_path / "simulator.log"
-    env = {**os.environ, "SIRO_WEBHOOK_SECRET": SECRET}
-    with open(sim_log, "w") as out:
-        simulator = subprocess.Popen(
-            [sys.executable, "-m", "siro_assets.simulator", "--port", str(_free_port()), "--now", NOW.isoformat(),
-             "--webhook-url", f"http://127.0.0.1:{port}/webhooks/siro", "--webhook-since", SINCE.isoformat(),
-             "--webhook-seed", "5", "--webhook-retry-scale", "0.001"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
-        )
+    said: list[str] = []
     receiver = None
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while "sending webhooks" not in sim_log.read_text():
-            assert simulator.poll() is None and time.monotonic() < deadline, sim_log.read_text()
-            time.sleep(0.1)
-        # The sender has started while nobody listens on the port: its first attempts fail.
-        receiver = Receiver(tmp_path, port=port).wait_ready()
-        expected = webhook_messages(World(WorldConfig(seed=7, recordings_per_day=40)), SINCE, NOW)
-        assert len(expected) > 20
-        deadline = time.monotonic() + START_TIMEOUT
-        with receiver.inbox() as inbox:
-            while inbox.count() < len(expected) and time.monotonic() < deadline:
+        with simulator("sim-token", NOW, "--webhook-url", f"http://127.0.0.1:{port}/webhooks/siro",
+                       "--webhook-since", SINCE.isoformat(), "--webhook-seed", "5", "--webhook-retry-scale", "0.001",
+                       env={"SIRO_WEBHOOK_SECRET": SECRET}, output=said, timeout=START_TIMEOUT):
+            deadline = time.monotonic() + START_TIMEOUT
+            while not any("sending webhooks" in line for line in said):
+                assert time.monotonic() < deadline, "".join(said)
+                time.sleep(0.1)
+            # The sender has started while nobody listens on the port: its first attempts fail.
+            receiver = Receiver(tmp_path, port=port).wait_ready()
+            expected = webhook_messages(World(WorldConfig(seed=7, recordings_per_day=40)), SINCE, NOW)
+            assert len(expected) > 20
+            deadline = time.monotonic() + START_TIMEOUT
+            with receiver.inbox() as inbox:
+                while inbox.count() < len(expected) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                stored = inbox.read_after(0, 10_000)
+            assert sorted(e.message_id for e in stored) == sorted(m.msg_id for m in expected)
+            assert [e.message_id for e in stored] != [m.msg_id for m in expected], "some arrived out of order"
+            twice = sum(len(DeliveryFaults(seed=5).first_sends(m.msg_id)) - 1 for m in expected)
+            assert twice > 0
+            deadline = time.monotonic() + 30
+            while receiver.log().count(" duplicate: ") < twice and time.monotonic() < deadline:
                 time.sleep(0.2)
-            stored = inbox.read_after(0, 10_000)
-        assert sorted(e.message_id for e in stored) == sorted(m.msg_id for m in expected)
-        assert [e.message_id for e in stored] != [m.msg_id for m in expected], "some arrived out of order"
-        twice = sum(len(DeliveryFaults(seed=5).first_sends(m.msg_id)) - 1 for m in expected)
-        assert twice > 0
-        deadline = time.monotonic() + 30
-        while receiver.log().count(" duplicate: ") < twice and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert receiver.log().count(" duplicate: ") >= twice
+            assert receiver.log().count(" duplicate: ") >= twice
     finally:
-        simulator.send_signal(signal.SIGTERM)
-        simulator.wait(timeout=30)
         if receiver is not None:
             receiver.stop()
-    summary = [line for line in sim_log.read_text().splitlines() if line.startswith("webhooks:")]
-    assert summary, sim_log.read_text()
+    sim_log = "".join(said)
+    summary = [line for line in sim_log.splitlines() if line.startswith("webhooks:")]
+    assert summary, sim_log
     counts = dict((v, int(k)) for k, v in (part.strip().split(" ", 1) for part in summary[0][len("webhooks:"):].split(",")))
     assert counts["messages"] == len(expected) and counts["given up"] == 0
     assert counts["attempts"] > counts["acknowledged"], "the late receiver made the sender retry"
-    assert SECRET.removeprefix("whsec_") not in sim_log.read_text() + receiver.log()
+    assert SECRET.removeprefix("whsec_") not in sim_log + receiver.log()
 
 
 EAST = "whsec_ZWFzdCBvcmdhbml6YXRpb24ncyBzaWduaW5nIHNlY3JldCE="

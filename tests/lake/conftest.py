@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from siro_assets.warehouse.lake import LakeSettings, lake_unavailable
-from tests.deploy.postgres_cluster import find_postgres_bin, running_cluster
+from tests.postgres_fixtures import fresh_database
 
 
 def _skip_unless_lake(*, s3: bool = False) -> None:
@@ -24,30 +24,16 @@ def _skip_unless_lake(*, s3: bool = False) -> None:
 
 
 @pytest.fixture(scope="session")
-def catalog_server():
-    """One PostgreSQL cluster for the session; each test gets its own database in it."""
-    _skip_unless_lake()
-    bin_dir = find_postgres_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries not found (apt-get install -y postgresql)")
-    with running_cluster(bin_dir, database="postgres_admin") as server:
-        yield server
+def catalog_server(request):
+    """The session's PostgreSQL cluster; each test gets its own database in it."""
+    _skip_unless_lake()  # before the cluster starts: no cluster where DuckLake cannot run
+    return request.getfixturevalue("postgres_server")
 
 
 @pytest.fixture
 def catalog_dsn(catalog_server) -> str:
     """A libpq DSN of a fresh, empty database: a new lake's catalog."""
-    import psycopg2
-
-    name = "lake_" + uuid.uuid4().hex[:10]
-    admin = psycopg2.connect(host=catalog_server.host, port=catalog_server.port, user=catalog_server.user,
-                             password=catalog_server.password, dbname=catalog_server.database)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    admin.close()
-    s = catalog_server
-    return f"host={s.host} port={s.port} user={s.user} password={s.password} dbname={name}"
+    return fresh_database(catalog_server, "lake_")
 
 
 @pytest.fixture(scope="session")

@@ -4,46 +4,24 @@ stores (SQLite in WAL mode beside the warehouse, and a PostgreSQL table), then e
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from siro_assets.webhooks.inbox import (
     Appended,
-    InboxEvent,
     InboxFull,
     SqliteInbox,
     inbox_path_for,
 )
 from siro_assets.webhooks.location import InboxLocation
 from siro_assets.webhooks.pg_inbox import PostgresInbox
-from tests.webhook_pg import webhook_pg_dsn, webhook_pg_server  # noqa: F401 - fixtures
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
-
-
-class Clock:
-    def __init__(self, t: datetime) -> None:
-        self.t = t
-
-    def __call__(self) -> datetime:
-        return self.t
+from tests.inbox_support import T0, clock, inbox_event  # noqa: F401 - fixture
+from tests.webhook_pg import webhook_pg_dsn  # noqa: F401 - fixture
 
 
-def event(msg_id: str, recording_id: str = "rec_1", endpoint: str = "siro", kind: str = "recordingProcessed"):
-    return InboxEvent(
-        endpoint=endpoint,
-        message_id=msg_id,
-        event_type=f"integrations.{kind}",
-        recording_id=recording_id,
-        payload={"recordingId": recording_id, "eventType": f"integrations.{kind}"},
-    )
-
-
-@pytest.fixture
-def clock():
-    return Clock(T0)
+event = inbox_event
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -212,3 +190,12 @@ def test_a_postgres_inbox_reconnects_after_the_server_dropped_its_connection(web
         assert box.count() == 2 and "password" not in repr(box)
     finally:
         box.close()
+
+
+def test_both_stores_run_one_store_logic_and_differ_only_in_their_dialect():
+    # The SQLite file and the PostgreSQL table must not drift apart: the dedupe, trim,
+    # capacity and read code is one (`SqlInbox`); each store gives only its dialect.
+    from siro_assets.webhooks.inbox import SqlInbox
+
+    for method in ("append", "read_after", "count"):
+        assert getattr(SqliteInbox, method) is getattr(PostgresInbox, method) is getattr(SqlInbox, method)

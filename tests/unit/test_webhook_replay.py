@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
@@ -10,26 +10,10 @@ from siro_assets.webhooks.__main__ import main
 from siro_assets.webhooks.drain import drain
 from siro_assets.webhooks.inbox import InboxEvent, SqliteInbox
 from siro_assets.webhooks.replay import REPLAY_EVENT_TYPE, replay
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
-
-
-class Clock:
-    def __init__(self, t: datetime) -> None:
-        self.t = t
-
-    def __call__(self) -> datetime:
-        return self.t
-
+from tests.inbox_support import T0, clock, inbox_event  # noqa: F401 - fixture
 
 def _event(msg_id: str, rid: str, endpoint: str = "siro") -> InboxEvent:
-    return InboxEvent(endpoint=endpoint, message_id=msg_id, event_type="integrations.recordingLinked",
-                      recording_id=rid, payload={"recordingId": rid, "n": msg_id})
-
-
-@pytest.fixture
-def clock():
-    return Clock(T0)
+    return inbox_event(msg_id, rid, endpoint=endpoint, kind="recordingLinked", n=msg_id)
 
 
 @pytest.fixture
