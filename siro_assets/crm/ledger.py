@@ -283,15 +283,22 @@ def record_run(con: duckdb.DuckDBPyConnection, run_id: str, started: datetime, f
                partitions: Sequence[date] | None, dry_run: bool, counts: Mapping[str, int],
                stopped: Sequence[str]) -> None:
     """One row of `siro.crm_delivery_runs`: the run's counts (a re-tried run replaces its row)."""
-    con.execute(
-        f"""INSERT OR REPLACE INTO {RUNS_TABLE} VALUES ($run, $started, $finished, $partitions::DATE[], $dry,
-            $unchanged, $delivered, $rejected, $failed, $would, $withheld, $outstanding, $calls, $stopped::VARCHAR[])""",
-        {"run": run_id, "started": started, "finished": finished,
-         "partitions": sorted(set(partitions)) if partitions is not None else None, "dry": dry_run,
-         "unchanged": counts["unchanged"], "delivered": counts["delivered"], "rejected": counts["rejected"],
-         "failed": counts["failed"], "would": counts["dry_run"], "withheld": counts["nulls_withheld"],
-         "outstanding": counts["rejects_outstanding"], "calls": counts["api_calls"], "stopped": list(stopped)},
-    )
+    params = {"run": run_id, "started": started, "finished": finished,
+              "partitions": sorted(set(partitions)) if partitions is not None else None, "dry": dry_run,
+              "unchanged": counts["unchanged"], "delivered": counts["delivered"], "rejected": counts["rejected"],
+              "failed": counts["failed"], "would": counts["dry_run"], "withheld": counts["nulls_withheld"],
+              "outstanding": counts["rejects_outstanding"], "calls": counts["api_calls"], "stopped": list(stopped)}
+    # `upsert`, not INSERT OR REPLACE: a lake table has no PRIMARY KEY to replace on.
+    _transaction(con, lambda: upsert(
+        con, RUNS_TABLE, columns=_RUN_COLUMNS, key=("run_id",), params=params,
+        source="""SELECT $run, $started::TIMESTAMPTZ, $finished::TIMESTAMPTZ, $partitions::DATE[], $dry, $unchanged,
+            $delivered, $rejected, $failed, $would, $withheld, $outstanding, $calls, $stopped::VARCHAR[]""",
+        updates=", ".join(f"{c} = excluded.{c}" for c in _RUN_COLUMNS[1:]),
+    ))
+
+
+_RUN_COLUMNS = ("run_id", "started_at", "finished_at", "partitions", "dry_run", "unchanged", "delivered", "rejected",
+                "failed", "would_send", "nulls_withheld", "rejects_outstanding", "api_calls", "stopped")
 
 
 def orphaned_intents(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime | None = None) -> list[tuple]:

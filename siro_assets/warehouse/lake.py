@@ -225,6 +225,22 @@ def open_lake(
         ) from None
 
 
+def lake_exists(settings: LakeSettings) -> bool:
+    """Whether the lake's catalog has been created (by a first writer's ATTACH); a read-only
+    ATTACH of a catalog never written refuses, so readers ask this first."""
+    try:
+        open_lake(settings, read_only=True).close()
+    except LakeConnectError as exc:
+        if _NEVER_CREATED in str(exc):
+            return False
+        raise
+    return True
+
+
+# DuckLake's refusal of a READ_ONLY ATTACH to a catalog without its tables.
+_NEVER_CREATED = "creating a new DuckLake is explicitly disabled"
+
+
 def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether `con`'s warehouse catalog is a DuckLake (else a DuckDB file)."""
     row = con.execute(
@@ -301,6 +317,7 @@ __all__ = [
     "extension_file",
     "is_lake",
     "is_lake_conflict",
+    "lake_exists",
     "lake_unavailable",
     "open_lake",
     "retry_lake_conflicts",
