@@ -29,10 +29,10 @@ from siro_assets.warehouse.lake import LakeSettings
 
 from .test_two_machines import ROOT, Bed, _snapshot, _times
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 
-def _blocked_commit(dsn: str, timeout: float = 120.0) -> str:
+def _blocked_commit(dsn: str, timeout: float = 600.0) -> str:
     """The catalog statement a lake commit waits on (our lock), once it waits."""
     deadline = time.monotonic() + timeout
     with psycopg2.connect(dsn) as watcher:
