@@ -32,8 +32,8 @@ from .test_two_machines import ROOT, Bed, _snapshot, _times
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 
-def _blocked_commit(dsn: str, timeout: float = 600.0) -> str:
-    """The catalog statement a lake commit waits on (our lock), once it waits."""
+def _blocked_commit(dsn: str, proc: subprocess.Popen, log, timeout: float = 600.0) -> str:
+    """The catalog statement a lake commit of `proc` waits on (our lock), once it waits."""
     deadline = time.monotonic() + timeout
     with psycopg2.connect(dsn) as watcher:
         watcher.autocommit = True
@@ -44,6 +44,7 @@ def _blocked_commit(dsn: str, timeout: float = 600.0) -> str:
                 rows = cur.fetchall()
                 if rows:
                     return rows[0][0]
+                assert proc.poll() is None, f"the run ended without committing: {log.read_text()[-3000:]}"
                 time.sleep(0.05)
     raise AssertionError("no lake commit reached the catalog in time")
 
@@ -68,10 +69,11 @@ def test_a_run_killed_mid_commit_leaves_the_last_snapshot_and_a_rerun_ends_corre
         try:
             with lock.cursor() as cur:
                 cur.execute("LOCK TABLE ducklake_snapshot IN EXCLUSIVE MODE")
-            proc = subprocess.Popen([sys.executable, "-m", "tests.lake.machine", "backfill", t2.isoformat(),
-                                     str(time.time()), day], cwd=ROOT, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            statement = _blocked_commit(lake.catalog)
+            log = tmp_path / "killed-run.log"
+            with open(log, "w") as out:
+                proc = subprocess.Popen([sys.executable, "-m", "tests.lake.machine", "backfill", t2.isoformat(),
+                                         str(time.time()), day], cwd=ROOT, env=env, stdout=out, stderr=out)
+            statement = _blocked_commit(lake.catalog, proc, log)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
             assert statement.lstrip().startswith('INSERT INTO "public".ducklake_snapshot'), statement[:200]
