@@ -4,8 +4,8 @@ The previous snapshot stays readable and intact, a rerun of the same partition e
 to the same work on a DuckDB file, no day is half-written, the writeback ledger holds no
 stale intent, and no write reached the CRM twice.
 
-The controlled point: the test holds `LOCK TABLE ducklake_snapshot IN EXCLUSIVE MODE` in
-the catalog (reads still pass), so the run's first commit blocks on its first catalog
+The controlled point: once the run fetches, the test takes `LOCK TABLE ducklake_snapshot
+IN EXCLUSIVE MODE` in the catalog (reads still pass), so the run's next commit blocks on its first catalog
 write (`INSERT INTO ducklake_snapshot ...`, the Parquet files already on disk); the test
 sees it waiting in `pg_stat_activity`, kills the process, then releases the lock.
 """
@@ -65,14 +65,19 @@ def test_a_run_killed_mid_commit_leaves_the_last_snapshot_and_a_rerun_ends_corre
 
         # The day again, an hour later (its recordings changed), killed at its first commit.
         bed.clock.set(t2)
+        log = tmp_path / "killed-run.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "tests.lake.machine", "backfill", t2.isoformat(),
+                                     str(time.time()), day], cwd=ROOT, env=env, stdout=out, stderr=out)
+        # Locked once the run fetches (its connections are open): held from its start,
+        # the run never reached a commit in 10 minutes (not understood yet).
+        while "fetching 1 day(s)" not in log.read_text():
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.05)
         lock = psycopg2.connect(lake.catalog)
         try:
             with lock.cursor() as cur:
                 cur.execute("LOCK TABLE ducklake_snapshot IN EXCLUSIVE MODE")
-            log = tmp_path / "killed-run.log"
-            with open(log, "w") as out:
-                proc = subprocess.Popen([sys.executable, "-m", "tests.lake.machine", "backfill", t2.isoformat(),
-                                         str(time.time()), day], cwd=ROOT, env=env, stdout=out, stderr=out)
             statement = _blocked_commit(lake.catalog, proc, log)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
