@@ -19,7 +19,6 @@ are only seen by the audit: a run-scoped check cannot see other days for free.
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import duckdb
 from dagster import (
@@ -256,10 +255,10 @@ def _check_from_sql(
     def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
         scope = run_scope(context.op_execution_context.run_tags)
         warehouse: WarehouseResource = getattr(context.resources, warehouse_key)
-        if not Path(warehouse.database).exists():
+        if not warehouse.exists():
             return AssetCheckResult(
                 passed=False,
-                description=f"The warehouse file {warehouse.database} does not exist yet: "
+                description=f"The warehouse {warehouse.describe()} does not exist yet: "
                 "materialize the assets first.",
             )
         # A read-only connection: checks must never hold the write lock the runs need.

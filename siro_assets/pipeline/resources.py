@@ -35,7 +35,7 @@ from ..api_client import (
 from ..api_client.pacing import DEFAULT_REQUESTS_PER_MINUTE, SharedRequestPacer, budget_key
 from ..warehouse.backend import open_warehouse, writer_slot
 from ..warehouse.connection import DEFAULT_SCHEMA
-from ..warehouse.lake import CATALOG_ENV_VAR, DATA_PATH_ENV_VAR, DUCKLAKE, LakeSettings
+from ..warehouse.lake import CATALOG_ENV_VAR, DATA_PATH_ENV_VAR, DUCKLAKE, LakeSettings, lake_exists
 
 TOKEN_ENV_VAR = "SIRO_API_TOKEN"
 BASE_URL_ENV_VAR = "SIRO_API_BASE_URL"
@@ -241,6 +241,16 @@ class WarehouseResource(DuckDBResource):
             return None
         env = {**os.environ, CATALOG_ENV_VAR: self.ducklake_catalog or "", DATA_PATH_ENV_VAR: self.ducklake_data_path or ""}
         return LakeSettings.from_env(env)
+
+    def exists(self) -> bool:
+        """Whether there is a warehouse to read yet: the file, or the lake's catalog."""
+        lake = self.lake_settings()
+        return lake_exists(lake) if lake is not None else Path(self.database).exists()
+
+    def describe(self) -> str:
+        """How messages name the warehouse: the file's path, or the lake's data path (never the DSN)."""
+        lake = self.lake_settings()
+        return f"DuckLake at {lake.data_path}" if lake is not None else f"file {self.database}"
 
     def staging_directory(self) -> Path:
         """Where runs put their private staging files: next to the warehouse file.

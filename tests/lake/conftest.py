@@ -8,6 +8,7 @@ project's main venv may run another one.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 
@@ -43,6 +44,8 @@ def s3_server():
     moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
     import boto3
 
+    # moto serves through werkzeug, which logs every request: thousands per lake test.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

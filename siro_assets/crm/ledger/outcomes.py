@@ -18,7 +18,7 @@ from ...warehouse.backend import upsert
 from ..lease import LIVE_HOLDER_SQL
 from ..writes import DELIVERED, FAILED, SKIPPED_UNCHANGED, FieldWrite, Outcome
 from .rows import RowBatch, in_transaction
-from .tables import FIELD_COLUMNS, LOG_COLUMNS, LOG_TABLE, RUNS_TABLE, STATE_TABLE
+from .tables import FIELD_COLUMNS, LOG_COLUMNS, LOG_TABLE, RUN_COLUMNS, RUNS_TABLE, STATE_TABLE
 
 _V = "VARCHAR"
 
@@ -208,12 +208,15 @@ def record_run(con: duckdb.DuckDBPyConnection, run_id: str, started: datetime, f
                partitions: Sequence[date] | None, dry_run: bool, counts: Mapping[str, int],
                stopped: Sequence[str]) -> None:
     """One row of `crm_delivery_runs`: the run's counts (a re-tried run replaces its row)."""
-    con.execute(
-        f"""INSERT OR REPLACE INTO {RUNS_TABLE} VALUES ($run, $started, $finished, $partitions::DATE[], $dry,
-            $unchanged, $delivered, $rejected, $failed, $would, $withheld, $outstanding, $calls, $stopped::VARCHAR[])""",
-        {"run": run_id, "started": started, "finished": finished,
-         "partitions": sorted(set(partitions)) if partitions is not None else None, "dry": dry_run,
-         "unchanged": counts["unchanged"], "delivered": counts["delivered"], "rejected": counts["rejected"],
-         "failed": counts["failed"], "would": counts["dry_run"], "withheld": counts["nulls_withheld"],
-         "outstanding": counts["rejects_outstanding"], "calls": counts["api_calls"], "stopped": list(stopped)},
-    )
+    params = {"run": run_id, "started": started, "finished": finished,
+              "partitions": sorted(set(partitions)) if partitions is not None else None, "dry": dry_run,
+              "unchanged": counts["unchanged"], "delivered": counts["delivered"], "rejected": counts["rejected"],
+              "failed": counts["failed"], "would": counts["dry_run"], "withheld": counts["nulls_withheld"],
+              "outstanding": counts["rejects_outstanding"], "calls": counts["api_calls"], "stopped": list(stopped)}
+    # `upsert`, not INSERT OR REPLACE: a lake table has no PRIMARY KEY to replace on.
+    in_transaction(con, lambda: upsert(
+        con, RUNS_TABLE, columns=RUN_COLUMNS, key=("run_id",), params=params,
+        source="""SELECT $run, $started::TIMESTAMPTZ, $finished::TIMESTAMPTZ, $partitions::DATE[], $dry, $unchanged,
+            $delivered, $rejected, $failed, $would, $withheld, $outstanding, $calls, $stopped::VARCHAR[]""",
+        updates=", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS[1:]),
+    ))

@@ -23,6 +23,10 @@ OUTBOX_TABLE = "crm_outbox"
 RUNS_TABLE = "crm_delivery_runs"
 QUEUE_TABLE = "crm_delivery_queue"
 
+#: `crm_delivery_runs` columns in table order (the upsert of a run's row names them).
+RUN_COLUMNS = ("run_id", "started_at", "finished_at", "partitions", "dry_run", "unchanged", "delivered", "rejected",
+               "failed", "would_send", "nulls_withheld", "rejects_outstanding", "api_calls", "stopped")
+
 #: The columns that name one CRM field: the state table's key.
 FIELD_COLUMNS = ("integration_connection_id", "object_type", "external_id", "field_key")
 _FIELD = ", ".join(FIELD_COLUMNS)

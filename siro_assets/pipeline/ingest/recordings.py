@@ -4,7 +4,6 @@
 import asyncio
 import time
 from datetime import date
-from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
@@ -82,11 +81,11 @@ class RecordingsConfig(Config):
 
 def _check_organization_before_fetching(warehouse: WarehouseResource, organization_id: str) -> None:
     """Fail at once (not after an hour of fetching) if the warehouse is another organization's."""
-    if not Path(warehouse.database).exists():
+    if not warehouse.exists():
         return
     with warehouse.read_connection() as con:
         recorded = recorded_organization(con)
-    check_organization(recorded, organization_id, database=f"The warehouse {warehouse.database}")
+    check_organization(recorded, organization_id, database=f"The warehouse {warehouse.describe()}")
 
 
 RECORDINGS_TABLE_SCHEMA = raw_table_schema()
