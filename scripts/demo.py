@@ -22,7 +22,8 @@ def main() -> int:
     os.environ.setdefault("SIRO_SIMULATOR", "1")
     os.chdir(ROOT)
     from siro_assets.component.project import project_warehouse_path
-    from siro_assets.warehouse.backend import lake_settings_from_env, warehouse_connection
+    from siro_assets.warehouse.backend import lake_settings_from_env
+    from siro_assets.warehouse.connection import duckdb_connection
 
     today = datetime.now(timezone.utc).date()
     # One run per day, oldest first, as the nightly schedule would have run them: each day's
@@ -52,7 +53,7 @@ def main() -> int:
     # Dagster may resolve.
     lake = lake_settings_from_env()
     database = None if lake is not None else project_warehouse_path().resolve()
-    with warehouse_connection(database, lake=lake, read_only=True) as con:
+    with duckdb_connection(database, lake=lake, read_only=True) as con:
         tables = con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
             "AND schema_name = 'siro' ORDER BY 1"
