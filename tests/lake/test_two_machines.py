@@ -58,10 +58,14 @@ class Bed:
         self.api_url, self._stop_api = run_in_thread(SimulatorApi(WORLD, self.clock, token=TOKEN))
         self.crm = FakeHttpCrm(WallClock())
         self.crm_url, self._stop_crm = crms_in_thread(FakeCrms(http=self.crm))
+        # The DuckDB-file reference writes back to a CRM of its own, so it can run beside
+        # the machines without its writes counting as theirs.
+        self.reference_crm_url, self._stop_reference_crm = crms_in_thread(FakeCrms(http=FakeHttpCrm(WallClock())))
 
     def close(self) -> None:
         self._stop_api()
         self._stop_crm()
+        self._stop_reference_crm()
 
     def machine_env(self, name: str, warehouse: dict[str, str], first_day) -> dict[str, str]:
         scratch = self.tmp_path / name
@@ -73,7 +77,8 @@ class Bed:
             SIRO_API_BASE_URL=self.api_url, SIRO_API_TOKEN=TOKEN,
             SIRO_PARTITIONS_START=first_day.isoformat(), SIRO_SENSOR_LOOKBACK_SECONDS=str(LOOKBACK),
             SIRO_SENSOR_MAX_RUNS_PER_TICK="10",
-            SIRO_CRM_SINK="http", SIRO_CRM_WRITEBACK_URL=f"{self.crm_url}/http", SIRO_CRM_TOKEN="fake-http-token",
+            SIRO_CRM_SINK="http", SIRO_CRM_TOKEN="fake-http-token",
+            SIRO_CRM_WRITEBACK_URL=f"{self.crm_url if warehouse else self.reference_crm_url}/http",
             # Stages, the request budget and (for the reference) the warehouse file: local.
             SIRO_DUCKDB_PATH=str(scratch / "siro.duckdb"),
             AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
@@ -123,17 +128,13 @@ def test_two_machines_sharing_only_the_catalog_and_s3_end_equal_to_one_file(cata
     try:
         first_day = today - timedelta(days=10)
         a, b = bed.machine_env("machine_a", lake, first_day), bed.machine_env("machine_b", lake, first_day)
-        bed.step(t1, [(a, ["backfill", *days[:2]]), (b, ["backfill", *days[2:]])])
-        same = bed.step(t2, [(a, ["sensor"]), (b, ["sensor"])])
-        changed = bed.step(t3, [(a, ["sensor"]), (b, ["sensor"])])
-        lake_requests = list(bed.crm.requests)
-
-        # The same steps, one after another, on a DuckDB file (and the CRM's state so far:
-        # the reference finds every field already there, so it sends nothing new).
+        # The same steps on a DuckDB file, by one machine, beside them (its own CRM).
         reference = bed.machine_env("reference", {}, first_day)
-        bed.step(t1, [(reference, ["backfill", *days])])
-        bed.step(t2, [(reference, ["sensor"])])
-        bed.step(t3, [(reference, ["sensor"])])
+        bed.step(t1, [(a, ["backfill", *days[:2]]), (b, ["backfill", *days[2:]]),
+                            (reference, ["backfill", *days])])
+        same = bed.step(t2, [(a, ["sensor"]), (b, ["sensor"]), (reference, ["sensor"])])[:2]
+        changed = bed.step(t3, [(a, ["sensor"]), (b, ["sensor"]), (reference, ["sensor"])])[:2]
+        lake_requests = list(bed.crm.requests)
     finally:
         bed.close()
 
