@@ -6,8 +6,9 @@ stale intent, and no write reached the CRM twice.
 
 The controlled point: once the run fetches, the test takes `LOCK TABLE ducklake_snapshot
 IN EXCLUSIVE MODE` in the catalog (reads still pass), so the run's next commit blocks on its first catalog
-write (`INSERT INTO ducklake_snapshot ...`, the Parquet files already on disk); the test
-sees it waiting in `pg_stat_activity`, kills the process, then releases the lock.
+write (`INSERT INTO ducklake_snapshot ...`, the Parquet files already on disk and in no
+catalog row); the test sees it waiting in `pg_stat_activity`, kills the process, then
+releases the lock.
 """
 
 from __future__ import annotations
