@@ -4,10 +4,11 @@ The previous snapshot stays readable and intact, a rerun of the same partition e
 to the same work on a DuckDB file, no day is half-written, the writeback ledger holds no
 stale intent, and no write reached the CRM twice.
 
-The controlled point: once the run fetches, the test takes `LOCK TABLE ducklake_snapshot
-IN EXCLUSIVE MODE` in the catalog (reads still pass), so the run's next commit blocks on its first catalog
-write (`INSERT INTO ducklake_snapshot ...`, the Parquet files already on disk); the test
-sees it waiting in `pg_stat_activity`, kills the process, then releases the lock.
+The controlled point: before the run starts, the test takes `LOCK TABLE ducklake_snapshot
+IN EXCLUSIVE MODE` in the catalog (reads still pass), so the run's first commit (the swap of
+the fetched day) blocks on its first catalog write (`INSERT INTO ducklake_snapshot ...`, the
+Parquet files already on disk and in no catalog row); the test sees it waiting in
+`pg_stat_activity`, kills the process, then releases the lock.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import time
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -33,10 +35,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 
 def _blocked_commit(dsn: str, proc: subprocess.Popen, log, timeout: float = 600.0) -> str:
-    """The catalog statement a lake commit of `proc` waits on (our lock), once it waits."""
+    """The catalog statement a lake commit of `proc` waits on (our lock), once it waits.
+
+    Each poll in its own transaction: PostgreSQL serves pg_stat_activity from a snapshot
+    taken once per transaction, and psycopg2's `with connection:` opens one even with
+    autocommit on, so a watcher inside it saw the first, lock-free sample for ever.
+    """
     deadline = time.monotonic() + timeout
-    with psycopg2.connect(dsn) as watcher:
-        watcher.autocommit = True
+    watcher = psycopg2.connect(dsn)
+    watcher.autocommit = True
+    try:
         with watcher.cursor() as cur:
             while time.monotonic() < deadline:
                 cur.execute("SELECT query FROM pg_stat_activity WHERE datname = current_database() "
@@ -46,11 +54,25 @@ def _blocked_commit(dsn: str, proc: subprocess.Popen, log, timeout: float = 600.
                     return rows[0][0]
                 assert proc.poll() is None, f"the run ended without committing: {log.read_text()[-3000:]}"
                 time.sleep(0.05)
+    finally:
+        watcher.close()
     raise AssertionError("no lake commit reached the catalog in time")
 
 
-@pytest.mark.skip(reason="unfinished (issue 19 item 3): with the catalog lock held, the run stalls after "
-                  "'fetching' and never reaches a commit the watcher sees; diagnose before enabling")
+def _uncatalogued_files(dsn: str, data_path: str) -> set[str]:
+    """Parquet files under the lake's data path that no catalog row names (an uncommitted
+    writer's). Readable under our EXCLUSIVE lock: it blocks writers, not readers."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT path FROM ducklake_data_file UNION ALL SELECT path FROM ducklake_delete_file")
+            catalogued = {os.path.basename(row[0]) for row in cur.fetchall()}
+    finally:
+        conn.close()
+    return {str(p.relative_to(data_path)) for p in Path(data_path).rglob("*.parquet") if p.name not in catalogued}
+
+
 @pytest.mark.parametrize("lake", ["directory"], indirect=True)  # S3: the two-machine test
 def test_a_run_killed_mid_commit_leaves_the_last_snapshot_and_a_rerun_ends_correct(lake, tmp_path):
     t1, t2, _ = _times()
@@ -68,27 +90,31 @@ def test_a_run_killed_mid_commit_leaves_the_last_snapshot_and_a_rerun_ends_corre
         # The day again, an hour later (its recordings changed), killed at its first commit.
         bed.clock.set(t2)
         log = tmp_path / "killed-run.log"
-        with open(log, "w") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "tests.lake.machine", "backfill", t2.isoformat(),
-                                     str(time.time()), day], cwd=ROOT, env=env, stdout=out, stderr=out)
-        # Locked once the run fetches (its connections are open): held from its start,
-        # the run never reached a commit in 10 minutes (not understood yet).
-        while "fetching 1 day(s)" not in log.read_text():
-            assert proc.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.05)
-        lock = psycopg2.connect(lake.catalog)
+        # Locked before the run starts (reads still pass): its first commit blocks, whenever
+        # it comes, with no race against a fast fetch.
+        lock, proc = psycopg2.connect(lake.catalog), None
         try:
             with lock.cursor() as cur:
                 cur.execute("LOCK TABLE ducklake_snapshot IN EXCLUSIVE MODE")
+            with open(log, "w") as out:
+                proc = subprocess.Popen([sys.executable, "-m", "tests.lake.machine", "backfill", t2.isoformat(),
+                                         str(time.time()), day], cwd=ROOT, env=env, stdout=out, stderr=out)
             statement = _blocked_commit(lake.catalog, proc, log)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
             assert statement.lstrip().startswith('INSERT INTO "public".ducklake_snapshot'), statement[:200]
-            assert "ducklake_data_file" in statement  # Parquet written, the catalog not yet told
+            assert "fetching 1 day(s)" in log.read_text()  # the swap of the fetched day, not a setup write
+            # Parquet written, the catalog not yet told (pg_stat_activity cuts the statement
+            # at 1 kB, so the data file rows are looked for on disk, not in its text).
+            orphans = _uncatalogued_files(lake.catalog, lake.data_path)
+            assert any("recordings" in path for path in orphans), orphans
             # While the dead writer's transaction still waits: the last snapshot reads whole.
             with open_warehouse(lake=lake, read_only=True) as con:
                 assert _snapshot(con) == before
         finally:
+            if proc is not None and proc.poll() is None:  # an assertion failed before the kill
+                proc.kill()
+                proc.wait(timeout=30)
             lock.rollback()  # the dead client's transaction now fails and rolls back
             lock.close()
         with open_warehouse(lake=lake, read_only=True) as con:

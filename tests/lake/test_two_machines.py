@@ -89,7 +89,8 @@ class Bed:
     def step(self, at: datetime, jobs: list[tuple[dict[str, str], list[str]]]) -> list[dict]:
         """Every (env, command) machine at once on the simulator frozen at `at`."""
         self.clock.set(at)
-        start_at = time.time() + 6  # every interpreter is up and has loaded the definitions
+        # Several machines start together, once every interpreter has loaded the definitions.
+        start_at = time.time() + (6 if len(jobs) > 1 else 0)
         procs = [subprocess.Popen([sys.executable, "-m", "tests.lake.machine", command[0], at.isoformat(),
                                    str(start_at), *command[1:]], cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
