@@ -34,7 +34,13 @@ TOKEN = "e2e-outage-token"
 SPEED = 120.0  # two simulated minutes per second
 WORLD = World(WorldConfig(recordings_per_day=1000))  # dense enough for repeated changes per day
 OUTAGE_SECONDS = 20.0
-BUDGET_SECONDS = 85.0
+# Wall-clock limits, generous for a loaded 2-core machine: two runs must fail within
+# OUTAGE_LIMIT_SECONDS, and the table must be exact CONVERGE_SECONDS after the API heals.
+OUTAGE_LIMIT_SECONDS = 90.0
+CONVERGE_SECONDS = 75.0
+# Runs still in flight once the table is exact get this long to finish: on a loaded
+# 2-core machine one run's process start alone takes 15-40 s.
+DRAIN_SECONDS = 120.0
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
              DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
@@ -107,7 +113,7 @@ def test_an_outage_of_every_run_loses_no_change(tmp_path):
         with DagsterInstance.from_config(str(home)) as instance:
             while time.time() - started < OUTAGE_SECONDS or len(_failed(instance)) < 2:
                 assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
-                assert time.time() - started < BUDGET_SECONDS / 2, f"{len(_failed(instance))} run(s) failed"
+                assert time.time() - started < OUTAGE_LIMIT_SECONDS, f"{len(_failed(instance))} run(s) failed"
                 time.sleep(0.5)
         healed = clock.now()
         api.down.clear()
@@ -122,7 +128,8 @@ def test_an_outage_of_every_run_loses_no_change(tmp_path):
                  if r["updatedAt"] >= format_ts(cutoff + timedelta(minutes=1)) and r["createdAt"][:10] <= str(today)}
         table, converged = None, None
         healed_after = time.time() - started
-        while time.time() - started < BUDGET_SECONDS:
+        converge_until = time.time() + CONVERGE_SECONDS
+        while time.time() < converge_until:
             table = _table(database)
             if table is not None and all(rid in table and format_ts(table[rid]) == u for rid, u in truth.items()):
                 converged = time.time() - started
@@ -130,8 +137,9 @@ def test_an_outage_of_every_run_loses_no_change(tmp_path):
             time.sleep(1)
         # Let the runs in flight finish (the derived steps follow the raw swap), so none
         # is interrupted by the teardown.
+        drain_until = time.time() + DRAIN_SECONDS
         with DagsterInstance.from_config(str(home)) as instance:
-            while time.time() - started < BUDGET_SECONDS and instance.get_runs(RunsFilter(statuses=IN_FLIGHT)):
+            while time.time() < drain_until and instance.get_runs(RunsFilter(statuses=IN_FLIGHT)):
                 time.sleep(1)
     finally:
         os.killpg(daemon.pid, 15)
@@ -153,7 +161,9 @@ def test_an_outage_of_every_run_loses_no_change(tmp_path):
           f"{len(truth)} change(s) to check, per day {per_day}; API healed at {healed_after:.0f} s, "
           f"table exact at {converged and round(converged)} s")
     assert len(failed) >= 2 and api.refused >= 2, "the outage did not fail runs"
-    assert succeeded and all(r.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS) for r in runs)
+    unfinished = [(r.run_id[:8], r.status.value) for r in runs
+                  if r.status not in (DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS)]
+    assert succeeded and not unfinished, f"runs not finished {DRAIN_SECONDS:.0f} s after the table was exact: {unfinished}"
     assert len(truth) >= 10, "the clock moved too little to change anything"
     missing = {rid: u for rid, u in truth.items() if table is None or rid not in table or format_ts(table[rid]) != u}
     assert not missing, f"{len(missing)} change(s) never reached the table, e.g. {sorted(missing.items())[:3]}"
