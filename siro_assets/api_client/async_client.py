@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar, Unpack
 
 import httpx
@@ -13,6 +13,7 @@ from tenacity import AsyncRetrying
 from . import endpoints
 from .core import DEFAULT_BASE_URL, RECORDINGS_PATH, ClientCore, Page, RawPage, TransientFailure
 from .endpoints import EnrichmentFlags
+from .errors import SiroNotFoundError
 from .models import CallerIdentity, Recording, SummarySection
 from .pacing import RequestPacer
 from .paging import PageWalk
@@ -20,7 +21,7 @@ from .query import RecordingsQuery
 from .retry import RetryPolicy
 from .shapes import ShapeCheck, list_page_cursor, list_page_shape
 
-__all__ = ["AsyncSiroClient"]
+__all__ = ["AsyncSiroClient", "fetch_each"]
 
 T = TypeVar("T")
 
@@ -213,6 +214,36 @@ class AsyncSiroClient(ClientCore):
     async def get_summaries(self, recording_id: str) -> list[SummarySection]:
         """Fetch a recording's AI summary sections (``[]`` if it has none)."""
         return await self._call(endpoints.summaries(recording_id))
+
+
+# Single-recording requests in flight at once: enough to hide the round trip of a few
+# dozen ids (the webhook path's fetch), few enough that the pacer, not a burst, sets the rate.
+FETCH_EACH_CONCURRENCY = 8
+
+
+async def fetch_each(
+    ids: Sequence[str], fetch: Callable[[str], Awaitable[T]], *, concurrency: int = FETCH_EACH_CONCURRENCY
+) -> list[T | None]:
+    """``fetch(id)`` for every id, at most ``concurrency`` at once, in the order of ``ids``;
+    None where the API does not know the id (``SiroNotFoundError``).
+
+    Any other error cancels the requests still in flight and is raised.
+    """
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(recording_id: str) -> T | None:
+        async with gate:
+            try:
+                return await fetch(recording_id)
+            except SiroNotFoundError:
+                return None
+
+    tasks = [asyncio.create_task(one(recording_id)) for recording_id in ids]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        await _abandon(*tasks)
+        raise
 
 
 async def _abandon(*tasks: asyncio.Task) -> None:

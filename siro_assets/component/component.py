@@ -19,6 +19,7 @@ schedule and pool name derives from the prefix.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -278,10 +279,10 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
 def _pandas_reader(warehouse: WarehouseArgs, database: str, schema: str):
     """The read-only pandas input manager of the instance's warehouse (file or lake) and
     schema, when the `pandas` extra is installed."""
-    try:
-        from ..pipeline.pandas_reader import SiroWarehouseReader
-    except ImportError:
+    if importlib.util.find_spec("pandas") is None:
         return None
+    from ..pipeline.pandas_reader import SiroWarehouseReader
+
     if warehouse.backend != DUCKLAKE:
         return SiroWarehouseReader(database=database, schema=schema)
     return SiroWarehouseReader(

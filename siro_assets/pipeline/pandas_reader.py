@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 from pydantic import Field
 
 from ..warehouse.backend import open_warehouse
 from ..warehouse.lake import CATALOG_ENV_VAR, DATA_PATH_ENV_VAR, DUCKDB, DUCKLAKE, LakeSettings
 from ..warehouse.schema import SCHEMA
+
+if TYPE_CHECKING:  # pandas is imported on first read: every run process loads this module
+    import pandas as pd
 
 
 class SiroWarehouseReader(ConfigurableIOManager):
@@ -63,6 +65,8 @@ class SiroWarehouseReader(ConfigurableIOManager):
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
         """The input's siro table, only the rows of the partitions the input depends on."""
+        import pandas as pd
+
         table = f"{self.schema_}.{context.asset_key.path[-1]}"
         columns = (context.definition_metadata or {}).get("columns")
         query = f"SELECT {', '.join(columns) if columns else '*'} FROM {table}"

@@ -37,7 +37,12 @@ class WebhookOptions(Resolvable, Model):
         description="Variable holding the receiver's signing secret (whsec_...); the receiver reads it. "
         "Default from key_prefix: siro -> SIRO_WEBHOOK_SECRET, west -> SIRO_WEST_WEBHOOK_SECRET."
     )
-    interval_seconds: int = Field(default=5, description="Seconds between inbox ticks (an empty inbox costs nothing).")
+    interval_seconds: int = Field(
+        default=1,
+        description="Minimum seconds between inbox ticks (an empty inbox costs nothing). The daemon "
+        "evaluates sensors once per loop of about 5 s, so 1 means every loop: a 5 would skip "
+        "every other loop whenever a tick started a moment late.",
+    )
     inbox_path: str | None = Field(default=None, description="The inbox file; default beside the warehouse.")
     inbox_dsn_env: str | None = Field(
         default=None,

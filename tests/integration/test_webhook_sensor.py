@@ -66,8 +66,9 @@ def test_an_empty_inbox_tick_makes_no_api_request(warehouse, monkeypatch):
     siro = simulated_siro()
     _notify(warehouse, "rec_x", "msg_1")
     built = []
-    original = type(siro).client
-    monkeypatch.setattr(type(siro), "client", lambda self, **kw: built.append(1) or original(self, **kw))
+    for name in ("client", "async_client"):
+        original = getattr(type(siro), name)
+        monkeypatch.setattr(type(siro), name, lambda self, _o=original, **kw: built.append(1) or _o(self, **kw))
     result = _tick(siro, warehouse, cursor="1")  # the inbox holds nothing past seq 1
     assert not result.run_requests and result.skip_message
     assert built == []  # no client, so no request
@@ -81,7 +82,7 @@ def test_the_sensor_is_in_the_definitions_only_with_webhooks_enabled():
 
     assert "recordings_webhook_sensor" in sensors(SETTINGS)
     assert "recordings_webhook_sensor" not in sensors(PipelineSettings())
-    assert SENSOR.minimum_interval_seconds == 5
+    assert SENSOR.minimum_interval_seconds == 1  # every daemon loop (~5 s)
 
 
 def test_webhooks_slow_the_polling_sensor_unless_its_interval_is_explicit():
@@ -126,7 +127,8 @@ def test_the_sensor_drains_only_its_own_endpoints_events(warehouse, monkeypatch)
     siro = simulated_siro()
     _notify(warehouse, "rec_west", "msg_1", endpoint="west")
     built = []
-    original = type(siro).client
-    monkeypatch.setattr(type(siro), "client", lambda self, **kw: built.append(1) or original(self, **kw))
+    for name in ("client", "async_client"):
+        original = getattr(type(siro), name)
+        monkeypatch.setattr(type(siro), name, lambda self, _o=original, **kw: built.append(1) or _o(self, **kw))
     result = _tick(siro, warehouse)
     assert not result.run_requests and result.skip_message and built == []

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timezone
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timezone
 from typing import Any
 
 from dagster import DefaultSensorStatus, RunRequest, SensorDefinition, SensorEvaluationContext, SkipReason, sensor
@@ -13,7 +14,7 @@ from ..partitions import partition_key
 from ..ingest.refresh import RECORDING_IDS_TAG
 from ..settings import PipelineSettings
 from .dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
-from ...api_client.errors import SiroNotFoundError
+from ...api_client.async_client import fetch_each
 from ...webhooks.drain import drain
 from ...webhooks.location import InboxLocation
 from ...webhooks.retry import WebhookCursor, after_attempt
@@ -23,6 +24,13 @@ WEBHOOK_SENSOR_NAME = "recordings_webhook_sensor"
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+async def _created_days(api: Any, ids: Sequence[str]) -> list[date | None]:
+    """Each id's `createdAt` day (UTC), None where the API does not serve it yet."""
+    async with api.async_client() as client:
+        recordings = await fetch_each(ids, client.get_recording)
+    return [r.created_at.astimezone(timezone.utc).date() if r is not None else None for r in recordings]
 
 
 def build_webhook_sensor(
@@ -65,14 +73,11 @@ def build_webhook_sensor(
         ids = list(dict.fromkeys((drained.ids if drained else ()) + due))
         # The run's partitions are the recordings' createdAt days, which the events do
         # not carry: one light request per id (no enrichment) learns them.
-        day_of, found, missing = {}, [], []
-        with getattr(context.resources, api_key).client() as client:
-            for recording_id in ids:
-                try:
-                    day_of[recording_id] = client.get_recording(recording_id).created_at.date()
-                    found.append(recording_id)
-                except SiroNotFoundError:
-                    missing.append(recording_id)
+        # Concurrently: one after another, a few dozen ids would cost seconds of latency.
+        created = asyncio.run(_created_days(getattr(context.resources, api_key), ids))
+        day_of = {rid: day for rid, day in zip(ids, created) if day is not None}
+        found = [rid for rid in ids if rid in day_of]
+        missing = [rid for rid in ids if rid not in day_of]
         seq = drained.last_seq if drained else cursor.seq
         next_cursor, given_up = after_attempt(cursor, seq, missing, found, now)
         if missing:

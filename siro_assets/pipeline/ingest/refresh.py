@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from .fetch_days import DEFAULT_PAGE_SIZE, ENRICHMENT, FetchReport
 from ..partitions import day_start
 from ...api_client import AsyncSiroClient, created_window
-from ...api_client.errors import SiroNotFoundError
+from ...api_client.async_client import FETCH_EACH_CONCURRENCY, fetch_each
 from ...api_client.timestamps import parse_ts
 from ...warehouse.staging import RecordingsStage
 
@@ -82,13 +82,9 @@ async def stage_ids(client: AsyncSiroClient, stage: RecordingsStage, ids: Sequen
     An id the API does not know yet (404) is left out: the webhook sensor's next run or
     the `updatedAt` sensor brings it once it exists.
     """
-    report = FetchReport(asked_page_size=len(ids), windows=1, max_concurrency=1)
-    records = []
-    for recording_id in ids:
-        try:
-            records.append(await client.get_recording_json(recording_id, **ENRICHMENT))
-        except SiroNotFoundError:
-            continue
+    fetched = await fetch_each(ids, lambda recording_id: client.get_recording_json(recording_id, **ENRICHMENT))
+    records = [record for record in fetched if record is not None]
+    report = FetchReport(asked_page_size=len(ids), windows=1, max_concurrency=min(len(ids), FETCH_EACH_CONCURRENCY))
     body = json.dumps({"data": records, "cursor": None})
     await asyncio.to_thread(stage.add_page, body)
     report.pages, report.records, report.bytes = 1, len(records), len(body)
