@@ -16,7 +16,6 @@ its own process with pages of up to 1,000. In one run it prints:
 from __future__ import annotations
 
 import asyncio
-import math
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,6 @@ from harness import ENRICHED, ROOT, TOKEN, machine, parse_free_fetch, quick_mode
 
 from siro_assets.api_client import AsyncSiroClient, RequestPacer
 from siro_assets.api_client.query import created_window
-from siro_assets.api_client.timestamps import format_ts
 from siro_assets.pipeline.ingest.fetch_days import stage_days
 from siro_assets.warehouse.connection import duckdb_connection
 from siro_assets.warehouse.staging import RecordingsStage, swap_partitions
