@@ -113,9 +113,13 @@ class RequestPacer:
             self._sleep(delay)
         return delay
 
+    # Whether `reserve` may block on I/O (a file lock, a database round trip): then the
+    # async path reserves in a worker thread, so a slow store never stalls the event loop.
+    reserve_blocks = False
+
     async def acquire_async(self) -> float:
         """Await (``asyncio.sleep``) until this caller may send a request; return the wait."""
-        delay = self.reserve()
+        delay = await asyncio.to_thread(self.reserve) if self.reserve_blocks else self.reserve()
         if delay > 0:
             await self._async_sleep(delay)
         return delay
@@ -134,6 +138,9 @@ class SharedRequestPacer(RequestPacer):
     schedule implausibly far ahead of it (a clock stepped back, a copied file) is reset
     rather than obeyed. Waiting happens outside the file lock, as with ``RequestPacer``.
     """
+
+    reserve_blocks = True  # waits on the file's write lock (up to `lock_timeout`)
+
 
     # No honest queue of waiting callers runs this far ahead of now.
     MAX_AHEAD_SECONDS = 600.0

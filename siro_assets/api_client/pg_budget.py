@@ -39,6 +39,9 @@ class PostgresRequestPacer(RequestPacer):
     may carry a password) is never shown.
     """
 
+    reserve_blocks = True  # a PostgreSQL round trip, and a wait on the row's lock
+
+
     MAX_AHEAD_SECONDS = SharedRequestPacer.MAX_AHEAD_SECONDS
 
     def __init__(

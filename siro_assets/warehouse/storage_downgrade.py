@@ -10,7 +10,7 @@ runs under a DuckDB 2.x interpreter, outside the project's environment:
     python3 -m venv /tmp/duckdb2 && /tmp/duckdb2/bin/pip install 'duckdb>=2,<3'
     /tmp/duckdb2/bin/python <this file> data/siro.duckdb
 
-The original is kept beside it as `<name>.duckdb2-backup`; run it with no writer running.
+The original is kept beside it as `<name>.duckdb2-backup` (its `.wal` too); run it with no writer running.
 """
 
 from __future__ import annotations
@@ -56,8 +56,16 @@ def downgrade(path: Path) -> Path:
                 raise RuntimeError(f"{schema}.{table}: {before} rows in the original, {after} in the copy")
     finally:
         con.close()
-    # Both renames are on one directory: the original is never deleted, only moved aside.
+    # The renames are on one directory: the original is never deleted, only moved aside.
+    # Its write-ahead log goes with it: the copy already holds what the log held (the
+    # read-only attach replays it), and a stale log beside the new file would be replayed
+    # against a database it was not written for.
+    wal, staged_wal = path.with_name(path.name + ".wal"), staged.with_name(staged.name + ".wal")
+    if staged_wal.exists():
+        raise RuntimeError(f"{staged_wal}: the copy was not checkpointed; {path} is unchanged")
     os.replace(path, backup)
+    if wal.exists():
+        os.replace(wal, backup.with_name(backup.name + ".wal"))
     os.replace(staged, path)
     return backup
 

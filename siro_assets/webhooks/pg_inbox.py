@@ -81,8 +81,11 @@ class PostgresInbox(SqlInbox):
 
     def _connection(self):
         if self._con is None or self._con.closed:
+            # The 2xx follows the commit, so the commit must be on disk whatever the
+            # server's default: `synchronous_commit = off` would acknowledge what a crash
+            # can still lose.
             self._con = psycopg2.connect(self.__dsn, connect_timeout=self._connect_timeout,
-                                         application_name="siro-webhooks")
+                                         application_name="siro-webhooks", options="-c synchronous_commit=on")
         return self._con
 
     @contextmanager

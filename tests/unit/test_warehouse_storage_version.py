@@ -57,6 +57,25 @@ def test_the_downgrade_copies_every_table_and_keeps_the_original(tmp_path):
         storage_downgrade.downgrade(path)
 
 
+def test_rows_only_in_the_write_ahead_log_are_copied_and_the_log_moves_with_the_original(tmp_path):
+    path = tmp_path / "siro.duckdb"
+    _warehouse(path)
+    con = duckdb.connect(str(path))
+    con.execute("PRAGMA disable_checkpoint_on_shutdown")
+    con.execute("SET checkpoint_threshold = '1TB'")
+    con.execute("INSERT INTO siro.siro.crm_writeback_log SELECT 500 + range, 'sent' FROM range(7)")
+    con.close()
+    wal = path.with_name(path.name + ".wal")
+    assert wal.exists(), "the setup must leave the last rows in the log only"
+
+    backup = storage_downgrade.downgrade(path)
+
+    assert not wal.exists(), "a stale log beside the new file would be replayed against it"
+    assert backup.with_name(backup.name + ".wal").exists()
+    with open_duckdb(path, read_only=True, lock_timeout=1) as con:
+        assert con.execute("SELECT count(*) FROM siro.crm_writeback_log").fetchall() == [(507,)]
+
+
 def test_the_downgrade_script_imports_nothing_but_duckdb_and_the_standard_library():
     tree = ast.parse(Path(storage_downgrade.__file__).read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}

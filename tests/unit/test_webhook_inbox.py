@@ -192,6 +192,24 @@ def test_a_postgres_inbox_reconnects_after_the_server_dropped_its_connection(web
         box.close()
 
 
+def test_a_postgres_inbox_commits_synchronously_even_where_the_database_does_not(webhook_pg_dsn, clock):
+    # A 2xx follows the commit: with `synchronous_commit = off` (a common tuning) a crash
+    # right after it could lose an acknowledged event.
+    import psycopg2
+
+    dbname = webhook_pg_dsn.split("dbname=")[1].split()[0]
+    with psycopg2.connect(webhook_pg_dsn) as admin, admin.cursor() as cur:
+        cur.execute(f"ALTER DATABASE {dbname} SET synchronous_commit = off")
+    box = PostgresInbox(webhook_pg_dsn, now=clock)
+    try:
+        box.append(event("msg_a"))
+        with box._connection().cursor() as cur:
+            cur.execute("SHOW synchronous_commit")
+            assert cur.fetchone() == ("on",)
+    finally:
+        box.close()
+
+
 def test_both_stores_run_one_store_logic_and_differ_only_in_their_dialect():
     # The SQLite file and the PostgreSQL table must not drift apart: the dedupe, trim,
     # capacity and read code is one (`SqlInbox`); each store gives only its dialect.
