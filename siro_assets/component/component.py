@@ -173,7 +173,9 @@ class SiroComponent(dg.Component, dg.Model, dg.Resolvable):
     key_prefix: str = Field(default=DEFAULT_KEY_PREFIX, description="First part of every asset key.")
     partitions_start: str = Field(default=DEFAULT_PARTITIONS_START, description="First daily partition (UTC).")
     api: ApiArgs = Field(default_factory=ApiArgs, description="Siro's recordings API (or the simulator).")
-    warehouse: WarehouseArgs = Field(default_factory=WarehouseArgs, description="The instance's DuckDB warehouse.")
+    warehouse: WarehouseArgs = Field(
+        default_factory=WarehouseArgs, description="The instance's warehouse: a DuckDB file (default) or a DuckLake."
+    )
     sensor: SensorOptions = Field(default_factory=SensorOptions, description="The `updatedAt` change sensor.")
     schedule: ScheduleOptions = Field(default_factory=ScheduleOptions, description="The nightly schedule.")
     webhooks: WebhookOptions = Field(

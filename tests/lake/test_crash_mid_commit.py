@@ -135,7 +135,11 @@ def test_a_run_killed_mid_commit_leaves_the_last_snapshot_and_a_rerun_ends_corre
                             "OR pending_run_id IS NOT NULL").fetchall()
     with open_warehouse(tmp_path / "reference" / "siro.duckdb", read_only=True) as con:
         expected = _snapshot(con)
-    assert after != before and after == expected
+    assert after != before, "the rerun changed nothing"
+    differ = {name: {"lake only": sorted(set(rows) - set(expected[name]))[:3],
+                     "reference only": sorted(set(expected[name]) - set(rows))[:3], "rows": (len(rows), len(expected[name]))}
+              for name, rows in after.items() if rows != expected[name]}
+    assert not differ, differ
     assert per_day[0][0] == per_day[0][1] > 0 and stale == [(0,)]
     writes = Counter((r["target"], field, json.dumps(value, sort_keys=True))
                      for r in requests for field, value in json.loads(r["body"]).items())

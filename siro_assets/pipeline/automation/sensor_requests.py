@@ -58,7 +58,7 @@ def run_requests_for(
             tags[RETRIED_DAYS_TAG] = ",".join(partition_key(d) for d in r.retried)
         elif r.pairs and (since := _since_for(r, owed)) is not None:
             # Only changes: the run fetches what was updated since the oldest of them and
-            # upserts it (defs/ingest/refresh.py). A day requested again after a failed
+            # upserts it (pipeline/ingest/refresh.py). A day requested again after a failed
             # run has no such bound and is re-pulled whole.
             tags[UPDATED_SINCE_TAG] = format_ts(since)
         if r.first_day == r.last_day:
