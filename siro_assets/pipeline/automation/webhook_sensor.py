@@ -61,7 +61,8 @@ def build_webhook_sensor(
         location = InboxLocation.for_instance(inbox_path=options.inbox_path, inbox_dsn_env=options.inbox_dsn_env,
                                               warehouse_path=warehouse.database)
         if not location.is_postgres and not location.exists():
-            return SkipReason("No webhook inbox yet.")
+            # Named, so a receiver writing elsewhere (it prints its inbox at start) shows.
+            return SkipReason(f"No webhook inbox yet at {location.describe()}.")
         cursor = WebhookCursor.parse(context.cursor)
         now = clock()
         with location.open() as inbox:
