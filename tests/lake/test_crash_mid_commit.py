@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg2
@@ -29,9 +29,27 @@ import pytest
 from siro_assets.warehouse.backend import open_warehouse
 from siro_assets.warehouse.lake import LakeSettings
 
-from .test_two_machines import ROOT, Bed, _snapshot, _times
+from .test_two_machines import ROOT, WORLD, Bed, _snapshot, _times
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+
+
+def _a_day_that_changes(t1: datetime, t2: datetime) -> str:
+    """Of the four days before t2's, the one whose recordings change most between t1 and t2,
+    so the rerun has something new to write whatever the hour the test runs at (a day of
+    the sparse test world may have no change in a given hour and a half)."""
+    def payloads(at: datetime, day: date) -> dict[str, dict]:
+        start = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
+        return {r["id"]: r for r in WORLD.recordings(at, created_from=start, created_to=start + timedelta(days=1))}
+
+    def changed(day: date) -> int:
+        before, after = payloads(t1, day), payloads(t2, day)
+        return sum(before.get(rid) != record for rid, record in after.items())
+
+    days = [t2.date() - timedelta(days=k) for k in range(1, 5)]
+    best = max(days, key=changed)
+    assert changed(best) > 0, f"no recording of {days} changes between {t1} and {t2}"
+    return best.isoformat()
 
 
 def _blocked_commit(dsn: str, proc: subprocess.Popen, log, timeout: float = 600.0) -> str:
@@ -76,7 +94,7 @@ def _uncatalogued_files(dsn: str, data_path: str) -> set[str]:
 @pytest.mark.parametrize("lake", ["directory"], indirect=True)  # S3: the two-machine test
 def test_a_run_killed_mid_commit_leaves_the_last_snapshot_and_a_rerun_ends_correct(lake, tmp_path):
     t1, t2, _ = _times()
-    day = (t2.date() - timedelta(days=1)).isoformat()
+    day = _a_day_that_changes(t1, t2)
     warehouse = {"SIRO_WAREHOUSE": "ducklake", "SIRO_DUCKLAKE_CATALOG": lake.catalog,
                  "SIRO_DUCKLAKE_DATA_PATH": lake.data_path}
     bed = Bed(tmp_path)
