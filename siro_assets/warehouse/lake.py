@@ -208,13 +208,14 @@ def _s3_secret(settings: LakeSettings) -> str:
         options |= {"ENDPOINT": endpoint.netloc, "URL_STYLE": "path",
                     "USE_SSL": "true" if endpoint.scheme == "https" else "false"}
     body = ", ".join(
-        f"{key} {value if value in _KEYWORDS else sql_string(value)}"
+        f"{key} {value if key in _KEYWORD_OPTIONS else sql_string(value)}"
         for key, value in options.items() if value
     )
     return f"CREATE OR REPLACE SECRET siro_lake_s3 (TYPE s3, {body})"
 
 
-_KEYWORDS = ("true", "false", "credential_chain", "auto")
+# Options whose values are SQL keywords, not strings (a REGION may well be 'auto', as on R2).
+_KEYWORD_OPTIONS = ("PROVIDER", "REFRESH", "USE_SSL")
 
 
 def _create_s3_secret(con: duckdb.DuckDBPyConnection, settings: LakeSettings) -> None:
@@ -225,7 +226,7 @@ def _create_s3_secret(con: duckdb.DuckDBPyConnection, settings: LakeSettings) ->
         if settings.uses_credential_chain and "secret validation failure" in str(exc).lower():
             raise LakeConnectError(
                 f"could not open the DuckLake at {settings.data_path}: no AWS credentials found for S3 "
-                f"({' '.join(str(exc).split())}); {_CREDENTIALS_HINT}"
+                f"({' '.join(_redacted(str(exc), settings.secrets()).split())}); {_CREDENTIALS_HINT}"
             ) from None
         raise
 

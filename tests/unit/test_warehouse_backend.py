@@ -121,6 +121,8 @@ def test_without_keys_the_s3_secret_uses_the_aws_credential_chain_with_the_endpo
         "REGION 'eu-west-1', ENDPOINT '127.0.0.1:9000', URL_STYLE 'path', USE_SSL false)"
     )
     assert lake.extensions_for(KEYLESS)[-1] == "aws"
+    r2 = LakeSettings(catalog="host=db", data_path="s3://bucket/p/", aws_region="auto")
+    assert "REGION 'auto'" in lake._s3_secret(r2)
     directory = LakeSettings(catalog="host=db", data_path="/lake")
     assert not directory.uses_credential_chain and "aws" not in lake.extensions_for(directory)
 
