@@ -9,6 +9,10 @@ Extensions come from the installed `duckdb-extension-*` wheels and are LOADed by
 wheels exist only for some DuckDB versions (1.5.5 today), so `lake_unavailable()` says
 why a lake cannot be opened with the DuckDB that is installed.
 
+On S3 without AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY the secret uses the AWS SDK's
+standard credential chain (an IAM role through EKS IRSA or an instance profile, AWS_PROFILE,
+~/.aws/credentials), which the `aws` extension provides; a keyed setup never loads it.
+
 Several processes may write at once. DuckLake checks conflicts when a transaction commits:
 an insert into a table another transaction deleted from since ours began fails (even on
 other days), and so do two concurrent CREATEs of one table. Such a failure rolls back
@@ -43,15 +47,27 @@ DATA_PATH_ENV_VAR = "SIRO_DUCKLAKE_DATA_PATH"
 DUCKDB = "duckdb"
 DUCKLAKE = "ducklake"
 
-#: The extension wheels a lake needs (module `duckdb_extension_<name>`); httpfs only for s3://.
+#: The extension wheels a lake needs (module `duckdb_extension_<name>`); httpfs only for s3://,
+#: aws only when S3 credentials come from the AWS credential chain.
 LAKE_EXTENSIONS = ("postgres_scanner", "ducklake")
 S3_EXTENSIONS = ("httpfs",)
+CREDENTIAL_CHAIN_EXTENSIONS = ("aws",)
+
+#: What to set when S3 has no credentials: said by every error about them.
+_CREDENTIALS_HINT = (
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give the process an IAM role "
+    "(EKS IRSA, an instance profile) or AWS_PROFILE for the standard AWS credential chain"
+)
 
 T = TypeVar("T")
 
 
 class LakeUnavailableError(RuntimeError):
     """DuckLake cannot be opened with this installation (no extension wheel for this DuckDB)."""
+
+    def __init__(self, message: str, extension: str | None = None):
+        super().__init__(message)
+        self.extension = extension
 
 
 class LakeConnectError(RuntimeError):
@@ -96,6 +112,11 @@ class LakeSettings:
         """Whether the data files go to an S3-compatible store."""
         return self.data_path.startswith("s3://")
 
+    @property
+    def uses_credential_chain(self) -> bool:
+        """Whether S3 credentials come from the AWS credential chain: on S3 with neither key set."""
+        return self.on_s3 and not (self.aws_access_key_id or self.aws_secret_access_key)
+
     def data_path_with_slash(self) -> str:
         """The data path ending in `/`, as DuckLake joins file names onto it."""
         return self.data_path if self.data_path.endswith("/") else self.data_path + "/"
@@ -126,7 +147,8 @@ def extension_file(name: str) -> Path:
         raise LakeUnavailableError(
             f"the {name} extension is not installed: pip install duckdb-extension-{name.replace('_', '-')}"
             f"=={duckdb.__version__}, if PyPI has it for this DuckDB (1.5.5 is the newest packaged); "
-            "DuckDB cannot INSTALL it without the network"
+            "DuckDB cannot INSTALL it without the network",
+            extension=name,
         )
     for location in spec.submodule_search_locations:
         found = sorted(Path(location).glob(f"extensions/v{duckdb.__version__}/*.duckdb_extension"))
@@ -137,14 +159,23 @@ def extension_file(name: str) -> Path:
     )
     raise LakeUnavailableError(
         f"the installed {module} is built for DuckDB {', '.join(built) or 'another version'}, "
-        f"but DuckDB {duckdb.__version__} is installed; DuckLake needs matching versions"
+        f"but DuckDB {duckdb.__version__} is installed; DuckLake needs matching versions",
+        extension=name,
     )
 
 
-def lake_unavailable(*, s3: bool = False) -> str | None:
-    """Why a lake cannot be opened here (a sentence), or None when it can."""
+def extensions_for(settings: LakeSettings) -> tuple[str, ...]:
+    """The extensions a connection to the lake `settings` names LOADs, in order."""
+    names = LAKE_EXTENSIONS + (S3_EXTENSIONS if settings.on_s3 else ())
+    return names + (CREDENTIAL_CHAIN_EXTENSIONS if settings.uses_credential_chain else ())
+
+
+def lake_unavailable(*, s3: bool = False, credential_chain: bool = False) -> str | None:
+    """Why a lake cannot be opened here (a sentence), or None when it can; `credential_chain`
+    also asks for what S3 without keys needs."""
+    names = LAKE_EXTENSIONS + (S3_EXTENSIONS if s3 or credential_chain else ())
     try:
-        for name in LAKE_EXTENSIONS + (S3_EXTENSIONS if s3 else ()):
+        for name in names + (CREDENTIAL_CHAIN_EXTENSIONS if credential_chain else ()):
             extension_file(name)
     except LakeUnavailableError as exc:
         return str(exc)
@@ -159,18 +190,45 @@ def _load_extensions(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> 
 
 
 def _s3_secret(settings: LakeSettings) -> str:
-    options = {"KEY_ID": settings.aws_access_key_id, "SECRET": settings.aws_secret_access_key,
-               "REGION": settings.aws_region}
+    if bool(settings.aws_access_key_id) != bool(settings.aws_secret_access_key):
+        missing = "AWS_SECRET_ACCESS_KEY" if settings.aws_access_key_id else "AWS_ACCESS_KEY_ID"
+        raise LakeConnectError(
+            f"could not open the DuckLake at {settings.data_path}: {missing} is not set; "
+            f"{_CREDENTIALS_HINT}"
+        )
+    if settings.uses_credential_chain:
+        # REFRESH auto: an IAM role's credentials expire (an hour for IRSA), a connection may not.
+        options = {"PROVIDER": "credential_chain", "REFRESH": "auto", "REGION": settings.aws_region}
+    else:
+        options = {"KEY_ID": settings.aws_access_key_id, "SECRET": settings.aws_secret_access_key,
+                   "REGION": settings.aws_region}
     if settings.aws_endpoint_url:
         endpoint = urlsplit(settings.aws_endpoint_url)
         # A custom endpoint (moto, MinIO) serves buckets as paths, not as host names.
         options |= {"ENDPOINT": endpoint.netloc, "URL_STYLE": "path",
                     "USE_SSL": "true" if endpoint.scheme == "https" else "false"}
     body = ", ".join(
-        f"{key} {value if value in ('true', 'false') else sql_string(value)}"
+        f"{key} {value if key in _KEYWORD_OPTIONS else sql_string(value)}"
         for key, value in options.items() if value
     )
     return f"CREATE OR REPLACE SECRET siro_lake_s3 (TYPE s3, {body})"
+
+
+# Options whose values are SQL keywords, not strings (a REGION may well be 'auto', as on R2).
+_KEYWORD_OPTIONS = ("PROVIDER", "REFRESH", "USE_SSL")
+
+
+def _create_s3_secret(con: duckdb.DuckDBPyConnection, settings: LakeSettings) -> None:
+    try:
+        con.execute(_s3_secret(settings))
+    except duckdb.Error as exc:
+        # The aws extension refuses a credential_chain secret when the chain finds nothing.
+        if settings.uses_credential_chain and "secret validation failure" in str(exc).lower():
+            raise LakeConnectError(
+                f"could not open the DuckLake at {settings.data_path}: no AWS credentials found for S3 "
+                f"({' '.join(_redacted(str(exc), settings.secrets()).split())}); {_CREDENTIALS_HINT}"
+            ) from None
+        raise
 
 
 def _redacted(message: str, secrets: list[str]) -> str:
@@ -182,9 +240,17 @@ def _redacted(message: str, secrets: list[str]) -> str:
 def _attach(settings: LakeSettings, read_only: bool, config: dict, schema: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:", config=config)
     try:
-        _load_extensions(con, LAKE_EXTENSIONS + (S3_EXTENSIONS if settings.on_s3 else ()))
+        try:
+            _load_extensions(con, extensions_for(settings))
+        except LakeUnavailableError as exc:
+            if exc.extension not in CREDENTIAL_CHAIN_EXTENSIONS:
+                raise
+            raise LakeUnavailableError(
+                f"{exc} (S3 without AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY reads the AWS credential "
+                "chain, which the aws extension provides)", extension=exc.extension,
+            ) from None
         if settings.on_s3:
-            con.execute(_s3_secret(settings))
+            _create_s3_secret(con, settings)
         options = [f"DATA_PATH {sql_string(settings.data_path_with_slash())}", "DATA_INLINING_ROW_LIMIT 0"]
         if read_only:
             options.append("READ_ONLY")
@@ -319,6 +385,7 @@ __all__ = [
     "LakeUnavailableError",
     "WAREHOUSE_ENV_VAR",
     "extension_file",
+    "extensions_for",
     "is_lake",
     "is_lake_conflict",
     "lake_exists",

@@ -8,11 +8,14 @@ every place that states them). The PostgreSQL test runs the dagster.yaml for rea
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 from dagster._core.instance.config import dagster_instance_config
+
+from siro_assets.warehouse.lake import CREDENTIAL_CHAIN_EXTENSIONS, LAKE_EXTENSIONS, S3_EXTENSIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -356,3 +359,7 @@ def test_the_image_carries_the_lake_extensions():
     text = (DEPLOY / "Dockerfile").read_text()
     assert re.search(r"pip install [\'\"]?\.\[ducklake\][\'\"]?", text), \
         "lake mode LOADs the extensions from the duckdb-extension-* wheels (no network at run time)"
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["ducklake"]
+    for name in LAKE_EXTENSIONS + S3_EXTENSIONS + CREDENTIAL_CHAIN_EXTENSIONS:
+        wheel = f"duckdb-extension-{name.replace('_', '-')}"
+        assert any(pin.startswith(wheel + "==") for pin in extra), f"the ducklake extra lacks {wheel}"

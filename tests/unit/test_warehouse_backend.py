@@ -98,12 +98,78 @@ def test_lake_settings_come_from_the_documented_variables_and_never_show_secrets
         LakeSettings.from_env({"SIRO_DUCKLAKE_DATA_PATH": "/lake"})
 
 
+KEYLESS = LakeSettings(catalog="host=127.0.0.1 port=1 dbname=lake password=hunter2-pw connect_timeout=1",
+                       data_path="s3://bucket/prefix/", aws_region="eu-west-1",
+                       aws_endpoint_url="http://127.0.0.1:9000")
+
+
+def test_with_keys_the_s3_secret_carries_them_and_no_credential_chain():
+    keyed = LakeSettings(catalog="host=db", data_path="s3://bucket/p/", aws_access_key_id="AKIDEXAMPLE",
+                         aws_secret_access_key="s3cr3t-key", aws_region="eu-west-1")
+    assert not keyed.uses_credential_chain
+    assert lake._s3_secret(keyed) == (
+        "CREATE OR REPLACE SECRET siro_lake_s3 (TYPE s3, KEY_ID 'AKIDEXAMPLE', SECRET 's3cr3t-key', "
+        "REGION 'eu-west-1')"
+    )
+    assert lake.extensions_for(keyed) == ("postgres_scanner", "ducklake", "httpfs")
+
+
+def test_without_keys_the_s3_secret_uses_the_aws_credential_chain_with_the_endpoint():
+    assert KEYLESS.uses_credential_chain
+    assert lake._s3_secret(KEYLESS) == (
+        "CREATE OR REPLACE SECRET siro_lake_s3 (TYPE s3, PROVIDER credential_chain, REFRESH auto, "
+        "REGION 'eu-west-1', ENDPOINT '127.0.0.1:9000', URL_STYLE 'path', USE_SSL false)"
+    )
+    assert lake.extensions_for(KEYLESS)[-1] == "aws"
+    r2 = LakeSettings(catalog="host=db", data_path="s3://bucket/p/", aws_region="auto")
+    assert "REGION 'auto'" in lake._s3_secret(r2)
+    directory = LakeSettings(catalog="host=db", data_path="/lake")
+    assert not directory.uses_credential_chain and "aws" not in lake.extensions_for(directory)
+
+
+def test_only_one_of_the_two_keys_is_refused_naming_the_missing_one_and_never_the_other():
+    half = LakeSettings(catalog="host=db", data_path="s3://bucket/p/", aws_access_key_id="AKIDEXAMPLE")
+    with pytest.raises(LakeConnectError, match="AWS_SECRET_ACCESS_KEY") as caught:
+        lake._s3_secret(half)
+    assert "AKIDEXAMPLE" not in str(caught.value)
+
+
+def test_a_credential_chain_that_finds_nothing_says_what_to_set_and_shows_no_secret(monkeypatch, tmp_path):
+    reason = lake.lake_unavailable(s3=True, credential_chain=True)
+    if reason:
+        pytest.skip(reason)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(name, raising=False)
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance metadata to wait for here
+    with pytest.raises(LakeConnectError) as caught:
+        lake.open_lake(KEYLESS)
+    message = str(caught.value)
+    for wanted in ("s3://bucket/prefix/", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "IAM role", "AWS_PROFILE"):
+        assert wanted in message
+    assert "hunter2-pw" not in message
+
+
 def test_extensions_are_found_in_the_installed_wheels_for_this_duckdb_only(monkeypatch):
     monkeypatch.setattr(duckdb, "__version__", "0.0.1")
     with pytest.raises(LakeUnavailableError, match=r"0\.0\.1"):
         extension_file("ducklake")
     with pytest.raises(LakeUnavailableError, match="pip install duckdb-extension-no-such"):
         extension_file("no_such")
+
+
+def test_without_the_aws_wheel_a_keyless_s3_lake_says_why_it_needs_it(monkeypatch):
+    if lake.lake_unavailable(s3=True):
+        pytest.skip("the lake extensions are not installed")
+    monkeypatch.setattr(lake, "CREDENTIAL_CHAIN_EXTENSIONS", ("no_such_aws",))  # a wheel not installed
+    with pytest.raises(LakeUnavailableError, match="AWS credential chain") as caught:
+        lake.open_lake(KEYLESS)
+    assert "hunter2-pw" not in str(caught.value)
 
 
 def test_ducklake_ddl_drops_key_constraints_the_lake_refuses():
