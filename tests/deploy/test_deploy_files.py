@@ -272,7 +272,10 @@ def test_helm_lake_mode_reads_the_catalog_and_s3_credentials_from_secrets(helm, 
         ref = env[name]["valueFrom"]["secretKeyRef"]
         assert ref["key"] == name and ref["name"] in {"siro-lake", "siro-lake-s3"}, name
         assert "value" not in env[name]
-    assert env["AWS_ENDPOINT_URL"]["valueFrom"]["secretKeyRef"].get("optional") is True
+    # Keys are optional (an IAM role gives the AWS credential chain instead); the region is not.
+    for optional in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert env[optional]["valueFrom"]["secretKeyRef"].get("optional") is True, optional
+    assert not env["AWS_REGION"]["valueFrom"]["secretKeyRef"].get("optional")
     # Without a volume the local path holds only this pod's run stages (pod scratch).
     assert not env["SIRO_DUCKDB_PATH"]["value"].startswith("/data/")
     # File mode's other settings are kept.
