@@ -54,11 +54,14 @@ def claim_organization(con: duckdb.DuckDBPyConnection, organization_id: str) -> 
     """Inside the caller's write transaction: record `organization_id` on the first write,
     or raise `OrganizationMismatchError` if the warehouse belongs to another one."""
     table = organization_table(con)
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {META_SCHEMA}")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {table} "
-        "(organization_id VARCHAR NOT NULL, recorded_at TIMESTAMPTZ NOT NULL)"
-    )
+    # Only the first write creates: every swap claims, and on a lake even an IF NOT EXISTS
+    # statement inside the transaction is a catalog step other writers can conflict with.
+    if not table_exists(con, table):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {META_SCHEMA}")
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {table} "
+            "(organization_id VARCHAR NOT NULL, recorded_at TIMESTAMPTZ NOT NULL)"
+        )
     recorded = recorded_organization(con)
     check_organization(recorded, organization_id)
     if recorded is None:
