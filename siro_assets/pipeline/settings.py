@@ -50,6 +50,12 @@ class WebhookOptions(Resolvable, Model):
         "instead of the SQLite file (receiver and sensor read the variable; never logged).",
     )
     max_ids_per_run: int = Field(default=200, description="Recording ids per run; the rest go to the next tick's run.")
+    max_waiting_runs: int = Field(
+        default=1,
+        ge=1,
+        description="Webhook runs that may wait to start at once; past it, new ids wait for the next tick "
+        "and go out together, so a stream of events is not one run process per tick.",
+    )
 
     @field_validator("inbox_path", "inbox_dsn_env", mode="before")
     @classmethod

@@ -132,3 +132,36 @@ def test_the_sensor_drains_only_its_own_endpoints_events(warehouse, monkeypatch)
         monkeypatch.setattr(type(siro), name, lambda self, _o=original, **kw: built.append(1) or _o(self, **kw))
     result = _tick(siro, warehouse)
     assert not result.run_requests and result.skip_message and built == []
+
+
+def test_while_a_webhook_run_waits_to_start_new_events_wait_for_the_next_run(warehouse):
+    # Backpressure: a stream of events must not become one run process per tick.
+    from dagster import DagsterRun, DagsterRunStatus
+
+    from siro_assets.pipeline.automation.webhook_sensor import WEBHOOK_RUN_TAG
+
+    rid, _, linked = find_late_link()
+    siro = simulated_siro(linked + timedelta(seconds=30))
+    _notify(warehouse, rid, "msg_1")
+    with DagsterInstance.ephemeral() as instance:
+        def tick(cursor):
+            context = build_sensor_context(instance=instance, cursor=cursor,
+                                           resources={"siro_api": siro, "siro_warehouse": warehouse})
+            return SENSOR.evaluate_tick(context)
+
+        # NOT_STARTED: waiting like a QUEUED run, which would need a code-server origin.
+        waiting = DagsterRun(job_name=SETTINGS.recordings_job_name, run_id="waiting-run",
+                             status=DagsterRunStatus.NOT_STARTED, tags={WEBHOOK_RUN_TAG: "siro", RECORDING_IDS_TAG: "rec_a"})
+        instance.add_run(waiting)
+        held = tick(None)
+        assert not held.run_requests and "waiting to start" in held.skip_message
+        assert held.cursor is None  # the events stay past the cursor
+
+        # Another instance's waiting run, or a run of ours that started, holds nothing back.
+        instance.add_run(DagsterRun(job_name=SETTINGS.recordings_job_name, run_id="other-prefix",
+                                    status=DagsterRunStatus.NOT_STARTED, tags={WEBHOOK_RUN_TAG: "west"}))
+        instance.delete_run("waiting-run")
+        instance.add_run(DagsterRun(job_name=SETTINGS.recordings_job_name, run_id="started-run",
+                                    status=DagsterRunStatus.STARTED, tags={WEBHOOK_RUN_TAG: "siro"}))
+        (request,) = tick(None).run_requests
+        assert request.tags[RECORDING_IDS_TAG] == rid and request.tags[WEBHOOK_RUN_TAG] == "siro"

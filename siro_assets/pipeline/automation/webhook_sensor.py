@@ -7,7 +7,16 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timezone
 from typing import Any
 
-from dagster import DefaultSensorStatus, RunRequest, SensorDefinition, SensorEvaluationContext, SkipReason, sensor
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
 
 from ...changes.change_tracking import group_days
 from ..partitions import partition_key
@@ -20,6 +29,10 @@ from ...webhooks.location import InboxLocation
 from ...webhooks.retry import WebhookCursor, after_attempt
 
 WEBHOOK_SENSOR_NAME = "recordings_webhook_sensor"
+#: On every run the webhook sensor requests (value: the instance's key prefix).
+WEBHOOK_RUN_TAG = "siro/webhook_run"
+# A run in these has not started its process, so it has not fetched yet.
+WAITING_TO_START = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
 
 
 def _utc_now() -> datetime:
@@ -71,6 +84,15 @@ def build_webhook_sensor(
         if drained is None and not due:
             # An idle tick (or retries not due yet): no API request, no run.
             return SkipReason("No webhook events past the cursor.")
+        waiting = context.instance.get_runs(
+            RunsFilter(job_name=job.name, statuses=WAITING_TO_START, tags={WEBHOOK_RUN_TAG: settings.key_prefix}),
+            limit=options.max_waiting_runs,
+        )
+        if len(waiting) >= options.max_waiting_runs:
+            # Backpressure: each run costs a process start (seconds of CPU). While earlier
+            # ones still wait for theirs, these ids stay past the cursor and go with the
+            # next run, so a burst of events becomes a few runs, not one per tick.
+            return SkipReason(f"{len(waiting)} webhook run(s) still waiting to start; these events go with the next.")
         ids = list(dict.fromkeys((drained.ids if drained else ()) + due))
         # The run's partitions are the recordings' createdAt days, which the events do
         # not carry: one light request per id (no enrichment) learns them.
@@ -99,6 +121,7 @@ def build_webhook_sensor(
             requests.append(RunRequest(
                 run_key=key if len(ranges) == 1 else f"{key}:{partition_key(first)}",
                 tags={
+                    WEBHOOK_RUN_TAG: settings.key_prefix,
                     RECORDING_IDS_TAG: ",".join(in_range),
                     PARTITION_RANGE_START_TAG: partition_key(first),
                     PARTITION_RANGE_END_TAG: partition_key(last),
