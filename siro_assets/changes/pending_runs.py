@@ -12,7 +12,8 @@ A run for it counts only if it covers that change: it lists from that ``updatedA
 earlier, or pulls the whole day. So a newer change on a day whose run failed, is
 running or is about to be retried gets a run that reaches back to the older change
 (``owed_since``), and a queued run is relied on only if it lists every change owed
-(``covers``).
+(``covers``). A run that fetches only the recordings it names (a webhook-driven run)
+covers no day: it is never relied on, and its success settles no pending day.
 
 Pure decisions only; `run_status.py` reads the run states from the Dagster instance.
 """
@@ -20,7 +21,7 @@ Pure decisions only; `run_status.py` reads the run states from the Dagster insta
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
@@ -29,8 +30,10 @@ from .sensor_cursor import PendingRequest
 __all__ = [
     "MISSING_RUN_GRACE",
     "PendingReview",
+    "QueuedRun",
     "RequestState",
     "covers",
+    "furthest_queued",
     "next_pending",
     "owed_since",
     "rerequest_backoff",
@@ -116,6 +119,37 @@ def covers(run_since: datetime | None, owed: datetime | None) -> bool:
     """Whether a run listing ``updatedAt >= run_since`` (None: the whole day) fetches
     every change from ``owed`` on (None: unknown, so only a whole-day run does)."""
     return run_since is None or (owed is not None and run_since <= owed)
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    """A run that has not started fetching: its request key, and the ``updatedAt`` it
+    will list from (``siro/updated_since``; None: it pulls its days whole).
+    ``ids_only``: it fetches just the recordings it names (``siro/recording_ids``),
+    whatever else changed on its days."""
+
+    key: str
+    since: datetime | None
+    ids_only: bool = False
+
+
+def _reaches_further(run: QueuedRun, than: QueuedRun) -> bool:
+    return than.since is not None and (run.since is None or run.since < than.since)
+
+
+def furthest_queued(runs: Iterable[tuple[QueuedRun, Iterable[date]]]) -> dict[date, QueuedRun]:
+    """Each day of the queued ``runs`` (each with its days) mapped to the run that
+    reaches back furthest, the one ``covers`` is asked about. A run fetching only named
+    ids lists no day's changes, so it covers none: counting it as a whole-day pull
+    (its ``since`` is None) would leave the other changes of its days unfetched."""
+    out: dict[date, QueuedRun] = {}
+    for run, days in runs:
+        if run.ids_only:
+            continue
+        for day in days:
+            if day not in out or _reaches_further(run, out[day]):
+                out[day] = run
+    return out
 
 
 def owed_since(review: PendingReview, changes: Mapping[date, datetime]) -> dict[date, datetime | None]:

@@ -92,9 +92,17 @@ def take(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime, ttl: float)
 
 
 def release(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """Give the lease up, if `run_id` still holds it."""
+    """Give the lease up, if `run_id` still holds it.
+
+    Re-run after a lake commit conflict (a heartbeat or another run's take on the same
+    row): the release comes after the run's last outcome, and a lost race must not fail
+    a delivery whose sends succeeded."""
     create_keyed_table(con, LEASE_DDL)
-    con.execute(f"DELETE FROM {LEASE_TABLE} WHERE lease = ? AND run_id = ?", [_NAME, run_id])
+
+    def delete() -> None:
+        con.execute(f"DELETE FROM {LEASE_TABLE} WHERE lease = ? AND run_id = ?", [_NAME, run_id])
+
+    write_transaction(lambda: _in_transaction(con, delete))
 
 
 class DeliveryLease:
@@ -124,8 +132,14 @@ class DeliveryLease:
         self._stop.set()
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=60)
-        with self.connect() as con:
-            release(con, self.run_id)
+        try:
+            with self.connect() as con:
+                release(con, self.run_id)
+        except Exception as err:
+            if exc[0] is None:
+                raise
+            # The delivery's own error is the one to see; an unreleased lease expires in `ttl`.
+            self.log.warning(f"Could not release the delivery lease ({type(err).__name__}); it expires by itself")
 
     def acquire(self) -> None:
         """Take the lease, waiting (polling) while another live run holds it; `LeaseHeld` past `wait`."""

@@ -122,5 +122,9 @@ def due_page(con: duckdb.DuckDBPyConnection, run_id: str, after: int, records: i
 
 
 def drop_due(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """Empty the run's queue once its delivery is over (other runs' rows stay)."""
-    con.execute(f"DELETE FROM {QUEUE_TABLE} WHERE run_id = ?", [run_id])
+    """Empty the run's queue once its delivery is over (other runs' rows stay).
+
+    Called in the delivery's `finally`: like every ledger write it re-runs after a lake
+    commit conflict, so a lost race neither hides the delivery's own error nor fails a
+    delivery that succeeded."""
+    in_transaction(con, lambda: con.execute(f"DELETE FROM {QUEUE_TABLE} WHERE run_id = ?", [run_id]))

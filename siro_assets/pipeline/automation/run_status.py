@@ -6,14 +6,13 @@ The only Dagster-facing half of the pending-days bookkeeping (`pending_runs.py` 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from .dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, PARTITION_TAG
-from ...changes.pending_runs import RequestState
-from ..ingest.refresh import updated_since
+from ...changes.pending_runs import QueuedRun, RequestState, furthest_queued
+from ..ingest.refresh import recording_ids, updated_since
 from ..partitions import partition_date
 
 __all__ = ["REQUEST_TAG", "QueuedRun", "queued_days", "request_key_of", "request_states"]
@@ -32,11 +31,21 @@ def request_key_of(run: DagsterRun) -> str:
     return run.tags.get(REQUEST_TAG) or f"{RUN_ID_KEY_PREFIX}{run.run_id}"
 
 
+def _ids_only(run: DagsterRun) -> bool:
+    """A webhook-driven run: it fetches the recordings it names, not its days' changes."""
+    return bool(recording_ids(run.tags))
+
+
 def _runs_of(instance: DagsterInstance, key: str) -> Sequence[DagsterRun]:
     if key.startswith(RUN_ID_KEY_PREFIX):
         group = instance.get_run_group(key[len(RUN_ID_KEY_PREFIX):])
-        return list(group[1]) if group else []
-    return [record.dagster_run for record in instance.get_run_records(RunsFilter(tags={REQUEST_TAG: key}))]
+        runs = list(group[1]) if group else []
+    else:
+        runs = [record.dagster_run for record in instance.get_run_records(RunsFilter(tags={REQUEST_TAG: key}))]
+    # A day left to a webhook-driven run (a cursor written before such runs stopped
+    # being relied on) is not settled by it: its state reads MISSING, so the day is
+    # requested again once the grace is over.
+    return [run for run in runs if not _ids_only(run)]
 
 
 def _state(runs: Sequence[DagsterRun]) -> RequestState:
@@ -70,30 +79,15 @@ def _days_of(run: DagsterRun) -> list[date]:
     return [a + timedelta(days=k) for k in range((b - a).days + 1)]
 
 
-@dataclass(frozen=True)
-class QueuedRun:
-    """A run that has not started fetching: its request key, and the ``updatedAt`` it
-    will list from (``siro/updated_since``; None: it pulls its days whole)."""
-
-    key: str
-    since: datetime | None
-
-
-def _reaches_further(run: QueuedRun, than: QueuedRun) -> bool:
-    return than.since is not None and (run.since is None or run.since < than.since)
-
-
 def queued_days(instance: DagsterInstance, job_name: str) -> dict[date, QueuedRun]:
     """Days covered by a run of ``job_name`` that is queued and has not started fetching,
     mapped to the one that reaches back furthest. Such a run fetches every change from
     its ``since`` on that is listed until it starts, so the sensor adds no second run
-    for a day whose changes it covers (``pending_runs.covers``)."""
+    for a day whose changes it covers (``pending_runs.covers``). A webhook-driven run
+    covers no day (``pending_runs.furthest_queued``)."""
     records = instance.get_run_records(RunsFilter(job_name=job_name, statuses=sorted(_NOT_STARTED, key=str)))
-    out: dict[date, QueuedRun] = {}
-    for record in records:
-        run = record.dagster_run
-        queued = QueuedRun(request_key_of(run), updated_since(run.tags))
-        for day in _days_of(run):
-            if day not in out or _reaches_further(queued, out[day]):
-                out[day] = queued
-    return out
+    runs = [r.dagster_run for r in records]
+    return furthest_queued(
+        (QueuedRun(request_key_of(run), updated_since(run.tags), ids_only=_ids_only(run)), _days_of(run))
+        for run in runs
+    )
