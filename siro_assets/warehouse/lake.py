@@ -245,8 +245,10 @@ def open_lake(
         Path(settings.data_path).mkdir(parents=True, exist_ok=True)
     try:
         return retry_lake_conflicts(lambda: _attach(settings, read_only, config, schema), retry_on=_is_init_race)
-    except duckdb.Error as exc:
-        # `from None`: the original exception's text may quote the DSN or the keys.
+    except (duckdb.Error, LakeCommitUnknownError) as exc:
+        # `from None`: the original exception's text may quote the DSN or the keys. An
+        # ATTACH cut off while creating the catalog is safe to open again, so it is reported
+        # as a failure to open.
         raise LakeConnectError(
             f"could not open the DuckLake at {settings.data_path}: "
             f"{_redacted(str(exc), settings.secrets())}"

@@ -135,4 +135,22 @@ def test_the_retry_logs_and_raises_no_lake_secret(caplog):
     with pytest.raises(duckdb.IOException) as caught:
         retry_lake_conflicts(refused, sleep=lambda _: None)
     assert PASSWORD not in str(caught.value) and "Connection refused" in str(caught.value)
+    assert "host=" not in str(caught.value)
     assert caught.value.__context__ is None
+
+
+def test_a_retried_conflict_is_logged_without_the_lake_secrets(caplog):
+    LakeSettings(catalog=f"postgresql://siro:{PASSWORD}@db.internal/lake", data_path="/lake",
+                 aws_secret_access_key=AWS_SECRET)
+    errors = [duckdb.TransactionException(f"{CREATE_CONFLICT} (postgresql://siro:{PASSWORD}@db.internal/lake, "
+                                          f"{AWS_SECRET})")]
+
+    def work():
+        if errors:
+            raise errors.pop()
+        return "committed"
+
+    with caplog.at_level(logging.INFO, logger="siro_assets.warehouse"):
+        assert retry_lake_conflicts(work, sleep=lambda _: None) == "committed"
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Retrying")]
+    assert "Transaction conflict" in line and PASSWORD not in line and AWS_SECRET not in line
