@@ -298,7 +298,7 @@ _CONFLICT = re.compile(r'transaction conflict|duplicate key value violates uniqu
 _CONNECTION_LOST = re.compile(
     r"server closed the connection|terminating connection|no connection to the server|could not (?:receive|send) "
     r"data (?:from|to) server|ssl connection has been closed|connection to server .* failed|unable to connect to "
-    r'postgres|failed to execute query "(?:commit|rollback)"',
+    r'postgres|failed to execute query "rollback"',
     re.IGNORECASE,
 )
 

@@ -121,15 +121,16 @@ _UNLOGGED = f"""(SELECT * FROM {_OUTCOMES.source} AS o
 WHERE NOT EXISTS (SELECT 1 FROM {LOG_TABLE} AS l
     WHERE l.attempted_at BETWEEN $first::TIMESTAMPTZ AND $last::TIMESTAMPTZ
       AND {" AND ".join(f"l.{n} IS NOT DISTINCT FROM o.{n}" for n in _LOG_KEY)}))"""
+_LOG = f"""
+INSERT INTO {LOG_TABLE} ({", ".join(name for name, _, _, _ in LOG_COLUMNS)})
+SELECT {", ".join(name for name, _, _, _ in LOG_COLUMNS)} FROM {_UNLOGGED}
+"""
 
 
 def _outcome_params(rows: list[dict]) -> dict:
     return _OUTCOMES.params(rows, first=min(r["attempted_at"] for r in rows),
                             last=max(r["attempted_at"] for r in rows))
-_LOG = f"""
-INSERT INTO {LOG_TABLE} ({", ".join(name for name, _, _, _ in LOG_COLUMNS)})
-SELECT {", ".join(name for name, _, _, _ in LOG_COLUMNS)} FROM {_UNLOGGED}
-"""
+
 
 # In `excluded`, `deliveries` is 1 for a delivery and 0 otherwise, which is how the
 # update below tells them apart.
