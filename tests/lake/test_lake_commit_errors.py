@@ -1,14 +1,19 @@
 """Commit failures on a real lake (PostgreSQL 15 catalog) that are not lost races: a
 catalog connection that dies at COMMIT leaves the outcome unknown, so the transaction is
-raised as such, never re-run, and its message holds no DSN or password."""
+raised as such, never re-run, and its message holds no DSN or password; a catalog role
+that may not write fails at once."""
 
 from __future__ import annotations
 
+import logging
+import uuid
+
+import duckdb
 import psycopg2
 import pytest
 
 from siro_assets.warehouse.backend import open_warehouse, write_transaction
-from siro_assets.warehouse.lake import LakeCommitUnknownError
+from siro_assets.warehouse.lake import LakeCommitUnknownError, LakeSettings
 from siro_assets.warehouse.tables import transaction
 
 # A deferred trigger fires inside PostgreSQL's COMMIT: terminating its own backend there is
@@ -52,3 +57,29 @@ def test_a_connection_lost_at_commit_is_raised_as_unknown_and_not_re_run(lake):
     _catalog(lake.catalog, "DROP TRIGGER die_at_commit ON ducklake_snapshot")
     with open_warehouse(lake=lake, read_only=True) as reader:
         assert reader.execute("SELECT count(*) FROM siro.t").fetchall() == [(0,)]
+
+
+@pytest.mark.parametrize("lake", ["directory"], indirect=True)
+def test_a_catalog_role_without_write_rights_fails_at_once_without_its_password(lake, caplog):
+    owner = open_warehouse(lake=lake)
+    owner.execute("CREATE TABLE siro.t (n INTEGER)")
+    owner.close()
+    role = "reader_" + uuid.uuid4().hex[:8]
+    _catalog(lake.catalog, f"CREATE ROLE {role} LOGIN PASSWORD 'hunter2-secret'; "
+                           f"GRANT USAGE ON SCHEMA public TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    dsn = " ".join(f"user={role}" if p.startswith("user=") else "password=hunter2-secret" if p.startswith("password=")
+                   else p for p in lake.catalog.split())
+    reader = open_warehouse(lake=LakeSettings(catalog=dsn, data_path=lake.data_path))
+    runs = []
+
+    def insert() -> None:
+        runs.append(1)
+        with transaction(reader):
+            reader.execute("INSERT INTO siro.t VALUES (1)")
+
+    with caplog.at_level(logging.INFO, logger="siro_assets.warehouse"):
+        with pytest.raises(duckdb.TransactionException, match="permission denied for table ducklake_") as caught:
+            write_transaction(insert)
+    assert runs == [1] and not [r for r in caplog.records if r.getMessage().startswith("Retrying")]
+    assert "hunter2-secret" not in str(caught.value)
+    reader.close()
