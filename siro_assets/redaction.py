@@ -2,7 +2,8 @@
 
 Secrets are registered where they are resolved: the Siro API token
 (`defs/resources.py`), the CRM client ids, client secrets and tokens when CRM settings
-are validated (`crm/config.py`), and a Salesforce session token when it is issued. Any
+are validated (`crm/config.py`), a Salesforce session token when it is issued, and the
+lake catalog's password and S3 keys when `LakeSettings` are built (`warehouse/lake.py`). Any
 text built from outside input (an exception, a CRM's answer) goes through `scrub`, which
 replaces every registered secret, in the forms it takes when echoed (plain, URL-encoded,
 JSON-escaped), with `***`.

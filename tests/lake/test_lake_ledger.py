@@ -45,7 +45,8 @@ def test_intents_and_acknowledgements_recorded_twice_read_back_once_on_the_lake(
         acked = con.execute(
             f"SELECT external_id, json(acked_value)::VARCHAR, acked_delivery_key IS NOT NULL, deliveries, "
             f"pending_run_id, last_outcome FROM {STATE_TABLE} ORDER BY ALL").fetchall()
-        assert acked == [("o0", '"v0"', True, 2, None, DELIVERED), ("o1", '"v1"', True, 2, None, DELIVERED)]
+        # The same outcomes recorded twice count once (an unknown commit run again).
+        assert acked == [("o0", '"v0"', True, 1, None, DELIVERED), ("o1", '"v1"', True, 1, None, DELIVERED)]
         assert con.execute(f"SELECT count(*), count(DISTINCT delivery_key) FROM {OUTBOX_TABLE}").fetchall() == [(2, 2)]
         assert con.execute(f"SELECT lease, run_id, acquired_at FROM {LEASE_TABLE}").fetchall() == [("delivery", RUN, T0)]
     finally:

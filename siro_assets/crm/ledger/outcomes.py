@@ -110,10 +110,27 @@ _LOG_TYPES = {"attempted_at": "TIMESTAMPTZ", "value": "JSON", "partition_date": 
 # One row per outcome, for the log and the field's state alike (`delivered` tells them apart).
 _OUTCOMES = RowBatch({**{name: _LOG_TYPES.get(name, _V) for name, _, _, _ in LOG_COLUMNS},
                       "field_key": _V, "last_fingerprint": _V, "delivered": "BOOLEAN"})
+# A log row's natural key: one attempt's outcome for one field, recorded at one moment.
+_LOG_KEY = ("attempted_at", "run_id", "sink", "integration_connection_id", "object_type", "external_id",
+            "crm_field_name", "outcome", "delivery_key")
+# Outcomes not logged yet. A transaction that committed and is run again (its commit's
+# outcome was unknown) finds its rows logged and records nothing twice; the state upsert
+# runs first on the same filter, so it counts a delivery only with its new log row. The
+# constant bounds on attempted_at let the scan skip the log's older row groups and files.
+_UNLOGGED = f"""(SELECT * FROM {_OUTCOMES.source} AS o
+WHERE NOT EXISTS (SELECT 1 FROM {LOG_TABLE} AS l
+    WHERE l.attempted_at BETWEEN $first::TIMESTAMPTZ AND $last::TIMESTAMPTZ
+      AND {" AND ".join(f"l.{n} IS NOT DISTINCT FROM o.{n}" for n in _LOG_KEY)}))"""
 _LOG = f"""
 INSERT INTO {LOG_TABLE} ({", ".join(name for name, _, _, _ in LOG_COLUMNS)})
-SELECT {", ".join(name for name, _, _, _ in LOG_COLUMNS)} FROM {_OUTCOMES.source}
+SELECT {", ".join(name for name, _, _, _ in LOG_COLUMNS)} FROM {_UNLOGGED}
 """
+
+
+def _outcome_params(rows: list[dict]) -> dict:
+    return _OUTCOMES.params(rows, first=min(r["attempted_at"] for r in rows),
+                            last=max(r["attempted_at"] for r in rows))
+
 
 # In `excluded`, `deliveries` is 1 for a delivery and 0 otherwise, which is how the
 # update below tells them apart.
@@ -125,10 +142,10 @@ def _upsert_outcomes(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
     # A failure leaves the CRM's value unknown (the write may have landed): keep the intent.
     acked = ", ".join(f"CASE WHEN delivered THEN {n} END" for n in _ACKED)
     upsert(
-        con, table=STATE_TABLE, params=_OUTCOMES.params(rows), columns=_OUTCOME_COLUMNS, key=FIELD_COLUMNS,
+        con, table=STATE_TABLE, params=_outcome_params(rows), columns=_OUTCOME_COLUMNS, key=FIELD_COLUMNS,
         source=f"""SELECT {", ".join(FIELD_COLUMNS)}, crm_field_name, {acked}, CASE WHEN delivered THEN 1 ELSE 0 END,
        outcome, value, recording_id, http_status, error_code, error_message, last_fingerprint, attempted_at
-FROM {_OUTCOMES.source}""",
+FROM {_UNLOGGED}""",
         updates=f"""    crm_field_name = excluded.crm_field_name,
     acked_value = CASE WHEN excluded.deliveries = 1 THEN excluded.last_value ELSE {STATE_TABLE}.acked_value END,
     acked_recording_id = CASE WHEN excluded.deliveries = 1 THEN excluded.last_recording_id ELSE {STATE_TABLE}.acked_recording_id END,
@@ -167,15 +184,20 @@ def record_outcomes(
     con: duckdb.DuckDBPyConnection, outcomes: Sequence[Outcome], sink: str, run_id: str, now: datetime,
     *, update_state: bool = True,
 ) -> None:
-    """After sending: the log rows, and the field state (acknowledged value, reject, failure)."""
+    """After sending: the log rows, and the field state (acknowledged value, reject, failure).
+
+    Idempotent: outcomes already logged (the same call run again) are neither logged nor
+    counted again.
+    """
     if not outcomes:
         return
     rows = [outcome_row(o, sink, run_id, now) for o in outcomes]
 
     def work() -> None:
-        con.execute(_LOG, _OUTCOMES.params(rows))
+        # State first: both statements skip the outcomes already logged (see `_UNLOGGED`).
         if update_state:
             _upsert_outcomes(con, rows)
+        con.execute(_LOG, _outcome_params(rows))
 
     in_transaction(con, work)
 
@@ -197,7 +219,7 @@ def log_orphans(con: duckdb.DuckDBPyConnection, orphans: Sequence[Orphan], run_i
     ]
 
     def work() -> None:
-        con.execute(_LOG, _OUTCOMES.params(rows))
+        con.execute(_LOG, _outcome_params(rows))
         # Adopt the intent so it is logged once; it is cleared when the re-send is recorded.
         con.execute(f"UPDATE {STATE_TABLE} SET pending_run_id = $run WHERE {_ORPHAN}", _orphan_params(run_id, now))
 
