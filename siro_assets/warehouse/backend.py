@@ -8,7 +8,7 @@ SQL on it. What DuckLake needs differently lives here and only here:
   target); day tables are partitioned by `partition_date`, so a day's replace rewrites
   that day's files only and compaction works per day;
 - commits: concurrent writers may conflict at COMMIT, and `write_transaction` re-runs
-  the whole transaction (bounded backoff, `lake.retry_lake_conflicts`);
+  the whole transaction (bounded backoff, `lake_retry.retry_lake_conflicts`);
 - writers: a DuckDB file takes one writer at a time (`connection.writer_lock`); a lake
   needs no lock file, but DuckLake only detects write-write conflicts on rows it deletes:
   two writers adding a day the table does not hold yet would both commit, and the day's
@@ -30,7 +30,8 @@ import duckdb
 
 from .connection import DEFAULT_SCHEMA, open_duckdb, writer_lock
 from .tables import schema_exists, table_exists, transaction
-from .lake import DUCKLAKE, LakeSettings, is_lake, open_lake, retry_lake_conflicts, warehouse_mode
+from .lake import DUCKLAKE, LakeSettings, is_lake, open_lake, warehouse_mode
+from .lake_retry import retry_lake_conflicts
 
 T = TypeVar("T")
 

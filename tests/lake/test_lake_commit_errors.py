@@ -13,7 +13,8 @@ import psycopg2
 import pytest
 
 from siro_assets.warehouse.backend import open_warehouse, write_transaction
-from siro_assets.warehouse.lake import LakeCommitUnknownError, LakeSettings
+from siro_assets.warehouse.lake import LakeSettings
+from siro_assets.warehouse.lake_retry import LakeCommitUnknownError
 from siro_assets.warehouse.tables import transaction
 
 # A deferred trigger fires inside PostgreSQL's COMMIT: terminating its own backend there is

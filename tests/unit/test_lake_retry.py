@@ -16,12 +16,8 @@ import logging
 import duckdb
 import pytest
 
-from siro_assets.warehouse.lake import (
-    LakeCommitUnknownError,
-    LakeSettings,
-    is_lake_conflict,
-    retry_lake_conflicts,
-)
+from siro_assets.warehouse.lake import LakeSettings
+from siro_assets.warehouse.lake_retry import LakeCommitUnknownError, is_lake_conflict, retry_lake_conflicts
 
 _COMMIT = "TransactionContext Error: Failed to commit: Failed to commit DuckLake transaction.\n"
 _BATCH = ('Failed to flush changes into DuckLake: Failed to execute query "INSERT INTO "public".ducklake_snapshot '

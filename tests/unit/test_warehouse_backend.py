@@ -21,10 +21,9 @@ from siro_assets.warehouse.lake import (
     LakeUnavailableError,
     extension_file,
     is_lake,
-    is_lake_conflict,
-    retry_lake_conflicts,
     warehouse_mode,
 )
+from siro_assets.warehouse.lake_retry import is_lake_conflict, retry_lake_conflicts
 
 CONFLICT = duckdb.TransactionException(
     "TransactionContext Error: Failed to commit: Failed to commit DuckLake transaction.\n"
