@@ -5,7 +5,7 @@ launcher), waits for a recording's `updatedAt` to move in the simulated world, a
 how long the change takes to land in DuckDB through the `recordings_updated_sensor`.
 
     .venv/bin/python bench/freshness.py [--interval 5] [--timeout 300] [--keep]
-    .venv/bin/python bench/freshness.py --webhooks [--quick] [--changes 40]
+    .venv/bin/python bench/freshness.py --webhooks [--quick] [--changes 40] [--speed 10]
 
 `--webhooks` compares the two paths side by side in one run (see `freshness_push.py`):
 N changes through a real daemon with webhooks on, then N through polling at its default
@@ -131,11 +131,13 @@ def main() -> int:
                     help="webhooks vs polling at the default interval, N changes each (freshness_push.py)")
     ap.add_argument("--changes", type=int, default=None, help="--webhooks: changes per mode (default 40, --quick 8)")
     ap.add_argument("--quick", action="store_true", help="--webhooks: a small run (8 changes per mode)")
+    ap.add_argument("--speed", type=float, default=10.0,
+                    help="--webhooks: the simulated world's speed (10: ~24 changes a minute, 1: ~2.4)")
     args = ap.parse_args()
     if args.webhooks:
         from freshness_push import compare_modes
 
-        return compare_modes(changes=args.changes or (8 if args.quick else 40), keep=args.keep)
+        return compare_modes(changes=args.changes or (8 if args.quick else 40), keep=args.keep, speed=args.speed)
 
     tmp = Path(tempfile.mkdtemp(prefix="siro-freshness-"))
     home = tmp / "dagster_home"

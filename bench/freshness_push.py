@@ -16,9 +16,10 @@ the run that wrote it, split into:
 - fetch: -> the last API answer the step got before its write
 - write: -> the raw table's materialization (the swap/upsert committed)
 
-The run that wrote a change is the one whose raw step started last before a read-only
-reader of the warehouse first saw the row; the row's time is that run's `siro/recordings`
-materialization, or the reader's sighting if that came first.
+The run that wrote a change is, with webhooks, the first run whose `siro/recording_ids`
+names it; polling runs name no ids, so there it is the one whose raw step started last
+before a read-only reader of the warehouse first saw the row. The row's time is that run's
+`siro/recordings` materialization, or the reader's sighting if that came first.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from siro_assets.api_client.timestamps import format_ts  # noqa: E402
+from siro_assets.pipeline.ingest.refresh import RECORDING_IDS_TAG  # noqa: E402
 from siro_assets.simulator import SimulatorApi, World, WorldConfig  # noqa: E402
 from siro_assets.simulator.server import run_in_thread  # noqa: E402
 from siro_assets.simulator.webhook_sender import DeliveryFaults, WebhookSender, webhook_messages  # noqa: E402
@@ -50,8 +52,8 @@ from siro_assets.warehouse.connection import duckdb_connection  # noqa: E402
 BIN = Path(sys.executable).parent
 TOKEN = "bench-token"
 SECRET = "whsec_YmVuY2gtb25seSB3ZWJob29rIHNlY3JldCwgbm90IGZvciBwcm9k"
-SPEED = 10.0
-WORLD = World(WorldConfig(recordings_per_day=2000))  # ~0.4 webhook-worthy changes a real second at SPEED
+SPEED = 10.0  # the default; `--speed` sets it
+WORLD = World(WorldConfig(recordings_per_day=2000))  # ~0.04 webhook-worthy changes a real second per unit of speed
 POLLING_DEFAULT_SECONDS = 60  # the updatedAt sensor's default interval
 POLLING_WITH_WEBHOOKS_SECONDS = 600  # its default once webhooks are on
 STAGES = ("receive", "tick", "queue", "start", "fetch", "write")
@@ -60,10 +62,10 @@ POLLING_SENSOR, WEBHOOK_SENSOR = "recordings_updated_sensor", "recordings_webhoo
 
 
 class Clock:
-    """Frozen at `origin` until `run()`, then `SPEED` times real time; `freeze()` stops it."""
+    """Frozen at `origin` until `run()`, then `speed` times real time; `freeze()` stops it."""
 
-    def __init__(self, origin: datetime) -> None:
-        self.origin, self.run_at, self.frozen = origin, None, origin
+    def __init__(self, origin: datetime, speed: float = SPEED) -> None:
+        self.origin, self.run_at, self.frozen, self.speed = origin, None, origin, speed
 
     def run(self) -> None:
         self.run_at, self.frozen = time.time(), None
@@ -71,7 +73,7 @@ class Clock:
     def now(self) -> datetime:
         if self.frozen is not None:
             return self.frozen
-        return self.origin + timedelta(seconds=(time.time() - self.run_at) * SPEED)
+        return self.origin + timedelta(seconds=(time.time() - self.run_at) * self.speed)
 
     def freeze(self) -> datetime:
         self.frozen = self.now()
@@ -79,7 +81,7 @@ class Clock:
 
     def real(self, happened_ms: int) -> float:
         """The real epoch second at which a simulated instant happened."""
-        return self.run_at + (happened_ms / 1000 - self.origin.timestamp()) / SPEED
+        return self.run_at + (happened_ms / 1000 - self.origin.timestamp()) / self.speed
 
 
 class LoggingApi(SimulatorApi):
@@ -193,10 +195,17 @@ def _attribute(changes: list[Change], runs: list[dict], answered: list[tuple[flo
         # step started last before the row was seen. Its materialization event can be
         # logged just after the reader saw the commit, so the row's time is the earlier.
         writers = [r for r in runs if r["step"] <= c.seen and r["written"] >= c.at]
+        # A webhook run names its ids: its writer is the first run naming this one. The
+        # sighting can lag (the reader waits while runs hold the file), so the latest run
+        # before it may be a later one.
+        named = [r for r in runs if r["written"] >= c.at
+                 and c.recording_id in r["tags"].get(RECORDING_IDS_TAG, "").split(",")]
+        if webhooks and named:
+            writers = [min(named, key=lambda r: r["written"])]
         if not writers:
             continue
         run = max(writers, key=lambda r: r["step"])
-        end = min(run["written"], c.seen)
+        end = min(run["written"], max(c.seen, run["step"]))
         got = received.get(c.msg_id) if webhooks else None
         last_answer = max((t for t, _ in answered if run["step"] <= t <= end), default=run["step"])
         # A changes-only run lists when its step starts, so it can bring a change made after
@@ -209,7 +218,7 @@ def _attribute(changes: list[Change], runs: list[dict], answered: list[tuple[flo
         c.stages = {stage: b - a for stage, a, b in zip(STAGES, [c.at, *points[:-1]], points)}
 
 
-def session(mode: str, changes_wanted: int, work: Path) -> tuple[list[Change], dict]:
+def session(mode: str, changes_wanted: int, work: Path, speed: float = SPEED) -> tuple[list[Change], dict]:
     """One daemon session in `mode` ("webhooks" or "polling"); the changes, timed, and counts."""
     webhooks = mode == "webhooks"
     tmp = work / mode
@@ -217,7 +226,7 @@ def session(mode: str, changes_wanted: int, work: Path) -> tuple[list[Change], d
     home.mkdir(parents=True)
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     database = tmp / "siro.duckdb"
-    clock = Clock(datetime.now(timezone.utc).replace(microsecond=0))
+    clock = Clock(datetime.now(timezone.utc).replace(microsecond=0), speed)
     # Generate the world's recent days now, not inside the first API answer or sender pass.
     webhook_messages(WORLD, clock.origin - timedelta(seconds=1), clock.origin + timedelta(hours=2))
     api = LoggingApi(WORLD, clock, token=TOKEN)
@@ -351,16 +360,17 @@ def report(mode: str, changes: list[Change], counts: dict, interval: int) -> lis
     return lines
 
 
-def compare_modes(changes: int, keep: bool = False) -> int:
+def compare_modes(changes: int, keep: bool = False, speed: float = SPEED) -> int:
     """Run both sessions and print the figures side by side."""
     work = Path(tempfile.mkdtemp(prefix="siro-freshness-push-"))
     load = os.getloadavg()[0]
-    print(f"{changes} changes per mode; the world at {SPEED:.0f}x real time; load average {load:.1f} "
+    print(f"{changes} changes per mode; the world at {speed:g}x real time (~{2.4 * speed:.0f} changes a minute); "
+          f"load average {load:.1f} "
           f"on {os.cpu_count()} cores at start", flush=True)
     out = []
     try:
         for mode, interval in (("webhooks", POLLING_WITH_WEBHOOKS_SECONDS), ("polling", POLLING_DEFAULT_SECONDS)):
-            timed, counts = session(mode, changes, work)
+            timed, counts = session(mode, changes, work, speed)
             lines = report(mode, timed, counts, interval)
             out += lines
             print("\n".join(lines), flush=True)

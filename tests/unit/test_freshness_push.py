@@ -51,3 +51,12 @@ def test_a_materialization_logged_after_the_reader_saw_the_row_still_names_its_r
 def test_percentiles_are_inclusive():
     assert _pct([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0
     assert _pct([7.0], 95) == 7.0
+
+
+def test_a_webhook_change_is_written_by_the_first_run_naming_its_id_even_if_seen_late():
+    # The reader was held off the file while two runs wrote: it saw the row after both.
+    writer = _run(104.0, 105.0, 107.0, 110.0, **{"siro/recording_ids": "rec_0,rec_1"})
+    later = _run(112.0, 113.0, 115.0, 118.0, **{"siro/recording_ids": "rec_2"})
+    change = Change("msg_1", "rec_1", 0, at=100.0, seen=119.0)
+    _attribute([change], [writer, later], [(108.0, "/v1/core/recordings/rec_1")], {"msg_1": 100.4}, webhooks=True)
+    assert change.total == pytest.approx(10.0) and change.stages["tick"] == pytest.approx(3.6)
