@@ -295,7 +295,6 @@ def session(mode: str, changes_wanted: int, work: Path, speed: float = SPEED) ->
         clock.run()
         for t in threads:
             t.start()
-        started = time.time()
         while len(webhook_messages(WORLD, clock.origin, clock.now())) < changes_wanted:
             time.sleep(0.5)
         until = clock.freeze()
@@ -303,8 +302,10 @@ def session(mode: str, changes_wanted: int, work: Path, speed: float = SPEED) ->
                    for m in webhook_messages(WORLD, clock.origin, until)]
         watcher = threading.Thread(target=_watch, args=(database, changes, stop_threads), daemon=True)
         watcher.start()
-        budget = 120 + (0 if webhooks else 2 * POLLING_DEFAULT_SECONDS)
-        while any(c.seen is None for c in changes) and time.time() - started < budget:
+        # From the last change, not the session's start: at a low --speed the changes
+        # alone take minutes, and the last ones must have their full time to land.
+        budget, last_change = 120 + (0 if webhooks else 2 * POLLING_DEFAULT_SECONDS), time.time()
+        while any(c.seen is None for c in changes) and time.time() - last_change < budget:
             if daemon.poll() is not None:
                 raise SystemExit(f"dagster-daemon exited; see {daemon_log}")
             time.sleep(0.5)
