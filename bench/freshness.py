@@ -6,6 +6,7 @@ how long the change takes to land in DuckDB through the `recordings_updated_sens
 
     .venv/bin/python bench/freshness.py [--interval 5] [--timeout 300] [--keep]
     .venv/bin/python bench/freshness.py --webhooks [--quick] [--changes 40] [--speed 10]
+        [--only webhooks|polling] [--webhook-checks essential|all]
 
 `--webhooks` compares the two paths side by side in one run (see `freshness_push.py`):
 N changes through a real daemon with webhooks on, then N through polling at its default
@@ -133,11 +134,16 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="--webhooks: a small run (8 changes per mode)")
     ap.add_argument("--speed", type=float, default=10.0,
                     help="--webhooks: the simulated world's speed (10: ~24 changes a minute, 1: ~2.4)")
+    ap.add_argument("--only", choices=("webhooks", "polling"), default=None,
+                    help="--webhooks: run one mode only")
+    ap.add_argument("--webhook-checks", choices=("essential", "all"), default="essential",
+                    help="--webhooks: SIRO_WEBHOOK_CHECKS, the asset checks each webhook run executes")
     args = ap.parse_args()
     if args.webhooks:
         from freshness_push import compare_modes
 
-        return compare_modes(changes=args.changes or (8 if args.quick else 40), keep=args.keep, speed=args.speed)
+        return compare_modes(changes=args.changes or (8 if args.quick else 40), keep=args.keep, speed=args.speed,
+                             only=args.only, webhook_checks=args.webhook_checks)
 
     tmp = Path(tempfile.mkdtemp(prefix="siro-freshness-"))
     home = tmp / "dagster_home"

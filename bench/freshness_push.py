@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -125,22 +126,43 @@ def _wait_for(check, what: str, proc: subprocess.Popen, log: Path, timeout: floa
         time.sleep(0.3)
 
 
-def _watch(database: Path, changes: list[Change], stop: threading.Event) -> None:
-    """Note when each change's row (updated_at at least the change) is first readable."""
-    ids = sorted({c.recording_id for c in changes})
-    while not stop.is_set() and any(c.seen is None for c in changes):
-        if database.exists():
+def _watch(database: Path, happened: Callable[[], list[Change]], stop: threading.Event) -> None:
+    """Note when each change's row (updated_at at least the change) is first readable.
+
+    `happened()` is the changes so far: the watch starts with the world, not once the
+    stream is over, or an early change would be first seen minutes after its row landed.
+    """
+    while not stop.is_set():
+        changes = happened()
+        pending = [c for c in changes if c.seen is None]
+        if pending and database.exists():
+            ids = sorted({c.recording_id for c in pending})
             try:
                 with duckdb_connection(database, read_only=True, lock_timeout=0.2) as con:
                     rows = dict(con.execute("SELECT id, epoch_ms(updated_at) FROM siro.recordings "
                                             "WHERE id IN (SELECT unnest(?))", [ids]).fetchall())
                 now = time.time()
-                for c in changes:
-                    if c.seen is None and rows.get(c.recording_id, -1) >= c.happened_ms:
+                for c in pending:
+                    if rows.get(c.recording_id, -1) >= c.happened_ms:
                         c.seen = now
             except Exception:  # noqa: BLE001 - a run holds the file, or no table yet
                 pass
         stop.wait(0.25)
+
+
+class _Stream:
+    """The changes that have happened in the world so far, each one `Change` for good."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock, self._by_id, self._lock = clock, {}, threading.Lock()
+
+    def __call__(self, until: datetime | None = None) -> list[Change]:
+        with self._lock:
+            for m in webhook_messages(WORLD, self.clock.origin, until or self.clock.now()):
+                if m.msg_id not in self._by_id:
+                    self._by_id[m.msg_id] = Change(m.msg_id, m.recording_id, m.happened_ms,
+                                                   self.clock.real(m.happened_ms))
+            return list(self._by_id.values())
 
 
 def _runs(home: Path) -> list[dict]:
@@ -218,7 +240,8 @@ def _attribute(changes: list[Change], runs: list[dict], answered: list[tuple[flo
         c.stages = {stage: b - a for stage, a, b in zip(STAGES, [c.at, *points[:-1]], points)}
 
 
-def session(mode: str, changes_wanted: int, work: Path, speed: float = SPEED) -> tuple[list[Change], dict]:
+def session(mode: str, changes_wanted: int, work: Path, speed: float = SPEED,
+            webhook_checks: str = "essential") -> tuple[list[Change], dict]:
     """One daemon session in `mode` ("webhooks" or "polling"); the changes, timed, and counts."""
     webhooks = mode == "webhooks"
     tmp = work / mode
@@ -236,7 +259,7 @@ def session(mode: str, changes_wanted: int, work: Path, speed: float = SPEED) ->
                SIRO_DUCKDB_PATH=str(database), PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
     if webhooks:
         # As defs.yaml recommends with webhooks on: polling every 10 minutes, as the safety net.
-        env.update(SIRO_WEBHOOKS="1", SIRO_WEBHOOK_SECRET=SECRET,
+        env.update(SIRO_WEBHOOKS="1", SIRO_WEBHOOK_SECRET=SECRET, SIRO_WEBHOOK_CHECKS=webhook_checks,
                    SIRO_SENSOR_INTERVAL_SECONDS=str(POLLING_WITH_WEBHOOKS_SECONDS))
     procs: list[subprocess.Popen] = []
     logs = []
@@ -292,16 +315,15 @@ def session(mode: str, changes_wanted: int, work: Path, speed: float = SPEED) ->
                                    since=clock.origin, faults=DeliveryFaults(duplicate_rate=0.1, delay_rate=0,
                                                                              reorder_rate=0))
             threads.append(threading.Thread(target=sender.run, args=(stop_threads, 0.1), daemon=True))
+        stream = _Stream(clock)
+        threads.append(threading.Thread(target=_watch, args=(database, stream, stop_threads), daemon=True))
         clock.run()
         for t in threads:
             t.start()
-        while len(webhook_messages(WORLD, clock.origin, clock.now())) < changes_wanted:
+        while len(stream()) < changes_wanted:
             time.sleep(0.5)
         until = clock.freeze()
-        changes = [Change(m.msg_id, m.recording_id, m.happened_ms, clock.real(m.happened_ms))
-                   for m in webhook_messages(WORLD, clock.origin, until)]
-        watcher = threading.Thread(target=_watch, args=(database, changes, stop_threads), daemon=True)
-        watcher.start()
+        changes = stream(until)
         # From the last change, not the session's start: at a low --speed the changes
         # alone take minutes, and the last ones must have their full time to land.
         budget, last_change = 120 + (0 if webhooks else 2 * POLLING_DEFAULT_SECONDS), time.time()
@@ -361,19 +383,20 @@ def report(mode: str, changes: list[Change], counts: dict, interval: int) -> lis
     return lines
 
 
-def compare_modes(changes: int, keep: bool = False, speed: float = SPEED) -> int:
-    """Run both sessions and print the figures side by side."""
+def compare_modes(changes: int, keep: bool = False, speed: float = SPEED, only: str | None = None,
+                  webhook_checks: str = "essential") -> int:
+    """Run both sessions (or `only` one) and print the figures side by side."""
     work = Path(tempfile.mkdtemp(prefix="siro-freshness-push-"))
     load = os.getloadavg()[0]
     print(f"{changes} changes per mode; the world at {speed:g}x real time (~{2.4 * speed:.0f} changes a minute); "
-          f"load average {load:.1f} "
+          f"webhook runs check {webhook_checks}; load average {load:.1f} "
           f"on {os.cpu_count()} cores at start", flush=True)
-    out = []
     try:
         for mode, interval in (("webhooks", POLLING_WITH_WEBHOOKS_SECONDS), ("polling", POLLING_DEFAULT_SECONDS)):
-            timed, counts = session(mode, changes, work, speed)
+            if only not in (None, mode):
+                continue
+            timed, counts = session(mode, changes, work, speed, webhook_checks)
             lines = report(mode, timed, counts, interval)
-            out += lines
             print("\n".join(lines), flush=True)
         print(f"load average {os.getloadavg()[0]:.1f} at the end")
         return 0

@@ -14,6 +14,7 @@ in pages of `PAGE_RECORDS` CRM records; unchanged fields are counted, not logged
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from datetime import date, datetime, timezone
 
 import duckdb
 
+from ..redaction import describe
 from .calls import CrmUnreachable
 from .config import Routing
 from .lease import DeliveryLease, LeaseHeld
@@ -165,13 +167,38 @@ class Delivery:
                     # A sink that stopped (quota, credentials) is not called again this run.
                     if route not in stopped and not self._deliver_route(settings, due):
                         stopped.add(route)
-        finally:
-            for sink in self._sinks.values():
-                self.report.api_calls += sink.stats.api_calls
-                self.report.rate_limited += sink.stats.rate_limited
-                sink.close()
-            with self.connect() as con:
-                drop_due(con, self.run_id)
+        except BaseException:
+            # The delivery's own error is the one to see: a clean-up that fails as well
+            # (the warehouse locked, a sink's close) is logged, not raised over it. Queue
+            # rows left behind are dropped by a later run's `stage_due`.
+            self._clean_up(raise_errors=False)
+            raise
+        self._clean_up(raise_errors=True)
+
+    def _clean_up(self, *, raise_errors: bool) -> None:
+        """Close every sink (counting its calls) and empty this run's queue; each step is
+        tried whatever the others do, and the first error is raised if `raise_errors`."""
+        steps = [functools.partial(self._close_sink, sink) for sink in self._sinks.values()]
+        steps.append(self._drop_due)
+        errors = []
+        for step in steps:
+            try:
+                step()
+            except Exception as error:  # noqa: BLE001 - raised below, or logged under the delivery's own
+                errors.append(error)
+                if not raise_errors:
+                    self.log.warning(f"Clean-up after a failed delivery also failed: {describe(error)}")
+        if raise_errors and errors:
+            raise errors[0]
+
+    def _close_sink(self, sink) -> None:
+        self.report.api_calls += sink.stats.api_calls
+        self.report.rate_limited += sink.stats.rate_limited
+        sink.close()
+
+    def _drop_due(self) -> None:
+        with self.connect() as con:
+            drop_due(con, self.run_id)
 
     def _record(self, outcomes: list[Outcome], sink: str, *, update_state: bool = True) -> None:
         if not outcomes:

@@ -23,6 +23,7 @@ from datetime import date
 import duckdb
 from dagster import (
     AssetCheckExecutionContext,
+    AssetCheckKey,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetKey,
@@ -327,6 +328,11 @@ def build_raw_checks(settings: PipelineSettings) -> list[AssetChecksDefinition]:
     ]
 
 
+def blocking_check_keys(settings: PipelineSettings) -> list[AssetCheckKey]:
+    """The raw table's blocking checks: the ones a run must never skip."""
+    return [AssetCheckKey(settings.key("recordings"), rule.name) for rule in _RAW_RULES if rule.blocking]
+
+
 def build_asset_checks(settings: PipelineSettings) -> list[AssetChecksDefinition]:
     """Every warehouse check of one instance: the raw table's, then each derived table's."""
     derived = [check for table in DERIVED_TABLES for check in derived_table_checks(table, settings)]
@@ -345,6 +351,7 @@ def build_audit_job(settings: PipelineSettings, checks: list[AssetChecksDefiniti
 
 
 __all__ = [
+    "blocking_check_keys",
     "build_asset_checks",
     "build_audit_job",
     "derived_table_checks",

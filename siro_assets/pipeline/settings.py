@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 from dagster import AssetKey, DailyPartitionsDefinition, Model, Resolvable
 from pydantic import Field, field_validator, model_validator
@@ -55,6 +55,15 @@ class WebhookOptions(Resolvable, Model):
         ge=1,
         description="Webhook runs that may wait to start at once; past it, new ids wait for the next tick "
         "and go out together, so a stream of events is not one run process per tick.",
+    )
+
+    checks: Literal["essential", "all"] = Field(
+        default="essential",
+        description="Which asset checks a webhook run executes. `essential`: the raw table's blocking "
+        "checks (derived tables never build from duplicates or rows without keys) and the writeback "
+        "check (a failed CRM write shows at once); the rest run with the polling, nightly and audit "
+        "runs. `all`: every check, at ~1 s of the warehouse pool each, which at a steady stream of "
+        "events makes runs queue behind one another (docs/WEBHOOKS.md).",
     )
 
     @field_validator("inbox_path", "inbox_dsn_env", mode="before")

@@ -84,6 +84,8 @@ class LakeSettings:
     data_path: str
     aws_access_key_id: str | None = field(default=None, repr=False)
     aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
+    """With temporary keys (STS: an assumed role, SSO): they are refused without it."""
     aws_region: str | None = None
     aws_endpoint_url: str | None = None
     scratch_directory: str | None = None
@@ -106,6 +108,7 @@ class LakeSettings:
             data_path=env[DATA_PATH_ENV_VAR],
             aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
             aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
             aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
         )
@@ -126,7 +129,7 @@ class LakeSettings:
 
     def secrets(self) -> list[str]:
         """The values no message may contain."""
-        values = [self.aws_access_key_id, self.aws_secret_access_key]
+        values = [self.aws_access_key_id, self.aws_secret_access_key, self.aws_session_token]
         values += re.findall(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", self.catalog)
         values += re.findall(r"://[^:/@]+:([^@/]+)@", self.catalog)  # a URI's user:password@
         return [v.strip("'") for v in values if v]
@@ -204,7 +207,7 @@ def _s3_secret(settings: LakeSettings) -> str:
         options = {"PROVIDER": "credential_chain", "REFRESH": "auto", "REGION": settings.aws_region}
     else:
         options = {"KEY_ID": settings.aws_access_key_id, "SECRET": settings.aws_secret_access_key,
-                   "REGION": settings.aws_region}
+                   "SESSION_TOKEN": settings.aws_session_token, "REGION": settings.aws_region}
     if settings.aws_endpoint_url:
         endpoint = urlsplit(settings.aws_endpoint_url)
         # A custom endpoint (moto, MinIO) serves buckets as paths, not as host names.

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from siro_assets.api_client.timestamps import format_ts
 from siro_assets.pipeline.ingest.refresh import RECORDING_IDS_TAG
@@ -181,6 +181,9 @@ def test_webhooks_bring_changes_through_a_real_daemon_into_recording_crm_and_the
                     break
                 time.sleep(0.5)
             runs = [r.dagster_run for r in instance.get_run_records(RunsFilter(job_name="siro_recordings_job"))]
+            evaluated = {r.run_id: {e.dagster_event.asset_check_evaluation_data.check_name
+                                    for e in instance.all_logs(r.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)}
+                         for r in runs}
     finally:
         stop_sender.set()
         if sender_thread is not None:
@@ -203,6 +206,9 @@ def test_webhooks_bring_changes_through_a_real_daemon_into_recording_crm_and_the
     assert all(r.status == DagsterRunStatus.SUCCESS for r in runs), [(r.run_id, r.status) for r in runs]
     # Every run was a webhook run: polling (listing from the wall clock's now) found nothing.
     assert by_webhook and len(by_webhook) == len(runs)
+    # A webhook run executes every asset but only the essential checks (webhooks.checks).
+    essential = {"id_unique", "keys_not_null", "no_outstanding_rejects_or_failures"}
+    assert all(evaluated[r.run_id] == essential for r in by_webhook), evaluated
     fetched = {rid for r in by_webhook for rid in r.tags[RECORDING_IDS_TAG].split(",")}
     assert fetched == notified, (notified - fetched, fetched - notified)
     want_crm, got_crm = _crm_rows(reference, settled), _crm_rows(receiver.warehouse, settled)

@@ -156,3 +156,11 @@ def test_a_ducklake_warehouse_block_binds_the_catalog_by_name_only(monkeypatch):
 def test_the_warehouse_backend_must_be_duckdb_or_ducklake():
     with pytest.raises(Exception, match="backend"):
         build_defs_for_component(_instance("warehouse: {backend: postgres}\n"))
+
+
+def test_webhook_runs_check_what_the_webhooks_checks_attribute_says():
+    essential = _instance("webhooks: {enabled: true}\n")
+    assert essential.webhooks.checks == "essential"
+    assert _instance("webhooks: {enabled: true, checks: all}\n").webhooks.checks == "all"
+    with pytest.raises(Exception, match="checks"):
+        build_defs_for_component(_instance("webhooks: {enabled: true, checks: some}\n"))

@@ -71,3 +71,45 @@ def test_a_run_that_lost_the_lease_ending_late_leaves_the_new_holders_queue_alon
     assert stage_due(bed.con, "holder", now) == 3  # took the lease over, queued its own
     drop_due(bed.con, "stalled")  # the stalled run ends: before, this dropped the whole queue
     assert len(due_page(bed.con, "holder", 0, 10)) == 6
+
+
+def test_a_failing_clean_up_never_hides_the_deliverys_own_error(monkeypatch, caplog):
+    import duckdb
+    import pytest
+
+    bed = Bed()
+    bed.load(D1, _fields(2))
+
+    def crm_down(self, settings, due):
+        raise RuntimeError("the CRM went away mid-page")
+
+    def locked(con, run_id):
+        raise duckdb.IOException("Could not set lock on file")
+
+    monkeypatch.setattr(delivery_module.Delivery, "_deliver_route", crm_down)
+    monkeypatch.setattr(delivery_module, "drop_due", locked)
+    with caplog.at_level("WARNING"), pytest.raises(RuntimeError, match="the CRM went away"):
+        bed.run()
+    assert "Clean-up after a failed delivery also failed: IOException: Could not set lock" in caplog.text
+    # Its queue rows stay until a later run's stage_due drops them (they are a day old then).
+    assert bed.con.execute(f"SELECT count(*) FROM {QUEUE_TABLE}").fetchone()[0] > 0
+
+
+def test_a_clean_up_error_after_a_good_delivery_fails_the_run_after_every_step(monkeypatch):
+    import pytest
+
+    bed = Bed()
+    bed.load(D1, _fields(2))
+    closed = []
+    real_close = delivery_module.Delivery._close_sink
+
+    def close(self, sink):
+        closed.append(sink)
+        real_close(self, sink)
+        raise OSError("socket close failed")
+
+    monkeypatch.setattr(delivery_module.Delivery, "_close_sink", close)
+    with pytest.raises(OSError, match="socket close failed"):
+        bed.run()
+    assert closed  # and the queue was still emptied
+    assert bed.con.execute(f"SELECT count(*) FROM {QUEUE_TABLE}").fetchone()[0] == 0

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from dagster import DagsterInstance, build_sensor_context
 
-from siro_assets.pipeline.automation.jobs import build_recordings_job
+from siro_assets.pipeline.automation.jobs import build_recordings_job, pipeline_asset_keys, pipeline_selection
 from siro_assets.pipeline.automation.webhook_sensor import build_webhook_sensor
 from siro_assets.pipeline.ingest.refresh import RECORDING_IDS_TAG
 from siro_assets.pipeline.settings import PipelineSettings, WebhookOptions
@@ -43,6 +43,11 @@ def test_inbox_event_reaches_recording_crm_through_one_tick_and_its_run(warehous
     (request,) = result.run_requests
     assert request.tags[RECORDING_IDS_TAG] == rid and request.run_key == "webhooks:1-2"
     assert result.cursor == "2"
+    # Every asset of the job, and only the checks a webhook run must not skip.
+    assert set(request.asset_selection) == set(pipeline_asset_keys(SETTINGS))
+    assert {(k.asset_key.to_user_string(), k.name) for k in request.asset_check_keys} == {
+        ("siro/recordings", "id_unique"), ("siro/recordings", "keys_not_null"),
+        ("siro/crm_writebacks", "no_outstanding_rejects_or_failures")}
 
     from siro_assets.definitions import defs
     run = defs.resolve_job_def(SETTINGS.recordings_job_name).execute_in_process(
@@ -165,3 +170,20 @@ def test_while_a_webhook_run_waits_to_start_new_events_wait_for_the_next_run(war
                                     status=DagsterRunStatus.STARTED, tags={WEBHOOK_RUN_TAG: "siro"}))
         (request,) = tick(None).run_requests
         assert request.tags[RECORDING_IDS_TAG] == rid and request.tags[WEBHOOK_RUN_TAG] == "siro"
+
+
+def test_with_checks_all_a_webhook_run_is_the_whole_job(warehouse):
+    rid, created, linked = find_late_link()
+    settings = PipelineSettings(webhooks=WebhookOptions(enabled=True, checks="all"))
+    _notify(warehouse, rid, "msg_1")
+    (request,) = _tick(simulated_siro(linked + timedelta(seconds=30)), warehouse,
+                       sensor=build_webhook_sensor(settings, build_recordings_job(settings))).run_requests
+    assert request.asset_selection is None and request.asset_check_keys is None
+
+
+def test_the_webhook_runs_asset_keys_are_the_jobs_selection():
+    from siro_assets.pipeline.build import build_pipeline_definitions
+
+    for settings in (SETTINGS, PipelineSettings(key_prefix="west")):
+        assets = build_pipeline_definitions(settings, {}).assets
+        assert pipeline_selection(settings).resolve(assets) == set(pipeline_asset_keys(settings))

@@ -83,15 +83,18 @@ def test_lake_settings_come_from_the_documented_variables_and_never_show_secrets
         "SIRO_DUCKLAKE_CATALOG": "host=db port=5432 dbname=lake user=siro password=hunter2-pw",
         "SIRO_DUCKLAKE_DATA_PATH": "s3://bucket/prefix",
         "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t-key",
-        "AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "AWS_SESSION_TOKEN": "sts-session-token", "AWS_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
     }
     settings = LakeSettings.from_env(env)
     assert settings.on_s3 and settings.data_path_with_slash() == "s3://bucket/prefix/"
     assert settings.aws_endpoint_url == "http://127.0.0.1:9000" and settings.aws_region == "eu-west-1"
-    for secret in ("hunter2-pw", "AKIDEXAMPLE", "s3cr3t-key"):
+    for secret in ("hunter2-pw", "AKIDEXAMPLE", "s3cr3t-key", "sts-session-token"):
         assert secret not in repr(settings)
         assert secret in settings.secrets()
     secret_sql = lake._s3_secret(settings)
+    # Temporary keys (an assumed role) are refused by S3 without their session token.
+    assert "SESSION_TOKEN 'sts-session-token'" in secret_sql
     assert "ENDPOINT '127.0.0.1:9000'" in secret_sql and "USE_SSL false" in secret_sql
     with pytest.raises(LakeConnectError, match="SIRO_DUCKLAKE_CATALOG"):
         LakeSettings.from_env({"SIRO_DUCKLAKE_DATA_PATH": "/lake"})

@@ -22,6 +22,9 @@ from ...changes.change_tracking import group_days
 from ..partitions import partition_key
 from ..ingest.refresh import RECORDING_IDS_TAG
 from ..settings import PipelineSettings
+from ..checks import blocking_check_keys
+from ..writebacks.checks import writeback_check_key
+from .jobs import pipeline_asset_keys
 from .dagster_gaps import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from ...api_client.async_client import fetch_each
 from ...webhooks.drain import drain
@@ -44,6 +47,22 @@ async def _created_days(api: Any, ids: Sequence[str]) -> list[date | None]:
     async with api.async_client() as client:
         recordings = await fetch_each(ids, client.get_recording)
     return [r.created_at.astimezone(timezone.utc).date() if r is not None else None for r in recordings]
+
+
+def _run_selection(settings: PipelineSettings) -> dict[str, Any]:
+    """What a webhook run executes beyond the default (the whole job, every check).
+
+    With `checks: essential`, every asset but only the checks a user must see per run:
+    each check is a step of its own in the one-slot warehouse pool, so the other ~15 would
+    add seconds to every run, and a steady stream of events would make runs queue behind
+    one another. The polling, nightly and audit runs still execute them all.
+    """
+    if settings.webhooks.checks == "all":
+        return {}
+    return {
+        "asset_selection": pipeline_asset_keys(settings),
+        "asset_check_keys": [*blocking_check_keys(settings), writeback_check_key(settings)],
+    }
 
 
 def build_webhook_sensor(
@@ -115,6 +134,7 @@ def build_webhook_sensor(
         ranges = group_days(day_of.values(), settings.sensor.max_runs_per_tick)
         # A drained range is unique; a retries-only run is unique by its tick's time.
         key = drained.run_key if drained else f"webhooks:{seq}:retry:{now.isoformat()}"
+        selection = _run_selection(settings)
         requests = []
         for first, last in ranges:
             in_range = [rid for rid in found if first <= day_of[rid] <= last]
@@ -126,6 +146,7 @@ def build_webhook_sensor(
                     PARTITION_RANGE_START_TAG: partition_key(first),
                     PARTITION_RANGE_END_TAG: partition_key(last),
                 },
+                **selection,
             ))
         return requests
 

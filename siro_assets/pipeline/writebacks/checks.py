@@ -1,11 +1,26 @@
 """The writeback check: fails while CRM rejects or failures stand for current targets."""
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, MetadataValue, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    MetadataValue,
+    asset_check,
+)
 
 from ...crm import STATE_TABLE, outstanding
 from ...warehouse.tables import table_exists
 from ..resources import WarehouseResource
 from ..settings import PipelineSettings
+
+
+WRITEBACK_CHECK_NAME = "no_outstanding_rejects_or_failures"
+
+
+def writeback_check_key(settings: PipelineSettings) -> AssetCheckKey:
+    """The key of one instance's writeback check."""
+    return AssetCheckKey(settings.key("crm_writebacks"), WRITEBACK_CHECK_NAME)
 
 
 def build_writeback_check(settings: PipelineSettings) -> AssetChecksDefinition:
@@ -14,7 +29,7 @@ def build_writeback_check(settings: PipelineSettings) -> AssetChecksDefinition:
 
     @asset_check(
         asset=settings.key("crm_writebacks"),
-        name="no_outstanding_rejects_or_failures",
+        name=WRITEBACK_CHECK_NAME,
         description="No CRM field's current target value stands rejected or failed; names the top error codes.",
         required_resource_keys={warehouse_key},
     )
