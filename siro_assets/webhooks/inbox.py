@@ -35,7 +35,8 @@ __all__ = [
     "inbox_path_for",
 ]
 
-#: Rows kept at most; past it the receiver answers 503 and the sender retries later.
+#: Rows kept at most. A full inbox first drops the oldest events its consumers have
+#: drained (`mark_consumed`); only undrained ones past it make the receiver answer 503.
 DEFAULT_CAPACITY = 100_000
 #: How long a message id stays known (and its event readable). Longer than Svix's retry
 #: schedule (about 28 hours), so a redelivery after a lost acknowledgement is still a
@@ -106,6 +107,15 @@ class Inbox(ABC):
     def count(self) -> int:
         """How many events the inbox holds."""
 
+    @abstractmethod
+    def mark_consumed(self, endpoint: str, seq: int) -> None:
+        """Note that `endpoint`'s consumer has drained its events up to `seq` (never lowered).
+
+        Drained events stay readable (replays, dedupe) until the retention drops them, or
+        until the inbox is full: then they go first, oldest first, so a burst a sensor
+        has already drained never makes the receiver refuse new events.
+        """
+
     def close(self) -> None:
         """Release the store's connections."""
 
@@ -125,11 +135,13 @@ class SqlInbox(Inbox):
 
     The dialect: `_transaction` (where appends serialise), `_placeholder`, the table and
     arrival-time column names, and how an arrival time is stored (`_stamp`/`_unstamp`).
-    The SQL here is written with `?` placeholders and `{table}`/`{received}` names.
+    The SQL here is written with `?` placeholders and `{table}`/`{received}`/`{consumed}`
+    names (`{consumed}`: each endpoint's drained-through seq).
     """
 
     _table: str
     _received: str
+    _consumed: str
     _placeholder = "?"
 
     def __init__(self, capacity: int, retention: timedelta, now: Callable[[], datetime]) -> None:
@@ -153,7 +165,8 @@ class SqlInbox(Inbox):
         """A stored arrival time as an aware UTC datetime."""
 
     def _sql(self, text: str) -> str:
-        return text.format(table=self._table, received=self._received).replace("?", self._placeholder)
+        return text.format(table=self._table, received=self._received,
+                           consumed=self._consumed).replace("?", self._placeholder)
 
     def append(self, event: InboxEvent) -> Appended:
         """See `Inbox.append`; also drops history older than the retention."""
@@ -169,6 +182,8 @@ class SqlInbox(Inbox):
             cur.execute(self._sql("SELECT count(*) FROM {table}"))
             (held,) = cur.fetchone()
             if held >= self.capacity:
+                held -= self._drop_drained(cur, held - self.capacity + 1)
+            if held >= self.capacity:
                 full = held  # commit the trim, then refuse
             else:
                 cur.execute(
@@ -182,6 +197,27 @@ class SqlInbox(Inbox):
         if full is not None:
             raise InboxFull(f"the webhook inbox holds {full} events (capacity {self.capacity})")
         return Appended(seq=int(seq), duplicate=False)
+
+    def _drop_drained(self, cur: Any, wanted: int) -> int:
+        """Delete up to `wanted` of the oldest drained events (at least a tenth of the
+        capacity, so a full inbox does not trim on every append); how many went."""
+        cur.execute(self._sql(
+            "DELETE FROM {table} WHERE seq IN (SELECT e.seq FROM {table} AS e"
+            " JOIN {consumed} AS c ON c.endpoint = e.endpoint WHERE e.seq <= c.seq ORDER BY e.seq LIMIT ?)"),
+            (max(wanted, self.capacity // 10),))
+        return max(cur.rowcount, 0)
+
+    def mark_consumed(self, endpoint: str, seq: int) -> None:
+        """See `Inbox.mark_consumed`. Reads first: a sensor calls it every tick, and an
+        idle tick (nothing new drained) must not be a write."""
+        with self._lock, self._transaction(append=False) as cur:
+            cur.execute(self._sql("SELECT seq FROM {consumed} WHERE endpoint = ?"), (endpoint,))
+            known = cur.fetchone()
+            if known is not None and int(known[0]) >= seq:
+                return
+            cur.execute(self._sql(
+                "INSERT INTO {consumed} (endpoint, seq) VALUES (?, ?) ON CONFLICT (endpoint)"
+                " DO UPDATE SET seq = excluded.seq WHERE excluded.seq > {consumed}.seq"), (endpoint, seq))
 
     def read_after(self, seq: int, limit: int, *, endpoint: str | None = None) -> list[StoredEvent]:
         """See `Inbox.read_after`."""
@@ -221,6 +257,10 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS webhook_events (
     UNIQUE (endpoint, message_id)
 );
 CREATE INDEX IF NOT EXISTS webhook_events_received ON webhook_events (received_at_us);
+CREATE TABLE IF NOT EXISTS webhook_consumed (
+    endpoint TEXT    PRIMARY KEY,
+    seq      INTEGER NOT NULL
+);
 """
 
 
@@ -253,6 +293,7 @@ class SqliteInbox(SqlInbox):
 
     _table = "webhook_events"
     _received = "received_at_us"
+    _consumed = "webhook_consumed"
 
     @contextmanager
     def _transaction(self, *, append: bool) -> Iterator[sqlite3.Cursor]:

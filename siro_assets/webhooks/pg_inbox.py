@@ -3,7 +3,8 @@
 Selected by `webhooks.inbox_dsn_env` (docs/OPERATIONS.md): the receiver and the webhook
 sensor then share a database instead of a file, so in Kubernetes neither needs the
 warehouse volume. Same behaviour as `SqliteInbox`: dedupe by `(endpoint, message_id)`,
-history bounded by retention and capacity, `InboxFull` past the capacity.
+history bounded by retention and capacity (drained events dropped first), `InboxFull`
+past the capacity.
 
 Appends take a self-conflicting table lock (`SHARE ROW EXCLUSIVE`, which readers never
 wait for) for their transaction. That serialises them across receiver replicas, so the
@@ -25,9 +26,10 @@ import psycopg2
 
 from .inbox import DEFAULT_CAPACITY, DEFAULT_RETENTION, SqlInbox
 
-__all__ = ["TABLE", "PostgresInbox"]
+__all__ = ["CONSUMED_TABLE", "TABLE", "PostgresInbox"]
 
 TABLE = "siro_webhook_events"
+CONSUMED_TABLE = "siro_webhook_consumed"
 # Any constant: it only keeps two processes from creating the table at once.
 _CREATE_LOCK_KEY = 0x5190_3B00
 
@@ -44,6 +46,10 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     UNIQUE (endpoint, message_id)
 );
 CREATE INDEX IF NOT EXISTS {TABLE}_received ON {TABLE} (received_at);
+CREATE TABLE IF NOT EXISTS {CONSUMED_TABLE} (
+    endpoint TEXT   PRIMARY KEY,
+    seq      BIGINT NOT NULL
+);
 """
 
 
@@ -77,6 +83,7 @@ class PostgresInbox(SqlInbox):
 
     _table = TABLE
     _received = "received_at"
+    _consumed = CONSUMED_TABLE
     _placeholder = "%s"
 
     def _connection(self):

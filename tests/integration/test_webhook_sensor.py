@@ -63,8 +63,13 @@ def test_inbox_event_reaches_recording_crm_through_one_tick_and_its_run(warehous
     (raw,) = [e for e in run.get_asset_materialization_events() if e.asset_key.path == ["siro", "recordings"]]
     assert raw.materialization.metadata["fetch"].value == "1 notified id(s)"
 
-    # The next tick starts past the cursor: nothing new, no run.
+    # The next tick starts past the cursor: nothing new, no run. Starting from a
+    # committed cursor, it marks those events drained (a full inbox drops them first).
     assert not _tick(siro, warehouse, result.cursor).run_requests
+    import sqlite3
+
+    with sqlite3.connect(inbox_path_for(warehouse.database)) as con:
+        assert con.execute("SELECT endpoint, seq FROM webhook_consumed").fetchall() == [("siro", 2)]
 
 
 def test_an_empty_inbox_tick_makes_no_api_request(warehouse, monkeypatch):

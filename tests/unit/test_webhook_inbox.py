@@ -215,5 +215,28 @@ def test_both_stores_run_one_store_logic_and_differ_only_in_their_dialect():
     # capacity and read code is one (`SqlInbox`); each store gives only its dialect.
     from siro_assets.webhooks.inbox import SqlInbox
 
-    for method in ("append", "read_after", "count"):
+    for method in ("append", "read_after", "count", "mark_consumed"):
         assert getattr(SqliteInbox, method) is getattr(PostgresInbox, method) is getattr(SqlInbox, method)
+
+
+def test_a_full_inbox_drops_the_oldest_drained_events_first_and_never_undrained_ones(inbox):
+    for n in range(5):
+        inbox.append(event(f"msg_{n}"))
+    seqs = [e.seq for e in inbox.read_after(0, 10)]
+    inbox.mark_consumed("siro", seqs[1])  # the sensor drained the first two
+    inbox.mark_consumed("siro", seqs[0])  # a stale mark never lowers it
+    assert not inbox.append(event("msg_new")).duplicate
+    assert inbox.append(event("msg_newer")).seq > seqs[-1]
+    assert [e.message_id for e in inbox.read_after(0, 10)] == ["msg_2", "msg_3", "msg_4", "msg_new", "msg_newer"]
+    # Nothing drained is left: the bound holds again, and nothing undrained was dropped.
+    with pytest.raises(InboxFull):
+        inbox.append(event("msg_one_too_many"))
+    assert inbox.count() == 5
+
+
+def test_an_endpoints_mark_frees_only_its_own_events(inbox):
+    for n in range(5):
+        inbox.append(event(f"msg_{n}", endpoint="west" if n < 2 else "siro"))
+    inbox.mark_consumed("siro", inbox.read_after(0, 10)[-1].seq)  # siro drained all of its own
+    inbox.append(event("msg_new", endpoint="west"))
+    assert [e.message_id for e in inbox.read_after(0, 10, endpoint="west")] == ["msg_0", "msg_1", "msg_new"]

@@ -98,6 +98,10 @@ def build_webhook_sensor(
         cursor = WebhookCursor.parse(context.cursor)
         now = clock()
         with location.open() as inbox:
+            if cursor.seq:
+                # The cursor this tick starts from is committed: the events up to it are
+                # drained for good, and a full inbox may drop them first.
+                inbox.mark_consumed(settings.key_prefix, cursor.seq)
             drained = drain(inbox, cursor.seq, options.max_ids_per_run, endpoint=settings.key_prefix)
         due = cursor.due(now)
         if drained is None and not due:
