@@ -186,9 +186,12 @@ def test_with_checks_all_a_webhook_run_is_the_whole_job(warehouse):
     assert request.asset_selection is None and request.asset_check_keys is None
 
 
-def test_the_webhook_runs_asset_keys_are_the_jobs_selection():
+def test_the_jobs_named_assets_are_the_raw_table_and_everything_downstream_of_it():
+    from dagster import AssetSelection
+
     from siro_assets.pipeline.build import build_pipeline_definitions
 
     for settings in (SETTINGS, PipelineSettings(key_prefix="west")):
         assets = build_pipeline_definitions(settings, {}).assets
-        assert pipeline_selection(settings).resolve(assets) == set(pipeline_asset_keys(settings))
+        downstream = AssetSelection.assets(settings.key("recordings")).downstream().resolve(assets)
+        assert pipeline_selection(settings).resolve(assets) == set(pipeline_asset_keys(settings)) == downstream
