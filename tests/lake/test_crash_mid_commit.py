@@ -34,10 +34,9 @@ from .test_two_machines import ROOT, WORLD, Bed, _snapshot, _times
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 
-def _a_day_that_changes(t1: datetime, t2: datetime) -> str:
-    """Of the four days before t2's, the one whose recordings change most between t1 and t2,
-    so the rerun has something new to write whatever the hour the test runs at (a day of
-    the sparse test world may have no change in a given hour and a half)."""
+def _a_day_that_changes(t1: datetime, t2: datetime) -> str | None:
+    """Of the four days before t2's, the one whose recordings change most between t1 and
+    t2 (None if none does), so the rerun has something new to write."""
     def payloads(at: datetime, day: date) -> dict[str, dict]:
         start = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
         return {r["id"]: r for r in WORLD.recordings(at, created_from=start, created_to=start + timedelta(days=1))}
@@ -48,8 +47,21 @@ def _a_day_that_changes(t1: datetime, t2: datetime) -> str:
 
     days = [t2.date() - timedelta(days=k) for k in range(1, 5)]
     best = max(days, key=changed)
-    assert changed(best) > 0, f"no recording of {days} changes between {t1} and {t2}"
-    return best.isoformat()
+    return best.isoformat() if changed(best) > 0 else None
+
+
+def _steps_with_a_change() -> tuple[datetime, datetime, str]:
+    """The two steps' instants (an hour and a half apart) and the day to write: the latest
+    such window, from the two machines' test's, back an hour at a time, in which a day of
+    the sparse test world changes (whatever the hour the test runs at, some hour and a
+    half has none: late evenings did)."""
+    t1, t2, _ = _times()
+    for hours in range(48):
+        back = timedelta(hours=hours)
+        day = _a_day_that_changes(t1 - back, t2 - back)
+        if day is not None:
+            return t1 - back, t2 - back, day
+    raise AssertionError(f"no recording changes in any 90 minutes of the 48 hours before {t2}")
 
 
 def _blocked_commit(dsn: str, proc: subprocess.Popen, log, timeout: float = 600.0) -> str:
@@ -93,8 +105,7 @@ def _uncatalogued_files(dsn: str, data_path: str) -> set[str]:
 
 @pytest.mark.parametrize("lake", ["directory"], indirect=True)  # S3: the two-machine test
 def test_a_run_killed_mid_commit_leaves_the_last_snapshot_and_a_rerun_ends_correct(lake, tmp_path):
-    t1, t2, _ = _times()
-    day = _a_day_that_changes(t1, t2)
+    t1, t2, day = _steps_with_a_change()
     warehouse = {"SIRO_WAREHOUSE": "ducklake", "SIRO_DUCKLAKE_CATALOG": lake.catalog,
                  "SIRO_DUCKLAKE_DATA_PATH": lake.data_path}
     bed = Bed(tmp_path)
